@@ -1,0 +1,24 @@
+// Bundles the plugin and the CLI into single files: the plugin starts once per CNI call, and
+// one file with no module resolution is the fastest thing node can load.
+import { build } from 'esbuild';
+import { chmodSync } from 'node:fs';
+
+const common = { bundle: true, platform: 'node', target: 'node20', sourcemap: false, legalComments: 'none', logLevel: 'warning' };
+
+await build({
+  ...common,
+  entryPoints: ['src/plugin/main.ts'],
+  outfile: 'dist/weft-cni.cjs',
+  format: 'cjs',
+  minify: true,
+  banner: { js: '#!/usr/bin/env node' },
+});
+await build({
+  ...common,
+  entryPoints: ['src/cli/entry.ts'],
+  outfile: 'dist/weft.mjs',
+  format: 'esm',
+  banner: { js: "#!/usr/bin/env node\nimport { createRequire as __weftCreateRequire } from 'node:module'; const require = __weftCreateRequire(import.meta.url);" },
+});
+chmodSync('dist/weft-cni.cjs', 0o755);
+chmodSync('dist/weft.mjs', 0o755);

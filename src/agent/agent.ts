@@ -1,0 +1,98 @@
+import { promises as fs } from 'node:fs';
+import type { Server } from 'node:http';
+import { join } from 'node:path';
+import { kernelDatapath, type Datapath } from '../datapath/datapath.js';
+import { ensureSysctl } from '../kernel/sysctl.js';
+import type { Cidr } from '../ipam/cidr.js';
+import { Ipam } from '../ipam/ipam.js';
+import type { Logger } from '../util/log.js';
+import { AttachmentStore } from './attachment-store.js';
+import { CniService } from './cni-service.js';
+import { startAgentServer } from './server.js';
+
+/** The node agent's wiring: state, IPAM, the CNI service and its socket. */
+export interface AgentConfig {
+  stateDir: string;
+  socketPath: string;
+  podCidrs: Cidr[];
+  mtu: number;
+  log: Logger;
+  datapath?: Datapath;
+}
+
+export interface RunningAgent {
+  service: CniService;
+  ipam: Ipam;
+  records: AttachmentStore;
+  stop(): Promise<void>;
+}
+
+/** A pid file in the state dir: two agents on one state would hand out the same addresses. */
+async function lockStateDir(stateDir: string): Promise<string> {
+  const pidFile = join(stateDir, 'agent.pid');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await fs.writeFile(pidFile, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
+      return pidFile;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const other = Number((await fs.readFile(pidFile, 'utf8').catch(() => '')).trim());
+      if (Number.isInteger(other) && other > 0 && other !== process.pid && isAlive(other)) {
+        throw new Error(`another weft agent (pid ${other}) is using state dir ${stateDir}`);
+      }
+      await fs.rm(pidFile, { force: true }); // left by an agent that was killed
+    }
+  }
+  throw new Error(`cannot lock state dir ${stateDir}`);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
+  const { log } = cfg;
+  await fs.mkdir(cfg.stateDir, { recursive: true, mode: 0o700 });
+  const pidFile = await lockStateDir(cfg.stateDir);
+  let server: Server | undefined;
+  try {
+    if (cfg.podCidrs.some((c) => c.family === 4)) await ensureSysctl('net.ipv4.ip_forward', '1');
+    if (cfg.podCidrs.some((c) => c.family === 6)) await ensureSysctl('net.ipv6.conf.all.forwarding', '1');
+    const ipam = await Ipam.open(cfg.stateDir, cfg.podCidrs);
+    const records = await AttachmentStore.open(cfg.stateDir);
+    const service = new CniService({ ipam, records, datapath: cfg.datapath ?? kernelDatapath, log, mtu: cfg.mtu });
+    server = await startAgentServer({
+      socketPath: cfg.socketPath,
+      service,
+      log,
+      health: () => ({ ok: true, pools: ipam.status(), attachments: records.size }),
+    });
+    log.info('agent ready', {
+      socket: cfg.socketPath,
+      stateDir: cfg.stateDir,
+      podCidrs: cfg.podCidrs.map((c) => c.text),
+      attachments: records.size,
+      reservations: ipam.reservations().length,
+    });
+    const srv = server;
+    return {
+      service,
+      ipam,
+      records,
+      stop: async () => {
+        await new Promise<void>((resolve) => srv.close(() => resolve()));
+        await fs.rm(cfg.socketPath, { force: true });
+        await fs.rm(pidFile, { force: true });
+      },
+    };
+  } catch (err) {
+    server?.close();
+    await fs.rm(pidFile, { force: true });
+    throw err;
+  }
+}

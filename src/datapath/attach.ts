@@ -1,0 +1,85 @@
+import { ip, ipBatch, IpError, isIpNotFound } from '../kernel/ip.js';
+import { hostSetupCommands, podSetupCommands, type AttachmentPlan } from './plan.js';
+import { isHostIfName } from './names.js';
+
+/** Why an attachment could not be made; the agent maps these to CNI error codes. */
+export class AttachError extends Error {
+  readonly code = 'ERR_ATTACH';
+  constructor(
+    message: string,
+    readonly reason: 'interface-exists' | 'netns-gone' | 'kernel',
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'AttachError';
+  }
+}
+
+/**
+ * Makes the attachment: two processes on the hot path (node batch, pod batch). A stale node-side
+ * veth of the same attachment (left by a crash) is removed and the step retried once. On a pod
+ * side failure the pair is deleted again, so a failed attach leaves nothing behind.
+ */
+export async function attach(plan: AttachmentPlan): Promise<void> {
+  await createHostSide(plan, true);
+  try {
+    await ipBatch(podSetupCommands(plan), { netns: plan.netns });
+  } catch (err) {
+    await detach(plan.hostIf).catch(() => undefined);
+    throw new AttachError(`configuring ${plan.ifName} in netns ${plan.netns} failed: ${(err as Error).message}`, 'kernel', {
+      cause: err,
+    });
+  }
+}
+
+async function createHostSide(plan: AttachmentPlan, retry: boolean): Promise<void> {
+  try {
+    await ipBatch(hostSetupCommands(plan));
+  } catch (err) {
+    if (!(err instanceof IpError)) throw err;
+    if (err.line === 0 && err.reason === 'exists') {
+      if (retry && (await linkExists(plan.hostIf))) {
+        await detach(plan.hostIf);
+        return createHostSide(plan, false);
+      }
+      throw new AttachError(
+        `interface ${plan.ifName} already exists in netns ${plan.netns}`,
+        'interface-exists',
+        { cause: err },
+      );
+    }
+    if (err.reason === 'invalid-netns') {
+      throw new AttachError(`netns ${plan.netns} disappeared during ADD`, 'netns-gone', { cause: err });
+    }
+    if (err.line !== undefined && err.line > 0) await detach(plan.hostIf).catch(() => undefined);
+    throw new AttachError(`setting up ${plan.hostIf} on the node failed: ${err.message}`, 'kernel', { cause: err });
+  }
+}
+
+export async function linkExists(name: string, netns?: string): Promise<boolean> {
+  try {
+    await ip(['link', 'show', 'dev', name], netns !== undefined ? { netns } : {});
+    return true;
+  } catch (err) {
+    if (isIpNotFound(err)) return false;
+    throw err;
+  }
+}
+
+/** Deletes the node end (the kernel removes the pod end and every route with it). */
+export async function detach(hostIf: string): Promise<boolean> {
+  try {
+    await ip(['link', 'del', 'dev', hostIf]);
+    return true;
+  } catch (err) {
+    if (isIpNotFound(err)) return false;
+    throw err;
+  }
+}
+
+/** Weft's node-side veths on this node, by their derived names. */
+export async function listHostIfs(): Promise<string[]> {
+  const out = await ip(['-json', 'link', 'show', 'type', 'veth']);
+  const links = JSON.parse(out || '[]') as Array<{ ifname: string }>;
+  return links.map((l) => l.ifname).filter(isHostIfName);
+}

@@ -1,0 +1,101 @@
+import type { Result, ResultInterface, ResultIP, ResultRoute, DnsConfig } from '../cni/result.js';
+import { isDnsEmpty } from '../cni/result.js';
+
+/**
+ * The routed-veth attachment (design §4) as data: the ip commands for the node side and for the
+ * pod side, and the CNI result. No bridge: the pod has a /32 (and /128) and a default route via a
+ * link-local gateway answered by the node end of its veth, so every packet to or from a pod takes
+ * the node's L3 path.
+ */
+export const GATEWAY_V4 = '169.254.1.1';
+export const GATEWAY_V6 = 'fe80::1';
+
+export interface PodAddress {
+  family: 4 | 6;
+  address: string;
+  prefix: number;
+}
+
+export interface AttachmentPlan {
+  hostIf: string;
+  ifName: string;
+  netns: string;
+  mtu: number;
+  hostMac: string;
+  podMac: string;
+  addresses: PodAddress[];
+}
+
+/** Node side, run in the node's netns: the pair (peer created directly in the pod), host routes. */
+export function hostSetupCommands(p: AttachmentPlan): string[] {
+  const cmds = [
+    `link add ${p.hostIf} mtu ${p.mtu} address ${p.hostMac} type veth peer name ${p.ifName} mtu ${p.mtu} address ${p.podMac} netns ${p.netns}`,
+    `link set ${p.hostIf} up`,
+  ];
+  // fe80::1 on the node end: the pod's IPv6 gateway, and a non-tentative source for the node's
+  // neighbour solicitations towards the pod (the kernel's own link-local is tentative for ~1 s).
+  if (p.addresses.some((a) => a.family === 6)) cmds.push(`addr add ${GATEWAY_V6}/64 dev ${p.hostIf} nodad`);
+  for (const a of p.addresses) {
+    cmds.push(
+      a.family === 4
+        ? `route add ${a.address}/32 dev ${p.hostIf} scope link`
+        : `route add ${a.address}/128 dev ${p.hostIf}`,
+    );
+  }
+  return cmds;
+}
+
+/**
+ * Pod side, run inside the pod's netns. The address comes before the onlink default route (the
+ * kernel checks an onlink gateway against the local table, which exists only once the netns has
+ * an IPv4 address). Static neighbours for the gateways save the first ARP/ND round trip and do
+ * not depend on proxy ARP. Default routes are appended, so a second attachment in the same pod
+ * (eth1) adds a fallback instead of failing.
+ */
+export function podSetupCommands(p: AttachmentPlan): string[] {
+  const cmds = [`link set ${p.ifName} up`];
+  for (const a of p.addresses) {
+    cmds.push(
+      a.family === 4
+        ? `addr add ${a.address}/32 dev ${p.ifName}`
+        : `addr add ${a.address}/128 dev ${p.ifName} nodad`,
+    );
+  }
+  for (const a of p.addresses) {
+    const gw = a.family === 4 ? GATEWAY_V4 : GATEWAY_V6;
+    cmds.push(`neigh replace ${gw} lladdr ${p.hostMac} dev ${p.ifName} nud permanent`);
+    cmds.push(
+      a.family === 4
+        ? `route append default via ${gw} dev ${p.ifName} onlink`
+        : `route append default via ${gw} dev ${p.ifName}`,
+    );
+  }
+  return cmds;
+}
+
+export interface ResultInputs {
+  cniVersion: string;
+  dns?: DnsConfig;
+  /** When Weft is chained after another plugin, its result comes first. */
+  prevResult?: Result;
+}
+
+/** The ADD result: [host veth, pod interface] appended to any prevResult, ips pointing at the pod end. */
+export function buildResult(p: AttachmentPlan, inputs: ResultInputs): Result {
+  const prev = inputs.prevResult;
+  const interfaces: ResultInterface[] = [...(prev?.interfaces ?? [])];
+  const hostIdx = interfaces.push({ name: p.hostIf, mac: p.hostMac, mtu: p.mtu }) - 1;
+  void hostIdx;
+  const podIdx = interfaces.push({ name: p.ifName, mac: p.podMac, mtu: p.mtu, sandbox: p.netns }) - 1;
+  const ips: ResultIP[] = [...(prev?.ips ?? [])];
+  const routes: ResultRoute[] = [...(prev?.routes ?? [])];
+  for (const a of p.addresses) {
+    const gw = a.family === 4 ? GATEWAY_V4 : GATEWAY_V6;
+    ips.push({ address: `${a.address}/${a.prefix}`, gateway: gw, interface: podIdx });
+    routes.push({ dst: a.family === 4 ? '0.0.0.0/0' : '::/0', gw });
+  }
+  const result: Result = { cniVersion: inputs.cniVersion, interfaces, ips, routes };
+  const dns = !isDnsEmpty(inputs.dns) ? inputs.dns : prev?.dns;
+  if (dns && !isDnsEmpty(dns)) result.dns = dns;
+  return result;
+}

@@ -1,0 +1,167 @@
+import { existsSync, promises as fs } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { compareVersions, SUPPORTED_VERSIONS, versionAtLeast } from '../cni/version.js';
+import { execPlugin, findPlugin } from '../cniruntime/invoke.js';
+import { writeFileAtomic } from '../util/atomic-file.js';
+import { UserError } from '../util/user-error.js';
+
+/**
+ * `weft install` / `weft uninstall`: put the bundled plugin into a CNI bin dir and a conflist into
+ * a CNI conf dir, so that a standard runtime finds and runs it.
+ */
+export const CONFLIST_FILE = '10-weft.conflist';
+export const PLUGIN_FILE = 'weft';
+export const DEFAULT_BIN_DIR = '/opt/cni/bin';
+export const DEFAULT_CONF_DIR = '/etc/cni/net.d';
+/** Where Debian and upstream put the reference plugins, searched for --chain plugins. */
+export const REFERENCE_PLUGIN_DIRS = ['/usr/lib/cni', '/opt/cni/bin'];
+
+/** Default config of each plugin `--chain` knows. */
+const CHAIN_DEFAULTS: Readonly<Record<string, Record<string, unknown>>> = {
+  portmap: { type: 'portmap', capabilities: { portMappings: true } },
+  bandwidth: { type: 'bandwidth', capabilities: { bandwidth: true } },
+  tuning: { type: 'tuning' },
+};
+
+export interface ChainedPlugin {
+  type: string;
+  supportedVersions: string[];
+}
+
+export interface ConflistOptions {
+  name: string;
+  socket: string;
+  mtu?: number;
+  chain: ChainedPlugin[];
+}
+
+/**
+ * The conflist. Its versions are what every plugin in it supports: cniVersion is the newest of
+ * those up to 1.0.0 (what runtimes built on libcni < 1.2 understand), and cniVersions adds the
+ * newer ones (libcni >= 1.2 picks the highest). Debian's reference plugins stop at 1.0.0, so a
+ * chain with them stays at 1.0.0.
+ */
+export function renderConflist(o: ConflistOptions): Record<string, unknown> {
+  let common = [...SUPPORTED_VERSIONS];
+  for (const p of o.chain) common = common.filter((v) => p.supportedVersions.includes(v));
+  if (common.length === 0) {
+    throw new UserError(`the chained plugins share no CNI version with weft (${o.chain.map((p) => `${p.type}: ${p.supportedVersions.join(',')}`).join('; ')})`);
+  }
+  common.sort(compareVersions);
+  const legacy = common.filter((v) => !versionAtLeast(v, '1.0.1'));
+  const cniVersion = (legacy.length ? legacy[legacy.length - 1] : common[common.length - 1]) as string;
+  const newer = common.filter((v) => versionAtLeast(v, '1.0.0'));
+  const weft: Record<string, unknown> = { type: PLUGIN_FILE, socket: o.socket, capabilities: { ips: true, mac: true } };
+  if (o.mtu !== undefined) weft['mtu'] = o.mtu;
+  const conf: Record<string, unknown> = { cniVersion };
+  if (newer.length > 1) conf['cniVersions'] = newer;
+  conf['name'] = o.name;
+  conf['plugins'] = [weft, ...o.chain.map((p) => CHAIN_DEFAULTS[p.type] ?? { type: p.type })];
+  return conf;
+}
+
+/** dist/weft-cni.cjs, found from wherever this module runs (the bundle or the tsc build). */
+export function findPluginBundle(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    for (const candidate of [join(dir, 'weft-cni.cjs'), join(dir, 'dist', 'weft-cni.cjs')]) {
+      if (existsSync(candidate)) return candidate;
+    }
+    dir = dirname(dir);
+  }
+  throw new Error('cannot find the plugin bundle dist/weft-cni.cjs: run `npm run build` first');
+}
+
+async function probeVersions(type: string, dirs: string[]): Promise<ChainedPlugin> {
+  let file: string;
+  try {
+    file = await findPlugin(type, dirs);
+  } catch {
+    throw new UserError(`--chain ${type}: no such plugin in ${dirs.join(', ')} (Debian: apt-get install containernetworking-plugins)`);
+  }
+  const out = await execPlugin(file, type, { command: 'VERSION', containerId: '', netns: '', ifName: '', args: '', path: dirs }, Buffer.from('{"cniVersion":"1.1.0"}'));
+  const v = out.value as { supportedVersions?: unknown } | undefined;
+  const supported = Array.isArray(v?.supportedVersions) ? (v.supportedVersions as unknown[]).filter((s): s is string => typeof s === 'string') : [];
+  return { type, supportedVersions: supported };
+}
+
+/**
+ * The installed plugin: one file that is both a sh script and the JS bundle. sh runs line 2
+ * (for JS it is a string and a comment): it clears the environment variables that change how
+ * node starts — runtimes pass their whole environment to plugins, and NODE_EXTRA_CA_CERTS alone
+ * costs ~80 ms per start on Node 20, for TLS the plugin never does — then execs the node binary
+ * that installed it (runtimes start plugins with a minimal PATH, where `env node` may find none).
+ */
+export function pluginExecutable(bundle: string, nodePath: string): string {
+  const body = bundle.startsWith('#!') ? bundle.slice(bundle.indexOf('\n') + 1) : bundle;
+  const quoted = `'${nodePath.replace(/'/g, `'\\''`)}'`;
+  return `#!/bin/sh\n":" //; unset NODE_OPTIONS NODE_EXTRA_CA_CERTS; exec ${quoted} "$0" "$@"\n;${body}`;
+}
+
+export interface InstallOptions {
+  binDir: string;
+  confDir: string;
+  socket: string;
+  name: string;
+  mtu?: number;
+  chain: string[];
+  /** Extra directories to search for chained plugins. */
+  pluginDirs?: string[];
+  pluginBundle?: string;
+}
+
+export interface InstallReport {
+  plugin: string;
+  conflist: string;
+  cniVersion: string;
+}
+
+export async function install(o: InstallOptions): Promise<InstallReport> {
+  const bundle = o.pluginBundle ?? findPluginBundle();
+  await fs.mkdir(o.binDir, { recursive: true, mode: 0o755 });
+  await fs.mkdir(o.confDir, { recursive: true, mode: 0o755 });
+  const searchDirs = [o.binDir, ...(o.pluginDirs ?? []), ...REFERENCE_PLUGIN_DIRS];
+  const chain: ChainedPlugin[] = [];
+  for (const type of o.chain) chain.push(await probeVersions(type, searchDirs));
+  const conf = renderConflist({ name: o.name, socket: o.socket, ...(o.mtu !== undefined ? { mtu: o.mtu } : {}), chain });
+
+  const plugin = join(o.binDir, PLUGIN_FILE);
+  // Written to a temp file and renamed: a runtime exec'ing the old file never sees "text file busy".
+  await writeFileAtomic(plugin, pluginExecutable(await fs.readFile(bundle, 'utf8'), process.execPath), 0o755);
+  await fs.chmod(plugin, 0o755);
+  const conflist = join(o.confDir, CONFLIST_FILE);
+  await writeFileAtomic(conflist, JSON.stringify(conf, null, 2) + '\n', 0o644);
+  return { plugin, conflist, cniVersion: conf['cniVersion'] as string };
+}
+
+export interface UninstallOptions {
+  binDir: string;
+  confDir: string;
+  keepPlugin: boolean;
+}
+
+/** Removes what install wrote; idempotent. Refuses to remove a conflist that is not Weft's. */
+export async function uninstall(o: UninstallOptions): Promise<string[]> {
+  const removed: string[] = [];
+  const conflist = join(o.confDir, CONFLIST_FILE);
+  const text = await fs.readFile(conflist, 'utf8').catch(() => undefined);
+  if (text !== undefined) {
+    let ours = false;
+    try {
+      const c = JSON.parse(text) as { plugins?: Array<{ type?: unknown }> };
+      ours = (c.plugins ?? []).some((p) => p.type === PLUGIN_FILE);
+    } catch {
+      ours = false;
+    }
+    if (!ours) throw new UserError(`${conflist} is not a weft conflist; not removing it`);
+    await fs.rm(conflist, { force: true });
+    removed.push(conflist);
+  }
+  const plugin = join(o.binDir, PLUGIN_FILE);
+  if (!o.keepPlugin && existsSync(plugin)) {
+    await fs.rm(plugin, { force: true });
+    removed.push(plugin);
+  }
+  return removed;
+}

@@ -1,0 +1,44 @@
+import { promises as fs } from 'node:fs';
+
+/**
+ * Writes a sysctl in the netns of this process (/proc/sys/net is per network namespace, taken
+ * from the process that opens the file). Keys use dots: net.ipv4.ip_forward.
+ */
+export class SysctlError extends Error {
+  readonly code = 'ERR_SYSCTL';
+  constructor(
+    readonly key: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'SysctlError';
+  }
+}
+
+function pathOf(key: string): string {
+  if (!/^[a-z0-9_.\-]+$/i.test(key) || key.includes('..')) {
+    throw new SysctlError(key, `invalid sysctl key "${key}"`);
+  }
+  return `/proc/sys/${key.replace(/\./g, '/')}`;
+}
+
+export async function readSysctl(key: string): Promise<string> {
+  try {
+    return (await fs.readFile(pathOf(key), 'utf8')).trim();
+  } catch (err) {
+    if (err instanceof SysctlError) throw err;
+    throw new SysctlError(key, `cannot read sysctl ${key}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Writes only when the value differs, so an already-configured node sees no writes. */
+export async function ensureSysctl(key: string, value: string): Promise<void> {
+  const current = await readSysctl(key);
+  if (current === value) return;
+  try {
+    await fs.writeFile(pathOf(key), value);
+  } catch (err) {
+    throw new SysctlError(key, `cannot set sysctl ${key}=${value}: ${(err as Error).message}`, { cause: err });
+  }
+}
