@@ -1,6 +1,7 @@
 import { CniError, ErrorCode } from '../cni/errors.js';
 import type { Result } from '../cni/result.js';
-import { addressOf } from '../cni/result.js';
+import { addressOf, asInternal } from '../cni/result.js';
+import { IMPLEMENTED_VERSION } from '../cni/version.js';
 import { AttachError } from '../datapath/attach.js';
 import { checkNodeSide, checkPodSide, type CheckExpectation } from '../datapath/check.js';
 import type { Datapath } from '../datapath/datapath.js';
@@ -121,7 +122,7 @@ export class CniService {
       const problems = await this.compare(plan, existing.result, req.ifName, req.netns);
       if (problems.length === 0) {
         log.info('ADD repeated for an intact attachment; returning its result');
-        return { ...existing.result, cniVersion: req.cniVersion };
+        return asInternal(existing.result);
       }
       log.warn('ADD repeated for a damaged attachment; rebuilding it', { problems });
     }
@@ -155,7 +156,7 @@ export class CniService {
       throw toCniError(err);
     }
     const result = buildResult(plan, {
-      cniVersion: req.cniVersion,
+      cniVersion: IMPLEMENTED_VERSION,
       ...(req.dns ? { dns: req.dns } : {}),
       ...(req.prevResult ? { prevResult: req.prevResult } : {}),
     });

@@ -23,6 +23,7 @@ interface CniOpts {
   cacheDir: string;
   valid: string[];
   json?: boolean;
+  inNetns?: string;
 }
 
 export function parseArgsOption(s: string | undefined): Array<[string, string]> {
@@ -78,7 +79,11 @@ function parseValid(list: string[]): Array<{ containerId: string; ifName: string
 
 async function runCni(command: string, o: CniOpts): Promise<void> {
   const list = await loadNetwork(o.confDir, o.network);
-  const runtime = new CniRuntime({ path: o.binDir.split(':').filter((d) => d !== ''), cacheDir: o.cacheDir });
+  const runtime = new CniRuntime({
+    path: o.binDir.split(':').filter((d) => d !== ''),
+    cacheDir: o.cacheDir,
+    ...(o.inNetns ? { netns: netnsPath(o.inNetns) } : {}),
+  });
   try {
     switch (command) {
       case 'add': {
@@ -132,6 +137,7 @@ export function registerCniCommands(program: Command): void {
       .option('--cap-args <json>', 'capability arguments as JSON, e.g. \'{"portMappings":[...]}\'')
       .option('--cache-dir <dir>', 'result cache directory', DEFAULT_CACHE_DIR)
       .option('--valid <id/ifname>', 'gc: an attachment to keep (repeatable, or comma-separated)', (v: string, p: string[]) => [...p, v], [] as string[])
+      .option('--in-netns <path>', "run the plugins inside this netns (a lab node's), not this shell's")
       .option('--json', 'machine-readable output (errors as CNI error objects on stdout)')
       .action((o: CniOpts) => runCni(name, o));
   }

@@ -64,3 +64,8 @@ export function addressOf(cidr: string): string {
 export function isIPv6(addr: string): boolean {
   return addr.includes(':');
 }
+
+/** The internal form: the newest schema, whatever version it was read from. */
+export function asInternal(r: Result): Result {
+  return { ...r, cniVersion: '1.1.0' };
+}

@@ -47,7 +47,12 @@ export interface PluginOutput {
   stderr: string;
 }
 
-export async function execPlugin(file: string, type: string, env: ExecEnv, stdin: Buffer, timeoutMs = 120_000): Promise<PluginOutput> {
+/**
+ * `netns`: run the plugin inside this network namespace, as a runtime on that node would
+ * (the lab and the tests: their "node" is a netns, and chained plugins such as portmap change
+ * the netns they run in).
+ */
+export async function execPlugin(file: string, type: string, env: ExecEnv, stdin: Buffer, timeoutMs = 120_000, netns?: string): Promise<PluginOutput> {
   const vars: NodeJS.ProcessEnv = {
     ...process.env,
     CNI_COMMAND: env.command,
@@ -57,7 +62,11 @@ export async function execPlugin(file: string, type: string, env: ExecEnv, stdin
     CNI_ARGS: env.args,
     CNI_PATH: env.path.join(':'),
   };
-  const r = await run(file, [], { input: stdin, env: vars, timeoutMs, allowFailure: true });
+  const [cmd, args] = netns !== undefined ? ['nsenter', [`--net=${netns}`, '--', file]] : [file, []];
+  const r = await run(cmd, args, { input: stdin, env: vars, timeoutMs, allowFailure: true });
+  if (netns !== undefined && r.exitCode !== 0 && /^nsenter: /m.test(r.stderr)) {
+    throw new PluginError(type, ErrorCode.Internal, `cannot run plugin ${type} in netns ${netns}: ${r.stderr.trim()}`);
+  }
   const text = r.stdout.trim();
   if (r.exitCode !== 0) {
     let parsed: unknown;

@@ -25,6 +25,8 @@ export interface RuntimeOptions {
   path: string[];
   cacheDir: string;
   timeoutMs?: number;
+  /** Run plugins inside this netns (the node's), instead of the caller's own. */
+  netns?: string;
 }
 
 export function formatCniArgs(args: Array<[string, string]>): string {
@@ -63,7 +65,7 @@ export class CniRuntime {
       ...(rt ? { capabilityArgs: rt.capabilityArgs } : {}),
       ...(extra.validAttachments ? { validAttachments: extra.validAttachments } : {}),
     });
-    const out = await execPlugin(file, plugin.type, this.env(command, rt), stdin, this.opts.timeoutMs);
+    const out = await execPlugin(file, plugin.type, this.env(command, rt), stdin, this.opts.timeoutMs, this.opts.netns);
     return out.value;
   }
 

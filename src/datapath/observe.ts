@@ -21,18 +21,10 @@ export interface ObservedRoute {
   nexthops: Array<{ gateway: string | undefined; dev: string | undefined }>;
 }
 
-export interface ObservedNeighbour {
-  dev: string;
-  address: string;
-  mac: string | undefined;
-  permanent: boolean;
-}
-
 export interface ObservedNetns {
   links: ObservedLink[];
   addresses: ObservedAddress[];
   routes: ObservedRoute[];
-  neighbours: ObservedNeighbour[];
 }
 
 type Json = Record<string, unknown>;
@@ -70,20 +62,11 @@ function routes(v: unknown): ObservedRoute[] {
     });
 }
 
-function neighbours(v: unknown): ObservedNeighbour[] {
-  return (v as Json[]).map((n) => ({
-    dev: str(n['dev']) ?? '',
-    address: str(n['dst']) ?? '',
-    mac: str(n['lladdr']),
-    permanent: Array.isArray(n['state']) && (n['state'] as unknown[]).includes('PERMANENT'),
-  }));
-}
-
-/** One process per netns: links, addresses, main-table routes of both families, neighbours. */
+/** One process per netns: links, addresses, main-table routes of both families. */
 export async function observeNetns(netns?: string): Promise<ObservedNetns> {
-  const [l, a, r, n] = await ipJsonBatch(['link show', 'addr show', 'route show table all', 'neigh show'], {
+  const [l, a, r] = await ipJsonBatch(['link show', 'addr show', 'route show table all'], {
     details: true,
     ...(netns !== undefined ? { netns } : {}),
   });
-  return { links: links(l), addresses: addresses(a), routes: routes(r), neighbours: neighbours(n) };
+  return { links: links(l), addresses: addresses(a), routes: routes(r) };
 }

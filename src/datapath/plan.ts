@@ -26,14 +26,21 @@ export interface AttachmentPlan {
   addresses: PodAddress[];
 }
 
-/** Node side, run in the node's netns: the pair (peer created directly in the pod), host routes. */
+/**
+ * Node side, run in the node's netns: the pair (peer created directly in the pod), the gateway
+ * addresses, host routes. The gateways are real addresses of the node end, so the node answers
+ * the pod's ARP/ND itself: no proxy ARP (which needs a route to 169.254.1.1 elsewhere) and no
+ * static neighbour in the pod (the kernel flushes those, permanent ones included, when a chained
+ * plugin such as tuning changes the pod's MAC). 169.254.1.1 has host scope, so the node never
+ * picks it as the source of its own traffic to pods; fe80::1 is nodad, so the node has a usable
+ * link-local source for neighbour solicitations at once (the kernel's own is tentative ~1 s).
+ */
 export function hostSetupCommands(p: AttachmentPlan): string[] {
   const cmds = [
     `link add ${p.hostIf} mtu ${p.mtu} address ${p.hostMac} type veth peer name ${p.ifName} mtu ${p.mtu} address ${p.podMac} netns ${p.netns}`,
     `link set ${p.hostIf} up`,
   ];
-  // fe80::1 on the node end: the pod's IPv6 gateway, and a non-tentative source for the node's
-  // neighbour solicitations towards the pod (the kernel's own link-local is tentative for ~1 s).
+  if (p.addresses.some((a) => a.family === 4)) cmds.push(`addr add ${GATEWAY_V4}/32 dev ${p.hostIf} scope host`);
   if (p.addresses.some((a) => a.family === 6)) cmds.push(`addr add ${GATEWAY_V6}/64 dev ${p.hostIf} nodad`);
   for (const a of p.addresses) {
     cmds.push(
@@ -48,9 +55,8 @@ export function hostSetupCommands(p: AttachmentPlan): string[] {
 /**
  * Pod side, run inside the pod's netns. The address comes before the onlink default route (the
  * kernel checks an onlink gateway against the local table, which exists only once the netns has
- * an IPv4 address). Static neighbours for the gateways save the first ARP/ND round trip and do
- * not depend on proxy ARP. Default routes are appended, so a second attachment in the same pod
- * (eth1) adds a fallback instead of failing.
+ * an IPv4 address). Default routes are appended, so a second attachment in the same pod (eth1)
+ * adds a fallback instead of failing.
  */
 export function podSetupCommands(p: AttachmentPlan): string[] {
   const cmds = [`link set ${p.ifName} up`];
@@ -62,12 +68,10 @@ export function podSetupCommands(p: AttachmentPlan): string[] {
     );
   }
   for (const a of p.addresses) {
-    const gw = a.family === 4 ? GATEWAY_V4 : GATEWAY_V6;
-    cmds.push(`neigh replace ${gw} lladdr ${p.hostMac} dev ${p.ifName} nud permanent`);
     cmds.push(
       a.family === 4
-        ? `route append default via ${gw} dev ${p.ifName} onlink`
-        : `route append default via ${gw} dev ${p.ifName}`,
+        ? `route append default via ${GATEWAY_V4} dev ${p.ifName} onlink`
+        : `route append default via ${GATEWAY_V6} dev ${p.ifName}`,
     );
   }
   return cmds;

@@ -125,7 +125,8 @@ export async function sandboxNetwork(sb: Sandbox): Promise<NetworkConfigList> {
 }
 
 export function sandboxRuntime(sb: Sandbox): CniRuntime {
-  return new CniRuntime({ path: sb.cniPath, cacheDir: sb.cacheDir });
+  // Plugins run in the node's netns, as a runtime on that node would run them.
+  return new CniRuntime({ path: sb.cniPath, cacheDir: sb.cacheDir, netns: sb.nodeNetnsPath });
 }
 
 /** A pod netns with its loopback up (what the runtime's loopback plugin would do). */

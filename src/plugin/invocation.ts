@@ -3,6 +3,7 @@ import { DEFAULT_SOCKET } from '../agent/api.js';
 import { parseCniArgs } from '../cni/args.js';
 import { parseEnv, type CniEnv } from '../cni/env.js';
 import { CniError, ErrorCode } from '../cni/errors.js';
+import { asInternal } from '../cni/result.js';
 import { argsCniIps, argsCniLabels, argsCniMac, parseNetConf, type NetConf } from '../cni/netconf.js';
 
 /**
@@ -98,7 +99,7 @@ export async function parseInvocation(
   }
   if (weft.mtu !== undefined) request.mtu = weft.mtu;
   if (conf.dns) request.dns = conf.dns;
-  if (conf.prevResult) request.prevResult = conf.prevResult;
+  if (conf.prevResult) request.prevResult = asInternal(conf.prevResult); // the wire format is the newest schema
   if (conf.validAttachments) request.validAttachments = conf.validAttachments;
   const labels = argsCniLabels(conf);
   if (cniArgs.podNamespace || cniArgs.podName || Object.keys(labels).length) {
