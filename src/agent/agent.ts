@@ -7,7 +7,7 @@ import type { Cidr } from '../ipam/cidr.js';
 import { Ipam } from '../ipam/ipam.js';
 import type { Logger } from '../util/log.js';
 import { AttachmentStore } from './attachment-store.js';
-import { CniService } from './cni-service.js';
+import { CniService, type CniServiceDeps } from './cni-service.js';
 import { startAgentServer } from './server.js';
 
 /** The node agent's wiring: state, IPAM, the CNI service and its socket. */
@@ -18,6 +18,7 @@ export interface AgentConfig {
   mtu: number;
   log: Logger;
   datapath?: Datapath;
+  pauseAt?: CniServiceDeps['pauseAt'];
 }
 
 export interface RunningAgent {
@@ -65,7 +66,14 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     if (cfg.podCidrs.some((c) => c.family === 6)) await ensureSysctl('net.ipv6.conf.all.forwarding', '1');
     const ipam = await Ipam.open(cfg.stateDir, cfg.podCidrs);
     const records = await AttachmentStore.open(cfg.stateDir);
-    const service = new CniService({ ipam, records, datapath: cfg.datapath ?? kernelDatapath, log, mtu: cfg.mtu });
+    const service = new CniService({
+      ipam,
+      records,
+      datapath: cfg.datapath ?? kernelDatapath,
+      log,
+      mtu: cfg.mtu,
+      ...(cfg.pauseAt ? { pauseAt: cfg.pauseAt } : {}),
+    });
     server = await startAgentServer({
       socketPath: cfg.socketPath,
       service,

@@ -24,7 +24,13 @@ export interface CniServiceDeps {
   log: Logger;
   /** Pod MTU when the network config does not set one. */
   mtu: number;
+  /** Test-only fault point: pause every ADD at this phase (crash tests kill the agent there). */
+  pauseAt?: { phase: AddPhase; ms: number };
 }
+
+/** The moments of an ADD at which a crash leaves different state behind. */
+export const ADD_PHASES = ['pending-written', 'reserved', 'host-side-done', 'attached', 'ready-written'] as const;
+export type AddPhase = (typeof ADD_PHASES)[number];
 
 export class CniService {
   private readonly perContainer = new KeyedMutex();
@@ -45,6 +51,13 @@ export class CniService {
       case 'STATUS':
         return Promise.resolve(this.status()).then(() => undefined);
     }
+  }
+
+  private async reached(phase: AddPhase): Promise<void> {
+    const p = this.deps.pauseAt;
+    if (p?.phase !== phase) return;
+    this.deps.log.warn('test fault point: pausing ADD', { phase, ms: p.ms });
+    await new Promise((r) => setTimeout(r, p.ms));
   }
 
   private serial<T>(req: CniRequest, fn: () => Promise<T>): Promise<T> {
@@ -139,6 +152,7 @@ export class CniService {
       ...(req.pod ? { pod: req.pod } : {}),
     };
     await records.put(pending);
+    await this.reached('pending-written');
     let addresses: string[];
     try {
       addresses = (await ipam.allocate(owner, req.requestedIps)).map((a) => a.address);
@@ -148,7 +162,9 @@ export class CniService {
     }
     const plan = this.planFor(req, addresses, hostIf);
     try {
-      await datapath.attach(plan);
+      await this.reached('reserved');
+      await datapath.attach(plan, () => this.reached('host-side-done'));
+      await this.reached('attached');
     } catch (err) {
       await datapath.detach(hostIf).catch(() => undefined);
       await ipam.release(owner);
@@ -161,6 +177,7 @@ export class CniService {
       ...(req.prevResult ? { prevResult: req.prevResult } : {}),
     });
     await records.put({ ...pending, addresses, state: 'ready', result });
+    await this.reached('ready-written');
     log.info('attached', { addresses, hostIf });
     return result;
   }

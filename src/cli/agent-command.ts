@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { DEFAULT_SOCKET } from '../agent/api.js';
 import { startAgent } from '../agent/agent.js';
+import { ADD_PHASES, type AddPhase } from '../agent/cni-service.js';
 import { AddressError, parseCidr, type Cidr } from '../ipam/cidr.js';
 import { createLogger, type LogLevel } from '../util/log.js';
 import { UserError } from '../util/user-error.js';
@@ -33,6 +34,16 @@ export function parseMtu(v: string): number {
   return n;
 }
 
+/** WEFT_TEST_PAUSE_ADD=PHASE:MS — a fault point for crash tests only; never set in production. */
+export function testPauseFromEnv(value: string | undefined): { phase: AddPhase; ms: number } | undefined {
+  if (!value) return undefined;
+  const [phase, ms] = value.split(':');
+  if (!(ADD_PHASES as readonly string[]).includes(phase ?? '') || !/^\d+$/.test(ms ?? '')) {
+    throw new UserError(`WEFT_TEST_PAUSE_ADD=${value}: expected PHASE:MS with PHASE one of ${ADD_PHASES.join(', ')}`);
+  }
+  return { phase: phase as AddPhase, ms: Number(ms) };
+}
+
 export function registerAgentCommand(program: Command): void {
   program
     .command('agent')
@@ -48,9 +59,10 @@ export function registerAgentCommand(program: Command): void {
       const podCidrs = parsePodCidrs(o.podCidr);
       const mtu = parseMtu(o.mtu);
       const log = createLogger(level, { component: 'agent' });
+      const pauseAt = testPauseFromEnv(process.env['WEFT_TEST_PAUSE_ADD']);
       let agent;
       try {
-        agent = await startAgent({ stateDir: o.stateDir, socketPath: o.socket, podCidrs, mtu, log });
+        agent = await startAgent({ stateDir: o.stateDir, socketPath: o.socket, podCidrs, mtu, log, ...(pauseAt ? { pauseAt } : {}) });
       } catch (err) {
         if (err instanceof AddressError) throw new UserError(err.message);
         throw err;

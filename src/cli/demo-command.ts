@@ -20,8 +20,14 @@ import { UserError } from '../util/user-error.js';
  * is never touched). Shows the CNI result of each pod, the pods reaching each other over IPv4 and
  * IPv6, CHECK and DEL, then removes everything.
  */
+let stdoutClosed = false;
+let aborted = false;
+const print = (s: string): void => {
+  if (!stdoutClosed) process.stdout.write(s + '\n');
+};
+/** Progress of the demo's steps; silent once interrupted, while the cleanup runs. */
 const say = (s: string): void => {
-  process.stdout.write(s + '\n');
+  if (!aborted) print(s);
 };
 
 async function ping(fromNetns: string, to: string): Promise<string> {
@@ -33,11 +39,49 @@ async function ping(fromNetns: string, to: string): Promise<string> {
 
 export async function runDemo(cliEntry: string): Promise<number> {
   if (process.getuid?.() !== 0) throw new UserError('the demo creates network namespaces and must run as root');
+  // Whatever happens to the terminal (output piped into `head`, Ctrl-C), the namespaces and the
+  // agent must go: a closed stdout only stops the printing, a signal jumps to the cleanup.
+  process.stdout.on('error', () => {
+    stdoutClosed = true;
+  });
+  let interrupted: (() => void) | undefined;
+  const interruption = new Promise<void>((resolve) => {
+    interrupted = resolve;
+  });
+  const onSignal = (): void => {
+    aborted = true;
+    print('\nInterrupted.');
+    interrupted?.();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  process.once('SIGHUP', onSignal);
+  try {
+    return await Promise.race([demo(cliEntry), interruption.then(() => 130)]);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    process.off('SIGHUP', onSignal);
+    await cleanup?.();
+  }
+}
+
+let cleanup: (() => Promise<void>) | undefined;
+
+async function demo(cliEntry: string): Promise<number> {
   const prefix = randomPrefix('weftdemo');
   say(`Weft demo — everything lives in network namespaces named ${prefix}-*; the machine's own network is not touched.\n`);
   say('1. Starting a node (netns) with its weft agent: pod ranges 10.244.1.0/24 and fd00:244:1::/64 …');
   let sb: Sandbox | undefined;
   let failed = false;
+  let cleaned = false;
+  cleanup = async () => {
+    if (!sb || cleaned) return;
+    cleaned = true;
+    print(aborted ? 'Cleaning up (agent, namespaces, temp files) …' : '\n6. Cleaning up (agent, namespaces, temp files) …');
+    await stopSandbox(sb);
+    print('   done.');
+  };
   try {
     sb = await startSandbox({ prefix, podCidrs: ['10.244.1.0/24', 'fd00:244:1::/64'], cliEntry });
     say(`   agent ready on ${sb.socket}; plugin installed in ${sb.binDir}, conflist in ${sb.confDir}`);
@@ -78,11 +122,7 @@ export async function runDemo(cliEntry: string): Promise<number> {
     failed = true;
     say(`\nThe demo failed: ${(err as Error).message}`);
   } finally {
-    if (sb) {
-      say('\n6. Cleaning up (agent, namespaces, temp files) …');
-      await stopSandbox(sb);
-      say('   done.');
-    }
+    await cleanup();
   }
   return failed ? 1 : 0;
 }

@@ -20,9 +20,10 @@ export class AttachError extends Error {
  * veth of the same attachment (left by a crash) is removed and the step retried once. On a pod
  * side failure the pair is deleted again, so a failed attach leaves nothing behind.
  */
-export async function attach(plan: AttachmentPlan): Promise<void> {
+export async function attach(plan: AttachmentPlan, afterHostSide?: () => Promise<void>): Promise<void> {
   await createHostSide(plan, true);
   try {
+    await afterHostSide?.();
     await ipBatch(podSetupCommands(plan), { netns: plan.netns });
   } catch (err) {
     await detach(plan.hostIf).catch(() => undefined);

@@ -5,7 +5,8 @@ import type { AttachmentPlan } from './plan.js';
 
 /** What the CNI service needs from the kernel, in one seam. */
 export interface Datapath {
-  attach(plan: AttachmentPlan): Promise<void>;
+  /** `afterHostSide` runs between the node-side and pod-side steps (a test fault point). */
+  attach(plan: AttachmentPlan, afterHostSide?: () => Promise<void>): Promise<void>;
   /** False when it was already gone. */
   detach(hostIf: string): Promise<boolean>;
   listHostIfs(): Promise<string[]>;

@@ -30,6 +30,8 @@ export interface SandboxOptions {
   /** The plugin bundle to install (dist/weft-cni.cjs); found automatically when absent. */
   pluginBundle?: string;
   agentArgs?: string[];
+  /** Extra environment for the agent process. */
+  agentEnv?: Record<string, string>;
 }
 
 export interface Sandbox {
@@ -92,9 +94,13 @@ export async function startSandbox(o: SandboxOptions): Promise<Sandbox> {
   }
 }
 
-export async function startSandboxAgent(sb: Sandbox, o: Pick<SandboxOptions, 'podCidrs' | 'cliEntry' | 'agentArgs'>): Promise<void> {
+export async function startSandboxAgent(sb: Sandbox, o: Pick<SandboxOptions, 'podCidrs' | 'cliEntry' | 'agentArgs' | 'agentEnv'>): Promise<void> {
   const args = [o.cliEntry, 'agent', '--state-dir', sb.stateDir, '--socket', sb.socket, ...o.podCidrs.flatMap((c) => ['--pod-cidr', c]), ...(o.agentArgs ?? [])];
-  const child = await startDaemon(process.execPath, args, { netns: sb.nodeNetnsPath, logFile: sb.agentLog });
+  const child = await startDaemon(process.execPath, args, {
+    netns: sb.nodeNetnsPath,
+    logFile: sb.agentLog,
+    ...(o.agentEnv ? { env: { ...process.env, ...o.agentEnv } } : {}),
+  });
   sb.agent = child;
   let exit: string | undefined;
   child.once('exit', (code, sig) => {

@@ -1,0 +1,167 @@
+/**
+ * ADD and DEL latency, Weft vs Debian's reference plugins, measured side by side in one run.
+ *
+ *   node build/bench/cni-add-del.js [--pods 50] [--rounds 3] [--json FILE]
+ *
+ * Each network gets its own node netns; every plugin runs inside it through the same CNI runtime
+ * (so the same exec + nsenter overhead), one pod netns per container. For each round and
+ * network: N sequential ADDs, then N sequential DELs; reported as median / p90 / max over all
+ * rounds. Pod netns creation is not timed. Needs root.
+ */
+import { execFileSync } from 'node:child_process';
+import { promises as fs, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseConfList } from '../src/cniruntime/conflist.js';
+import { CniRuntime } from '../src/cniruntime/runtime.js';
+import { deleteNamedNetns } from '../src/kernel/netns.js';
+import { createPodNetns, podConf, sandboxNetwork, sandboxRuntime, startSandbox, stopSandbox, type Sandbox } from '../src/lab/sandbox.js';
+import { CLI, PLUGIN_BUNDLE } from '../test/helpers/env.js';
+import { execPlugin } from '../test/helpers/env.js';
+
+interface Series {
+  add: number[];
+  del: number[];
+}
+
+function arg(name: string, dflt: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? (process.argv[i + 1] ?? dflt) : dflt;
+}
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? NaN;
+}
+const median = (xs: number[]): number => pct(xs, 50);
+
+async function timeRuns(rt: CniRuntime, list: ReturnType<typeof parseConfList>, sb: Sandbox, tag: string, pods: number, series: Series): Promise<void> {
+  const names = Array.from({ length: pods }, (_, i) => `${tag}${i}`);
+  const netns: string[] = [];
+  for (const n of names) netns.push(await createPodNetns(sb, n));
+  for (let i = 0; i < pods; i++) {
+    const t = performance.now();
+    await rt.add(list, podConf(`${tag}-${i}`, netns[i] as string));
+    series.add.push(performance.now() - t);
+  }
+  for (let i = 0; i < pods; i++) {
+    const t = performance.now();
+    await rt.del(list, podConf(`${tag}-${i}`, netns[i] as string));
+    series.del.push(performance.now() - t);
+  }
+  for (const n of names) {
+    await deleteNamedNetns(`${sb.prefix}-${n}`);
+    sb.pods.delete(`${sb.prefix}-${n}`);
+  }
+}
+
+/** A reference network: its conflist written into the sandbox's conf dir, run in the same way. */
+async function referenceList(sb: Sandbox, name: string, plugin: Record<string, unknown>): Promise<ReturnType<typeof parseConfList>> {
+  const conf = { cniVersion: '1.0.0', name, plugins: [plugin] };
+  const file = join(sb.dir, `${name}.conflist`);
+  await fs.writeFile(file, JSON.stringify(conf));
+  return parseConfList(await fs.readFile(file));
+}
+
+interface Network {
+  name: string;
+  pods: number;
+  run: (tag: string, pods: number, series: Series) => Promise<void>;
+}
+
+async function main(): Promise<void> {
+  const pods = Number(arg('pods', '50'));
+  const rounds = Number(arg('rounds', '3'));
+  const ptpDualPods = Number(arg('ptp-dual-pods', '10'));
+  const jsonOut = arg('json', '');
+  const sandboxes: Sandbox[] = [];
+  const start = async (prefix: string, podCidrs: string[], debug = false): Promise<Sandbox> => {
+    const sb = await startSandbox({ prefix, podCidrs, cliEntry: CLI, pluginBundle: PLUGIN_BUNDLE, ...(debug ? { agentArgs: ['--log-level', 'debug'] } : {}) });
+    sandboxes.push(sb);
+    return sb;
+  };
+  try {
+    const weft4 = await start('wb4', ['10.248.0.0/16'], true);
+    const weft46 = await start('wb46', ['10.247.0.0/16', 'fd00:247::/64']);
+    const ref = await start('rb', ['10.246.0.0/16']);
+    const refRt = new CniRuntime({ path: ['/usr/lib/cni'], cacheDir: ref.cacheDir, netns: ref.nodeNetnsPath });
+    const v4 = (x: number): Record<string, unknown> => ({ type: 'host-local', dataDir: join(ref.dir, 'host-local'), ranges: [[{ subnet: `10.${x}.0.0/16` }]], routes: [{ dst: '0.0.0.0/0' }] });
+    const dual = (x: number): Record<string, unknown> => ({ ...v4(x), ranges: [[{ subnet: `10.${x}.0.0/16` }], [{ subnet: `fd00:${x}::/64` }]], routes: [{ dst: '0.0.0.0/0' }, { dst: '::/0' }] });
+    const ptp4 = await referenceList(ref, 'b-ptp4', { type: 'ptp', mtu: 1500, ipam: v4(240) });
+    const ptp46 = await referenceList(ref, 'b-ptp46', { type: 'ptp', mtu: 1500, ipam: dual(241) });
+    const br4 = await referenceList(ref, 'b-br4', { type: 'bridge', bridge: 'wbbr4', isGateway: true, ipam: v4(242) });
+    const br46 = await referenceList(ref, 'b-br46', { type: 'bridge', bridge: 'wbbr46', isGateway: true, ipam: dual(243) });
+    const weftNet = async (sb: Sandbox): Promise<Network['run']> => {
+      const list = await sandboxNetwork(sb);
+      const rt = sandboxRuntime(sb);
+      return (tag, n, series) => timeRuns(rt, list, sb, tag, n, series);
+    };
+    const refNet = (list: ReturnType<typeof parseConfList>): Network['run'] => (tag, n, series) => timeRuns(refRt, list, ref, tag, n, series);
+    const networks: Network[] = [
+      { name: 'weft, IPv4', pods, run: await weftNet(weft4) },
+      { name: 'reference ptp + host-local, IPv4', pods, run: refNet(ptp4) },
+      { name: 'reference bridge + host-local, IPv4', pods, run: refNet(br4) },
+      { name: 'weft, dual-stack', pods, run: await weftNet(weft46) },
+      { name: 'reference bridge + host-local, dual-stack', pods, run: refNet(br46) },
+      { name: 'reference ptp + host-local, dual-stack', pods: ptpDualPods, run: refNet(ptp46) },
+    ];
+    const results = new Map<string, Series>(networks.map((n) => [n.name, { add: [], del: [] }]));
+    for (const [i, n] of networks.entries()) await n.run(`warm${i}x`, 3, { add: [], del: [] });
+    for (let r = 0; r < rounds; r++) {
+      process.stderr.write(`round ${r + 1}/${rounds} …\n`);
+      for (const [i, n] of networks.entries()) await n.run(`r${r}n${i}x`, n.pods, results.get(n.name) as Series);
+    }
+
+    // Where Weft's time goes: the plugin process alone (VERSION: start node, answer, exit), and the
+    // agent's own handling of each request (its debug log).
+    const startup: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      const t = performance.now();
+      await execPlugin(join(weft4.binDir, 'weft'), { CNI_COMMAND: 'VERSION' }, undefined, { netns: weft4.nodeNetnsPath });
+      startup.push(performance.now() - t);
+    }
+    const log = await fs.readFile(weft4.agentLog, 'utf8');
+    const agentMs: Series = { add: [], del: [] };
+    for (const line of log.split('\n')) {
+      if (!line.includes('"msg":"request"')) continue;
+      const j = JSON.parse(line) as { command: string; ms: number };
+      if (j.command === 'ADD') agentMs.add.push(j.ms);
+      if (j.command === 'DEL') agentMs.del.push(j.ms);
+    }
+    const nodeE0 = median(
+      Array.from({ length: 15 }, () => {
+        const t = performance.now();
+        execFileSync(process.execPath, ['-e', '0'], { env: { PATH: process.env['PATH'] ?? '' } });
+        return performance.now() - t;
+      }),
+    );
+
+    const get = (name: string): Series => results.get(name) ?? { add: [], del: [] };
+    const cell = (xs: number[]): string => `${median(xs).toFixed(1)} | ${pct(xs, 90).toFixed(1)} | ${Math.max(...xs).toFixed(1)}`;
+    const ratio = (a: string, b: string, k: keyof Series): string => (median(get(a)[k]) / median(get(b)[k])).toFixed(2);
+    const lines = [
+      `ADD and DEL latency per pod, ${pods} sequential pods × ${rounds} rounds (ptp dual-stack: ${ptpDualPods} pods), milliseconds`,
+      '',
+      '| network | ADD median | p90 | max | DEL median | p90 | max |',
+      '|---|---|---|---|---|---|---|',
+      ...networks.map((n) => `| ${n.name} | ${cell(get(n.name).add)} | ${cell(get(n.name).del)} |`),
+      '',
+      `weft / ptp (IPv4): ADD ${ratio('weft, IPv4', 'reference ptp + host-local, IPv4', 'add')}×, DEL ${ratio('weft, IPv4', 'reference ptp + host-local, IPv4', 'del')}×`,
+      `weft / bridge (IPv4): ADD ${ratio('weft, IPv4', 'reference bridge + host-local, IPv4', 'add')}×, DEL ${ratio('weft, IPv4', 'reference bridge + host-local, IPv4', 'del')}×`,
+      `weft / bridge (dual-stack): ADD ${ratio('weft, dual-stack', 'reference bridge + host-local, dual-stack', 'add')}×, DEL ${ratio('weft, dual-stack', 'reference bridge + host-local, dual-stack', 'del')}×`,
+      '',
+      "Where weft's time goes (IPv4 node, medians, ms):",
+      `- the plugin process alone (VERSION, via nsenter): ${median(startup).toFixed(1)}; \`node -e 0\`: ${nodeE0.toFixed(1)}`,
+      `- the agent handling ADD: ${median(agentMs.add).toFixed(1)}, DEL: ${median(agentMs.del).toFixed(1)}`,
+    ];
+    process.stdout.write(lines.join('\n') + '\n');
+    if (jsonOut) writeFileSync(jsonOut, JSON.stringify({ pods, rounds, results: Object.fromEntries(results), startup, agentMs, nodeE0 }, null, 2));
+  } finally {
+    for (const sb of sandboxes) await stopSandbox(sb);
+  }
+}
+
+void main().catch((err: Error) => {
+  process.stderr.write(`bench failed: ${err.message}\n`);
+  process.exitCode = 1;
+});
