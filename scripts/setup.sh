@@ -17,9 +17,9 @@ if ! command -v node >/dev/null 2>&1 || [ "$(node -p 'process.versions.node.spli
 fi
 
 # Debian packages: iproute2 + util-linux (ip, nsenter) for the datapath, ping for connectivity
-# checks, the reference CNI plugins (our yardstick, and chained after weft in the tests), and
+# checks (procps: sysctl in tests), the reference CNI plugins (our yardstick, and chained after weft in the tests), and
 # iptables for the reference portmap plugin.
-PACKAGES="iproute2 util-linux iputils-ping containernetworking-plugins iptables"
+PACKAGES="iproute2 util-linux procps iputils-ping containernetworking-plugins iptables"
 MISSING=""
 for p in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || MISSING="$MISSING $p"

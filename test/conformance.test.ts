@@ -258,4 +258,17 @@ describe('GC and STATUS (cniVersion 1.1.0)', { skip }, () => {
     assertOk(await run(node, { ...(envs[0] as Record<string, string>), CNI_COMMAND: 'DEL' }, conf11()));
     assertOk(await run(node, status, conf11()));
   });
+
+  it('STATUS: 51 when the node stops forwarding (existing pods are cut off too), ok once it forwards again', async () => {
+    const sysctl = (v: string): void => {
+      execFileSync('ip', ['netns', 'exec', node.sb.nodeNetns, 'sysctl', '-q', '-w', `net.ipv4.ip_forward=${v}`]);
+    };
+    sysctl('0');
+    try {
+      assertCniError(await run(node, { CNI_COMMAND: 'STATUS' }, conf11()), 51, /forwarding is off on this node \(net\.ipv4\.ip_forward=0\)/);
+    } finally {
+      sysctl('1');
+    }
+    assertOk(await run(node, { CNI_COMMAND: 'STATUS' }, conf11()));
+  });
 });

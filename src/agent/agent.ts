@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
-import { kernelDatapath, type Datapath } from '../datapath/datapath.js';
+import { FORWARDING_SYSCTL, kernelDatapath, type Datapath } from '../datapath/datapath.js';
 import { ensureSysctl } from '../kernel/sysctl.js';
 import type { Cidr } from '../ipam/cidr.js';
 import { Ipam } from '../ipam/ipam.js';
@@ -62,8 +62,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
   const pidFile = await lockStateDir(cfg.stateDir);
   let server: Server | undefined;
   try {
-    if (cfg.podCidrs.some((c) => c.family === 4)) await ensureSysctl('net.ipv4.ip_forward', '1');
-    if (cfg.podCidrs.some((c) => c.family === 6)) await ensureSysctl('net.ipv6.conf.all.forwarding', '1');
+    for (const c of cfg.podCidrs) await ensureSysctl(FORWARDING_SYSCTL[c.family], '1');
     const ipam = await Ipam.open(cfg.stateDir, cfg.podCidrs);
     const records = await AttachmentStore.open(cfg.stateDir);
     const service = new CniService({

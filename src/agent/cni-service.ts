@@ -49,7 +49,7 @@ export class CniService {
       case 'GC':
         return this.gcLock.runExclusive(() => this.gc(req)).then(() => undefined);
       case 'STATUS':
-        return Promise.resolve(this.status()).then(() => undefined);
+        return this.status().then(() => undefined);
     }
   }
 
@@ -283,7 +283,19 @@ export class CniService {
     }
   }
 
-  status(): void {
+  /**
+   * 51 when existing pods are cut off too (the node stopped forwarding), 50 when only new pods
+   * cannot be added (a full range).
+   */
+  async status(): Promise<void> {
+    const off = await this.deps.datapath.forwardingOff(this.deps.ipam.pools.map((p) => p.family));
+    if (off.length > 0) {
+      throw new CniError(
+        ErrorCode.NotAvailableLimitedConnectivity,
+        `forwarding is off on this node (${off.map((k) => `${k}=0`).join(', ')}): pods cannot reach anything beyond the node`,
+        `set ${off.map((k) => `${k}=1`).join(' and ')}, or restart the weft agent, which sets it`,
+      );
+    }
     for (const p of this.deps.ipam.status()) {
       if (p.free === '0') {
         throw new CniError(

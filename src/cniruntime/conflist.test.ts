@@ -1,8 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CniError } from '../cni/errors.js';
-import { buildPluginConfig, chooseVersion, parseConfList, parseLegacyConf } from './conflist.js';
+import { buildPluginConfig, chooseVersion, parseConfList, parseLegacyConf, type NetworkConfigList, type PluginEntry } from './conflist.js';
 
+const first = (l: NetworkConfigList): PluginEntry => {
+  const p = l.plugins[0];
+  assert.ok(p);
+  return p;
+};
 const list = (o: Record<string, unknown>): Buffer => Buffer.from(JSON.stringify({ cniVersion: '1.0.0', name: 'net', plugins: [{ type: 'weft' }], ...o }));
 
 describe('conflist', () => {
@@ -35,7 +40,7 @@ describe('conflist', () => {
   it('builds per-plugin config as libcni does: name/version forced, runtimeConfig only for declared capabilities', () => {
     const l = parseConfList(list({ plugins: [{ type: 'weft', name: 'other', cniVersion: '0.1.0', capabilities: { ips: true, mac: false }, extra: 1 }] }));
     const out = JSON.parse(
-      buildPluginConfig(l, l.plugins[0] as never, {
+      buildPluginConfig(l, first(l), {
         command: 'ADD',
         prevResult: { cniVersion: '1.0.0' },
         capabilityArgs: { ips: ['10.0.0.9'], mac: '02:00:00:00:00:09', portMappings: [] },
@@ -46,13 +51,13 @@ describe('conflist', () => {
     assert.equal(out['extra'], 1);
     assert.deepEqual(out['runtimeConfig'], { ips: ['10.0.0.9'] });
     assert.deepEqual(out['prevResult'], { cniVersion: '1.0.0' });
-    const none = JSON.parse(buildPluginConfig(l, l.plugins[0] as never, { command: 'ADD', capabilityArgs: {} }).toString()) as Record<string, unknown>;
+    const none = JSON.parse(buildPluginConfig(l, first(l), { command: 'ADD', capabilityArgs: {} }).toString()) as Record<string, unknown>;
     assert.equal('runtimeConfig' in none, false);
   });
 
   it('GC carries the valid list under both keys and no prevResult/runtimeConfig', () => {
     const l = parseConfList(list({ cniVersion: '1.1.0' }));
-    const out = JSON.parse(buildPluginConfig(l, l.plugins[0] as never, { command: 'GC', prevResult: {}, validAttachments: [{ containerID: 'a', ifname: 'eth0' }] }).toString()) as Record<string, unknown>;
+    const out = JSON.parse(buildPluginConfig(l, first(l), { command: 'GC', prevResult: {}, validAttachments: [{ containerID: 'a', ifname: 'eth0' }] }).toString()) as Record<string, unknown>;
     assert.deepEqual(out['cni.dev/valid-attachments'], [{ containerID: 'a', ifname: 'eth0' }]);
     assert.deepEqual(out['cni.dev/attachments'], out['cni.dev/valid-attachments']);
     assert.equal('prevResult' in out, false);

@@ -69,15 +69,15 @@ export class CniRuntime {
     return out.value;
   }
 
-  private validate(list: NetworkConfigList, rt: RuntimeConf): void {
+  /** libcni checks the attachment key before executing anything (the name was checked at load). */
+  private validate(rt: RuntimeConf): void {
     validateContainerId(rt.containerId);
     validateIfName(rt.ifName);
-    void list;
   }
 
   /** ADD every plugin in order; returns the final result exactly as the last plugin printed it. */
   async add(list: NetworkConfigList, rt: RuntimeConf): Promise<unknown> {
-    this.validate(list, rt);
+    this.validate(rt);
     let prev: unknown;
     for (const plugin of list.plugins) {
       const value = await this.exec(list, plugin, 'ADD', rt, prev !== undefined ? { prevResult: prev } : {});
@@ -112,7 +112,7 @@ export class CniRuntime {
   }
 
   async check(list: NetworkConfigList, rt: RuntimeConf): Promise<void> {
-    this.validate(list, rt);
+    this.validate(rt);
     if (!versionAtLeast(list.cniVersion, '0.4.0')) {
       throw new CniError(ErrorCode.IncompatibleVersion, `configuration version "${list.cniVersion}" does not support the CHECK command`);
     }
@@ -126,7 +126,7 @@ export class CniRuntime {
 
   /** DEL in reverse order, every plugin with the cached result; the cache goes only when all succeed. */
   async del(list: NetworkConfigList, rt: RuntimeConf): Promise<void> {
-    this.validate(list, rt);
+    this.validate(rt);
     const prev = versionAtLeast(list.cniVersion, '0.4.0')
       ? await this.cachedResult(list, rt.containerId, rt.ifName)
       : undefined;

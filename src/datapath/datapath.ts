@@ -1,4 +1,5 @@
 import { inspectNetns, isOwnNetns, type NetnsKind } from '../kernel/netns.js';
+import { readSysctl } from '../kernel/sysctl.js';
 import { attach, detach, listHostIfs } from './attach.js';
 import { observeNetns, type ObservedNetns } from './observe.js';
 import type { AttachmentPlan } from './plan.js';
@@ -14,6 +15,20 @@ export interface Datapath {
   observe(netns?: string): Promise<ObservedNetns>;
   inspectNetns(path: string): Promise<NetnsKind>;
   isOwnNetns(path: string): Promise<boolean>;
+  /** The forwarding sysctls of these families that are off on the node. */
+  forwardingOff(families: ReadonlyArray<4 | 6>): Promise<string[]>;
+}
+
+/** Pods reach anything beyond their veth only if the node forwards their packets. */
+export const FORWARDING_SYSCTL: Readonly<Record<4 | 6, string>> = {
+  4: 'net.ipv4.ip_forward',
+  6: 'net.ipv6.conf.all.forwarding',
+};
+
+async function forwardingOff(families: ReadonlyArray<4 | 6>): Promise<string[]> {
+  const off: string[] = [];
+  for (const f of families) if ((await readSysctl(FORWARDING_SYSCTL[f])) !== '1') off.push(FORWARDING_SYSCTL[f]);
+  return off;
 }
 
 export const kernelDatapath: Datapath = {
@@ -23,4 +38,5 @@ export const kernelDatapath: Datapath = {
   observe: observeNetns,
   inspectNetns,
   isOwnNetns,
+  forwardingOff,
 };

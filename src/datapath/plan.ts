@@ -88,8 +88,7 @@ export interface ResultInputs {
 export function buildResult(p: AttachmentPlan, inputs: ResultInputs): Result {
   const prev = inputs.prevResult;
   const interfaces: ResultInterface[] = [...(prev?.interfaces ?? [])];
-  const hostIdx = interfaces.push({ name: p.hostIf, mac: p.hostMac, mtu: p.mtu }) - 1;
-  void hostIdx;
+  interfaces.push({ name: p.hostIf, mac: p.hostMac, mtu: p.mtu });
   const podIdx = interfaces.push({ name: p.ifName, mac: p.podMac, mtu: p.mtu, sandbox: p.netns }) - 1;
   const ips: ResultIP[] = [...(prev?.ips ?? [])];
   const routes: ResultRoute[] = [...(prev?.routes ?? [])];
