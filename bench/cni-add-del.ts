@@ -5,8 +5,9 @@
  *
  * Each network gets its own node netns; every plugin runs inside it through the same CNI runtime
  * (so the same exec + nsenter overhead), one pod netns per container. For each round and
- * network: N sequential ADDs, then N sequential DELs; reported as median / p90 / max over all
- * rounds. Pod netns creation is not timed. Needs root.
+ * network: N sequential ADDs then N sequential DELs, and C concurrent ADDs then C concurrent
+ * DELs (each call timed on its own); reported as median / p90 / max over all rounds. Pod netns
+ * creation is not timed. Needs root.
  */
 import { execFileSync } from 'node:child_process';
 import { promises as fs, writeFileSync } from 'node:fs';
@@ -55,6 +56,23 @@ async function timeRuns(rt: CniRuntime, list: ReturnType<typeof parseConfList>, 
   }
 }
 
+/** C calls at once, each timed from its own start to its own end. */
+async function timeConcurrent(rt: CniRuntime, list: ReturnType<typeof parseConfList>, sb: Sandbox, tag: string, n: number, series: Series): Promise<void> {
+  const names = Array.from({ length: n }, (_, i) => `${tag}${i}`);
+  const netns = await Promise.all(names.map((nm) => createPodNetns(sb, nm)));
+  const timed = async (fn: () => Promise<unknown>): Promise<number> => {
+    const t = performance.now();
+    await fn();
+    return performance.now() - t;
+  };
+  series.add.push(...(await Promise.all(names.map((_, i) => timed(() => rt.add(list, podConf(`${tag}-${i}`, netns[i] as string)))))));
+  series.del.push(...(await Promise.all(names.map((_, i) => timed(() => rt.del(list, podConf(`${tag}-${i}`, netns[i] as string)))))));
+  for (const nm of names) {
+    await deleteNamedNetns(`${sb.prefix}-${nm}`);
+    sb.pods.delete(`${sb.prefix}-${nm}`);
+  }
+}
+
 /** A reference network: its conflist written into the sandbox's conf dir, run in the same way. */
 async function referenceList(sb: Sandbox, name: string, plugin: Record<string, unknown>): Promise<ReturnType<typeof parseConfList>> {
   const conf = { cniVersion: '1.0.0', name, plugins: [plugin] };
@@ -67,12 +85,14 @@ interface Network {
   name: string;
   pods: number;
   run: (tag: string, pods: number, series: Series) => Promise<void>;
+  concurrent?: (tag: string, n: number, series: Series) => Promise<void>;
 }
 
 async function main(): Promise<void> {
   const pods = Number(arg('pods', '50'));
   const rounds = Number(arg('rounds', '3'));
   const ptpDualPods = Number(arg('ptp-dual-pods', '10'));
+  const concurrency = Number(arg('concurrent', '20'));
   const jsonOut = arg('json', '');
   const sandboxes: Sandbox[] = [];
   const start = async (prefix: string, podCidrs: string[], debug = false): Promise<Sandbox> => {
@@ -91,25 +111,32 @@ async function main(): Promise<void> {
     const ptp46 = await referenceList(ref, 'b-ptp46', { type: 'ptp', mtu: 1500, ipam: dual(241) });
     const br4 = await referenceList(ref, 'b-br4', { type: 'bridge', bridge: 'wbbr4', isGateway: true, ipam: v4(242) });
     const br46 = await referenceList(ref, 'b-br46', { type: 'bridge', bridge: 'wbbr46', isGateway: true, ipam: dual(243) });
-    const weftNet = async (sb: Sandbox): Promise<Network['run']> => {
+    const weftNet = async (name: string, sb: Sandbox, n: number): Promise<Network> => {
       const list = await sandboxNetwork(sb);
       const rt = sandboxRuntime(sb);
-      return (tag, n, series) => timeRuns(rt, list, sb, tag, n, series);
+      return { name, pods: n, run: (tag, k, series) => timeRuns(rt, list, sb, tag, k, series), concurrent: (tag, k, series) => timeConcurrent(rt, list, sb, tag, k, series) };
     };
-    const refNet = (list: ReturnType<typeof parseConfList>): Network['run'] => (tag, n, series) => timeRuns(refRt, list, ref, tag, n, series);
+    const refNet = (name: string, list: ReturnType<typeof parseConfList>, n: number, concurrent = true): Network => ({
+      name,
+      pods: n,
+      run: (tag, k, series) => timeRuns(refRt, list, ref, tag, k, series),
+      ...(concurrent ? { concurrent: (tag: string, k: number, series: Series) => timeConcurrent(refRt, list, ref, tag, k, series) } : {}),
+    });
     const networks: Network[] = [
-      { name: 'weft, IPv4', pods, run: await weftNet(weft4) },
-      { name: 'reference ptp + host-local, IPv4', pods, run: refNet(ptp4) },
-      { name: 'reference bridge + host-local, IPv4', pods, run: refNet(br4) },
-      { name: 'weft, dual-stack', pods, run: await weftNet(weft46) },
-      { name: 'reference bridge + host-local, dual-stack', pods, run: refNet(br46) },
-      { name: 'reference ptp + host-local, dual-stack', pods: ptpDualPods, run: refNet(ptp46) },
+      await weftNet('weft, IPv4', weft4, pods),
+      refNet('reference ptp + host-local, IPv4', ptp4, pods),
+      refNet('reference bridge + host-local, IPv4', br4, pods),
+      await weftNet('weft, dual-stack', weft46, pods),
+      refNet('reference bridge + host-local, dual-stack', br46, pods),
+      refNet('reference ptp + host-local, dual-stack', ptp46, ptpDualPods, false),
     ];
     const results = new Map<string, Series>(networks.map((n) => [n.name, { add: [], del: [] }]));
+    const concurrentResults = new Map<string, Series>(networks.filter((n) => n.concurrent).map((n) => [n.name, { add: [], del: [] }]));
     for (const [i, n] of networks.entries()) await n.run(`warm${i}x`, 3, { add: [], del: [] });
     for (let r = 0; r < rounds; r++) {
       process.stderr.write(`round ${r + 1}/${rounds} …\n`);
       for (const [i, n] of networks.entries()) await n.run(`r${r}n${i}x`, n.pods, results.get(n.name) as Series);
+      for (const [i, n] of networks.entries()) await n.concurrent?.(`c${r}n${i}x`, concurrency, concurrentResults.get(n.name) as Series);
     }
 
     // Where Weft's time goes: the plugin process alone (VERSION: start node, answer, exit), and the
@@ -146,6 +173,12 @@ async function main(): Promise<void> {
       '|---|---|---|---|---|---|---|',
       ...networks.map((n) => `| ${n.name} | ${cell(get(n.name).add)} | ${cell(get(n.name).del)} |`),
       '',
+      `${concurrency} concurrent pods × ${rounds} rounds (each call timed on its own), milliseconds`,
+      '',
+      '| network | ADD median | p90 | max | DEL median | p90 | max |',
+      '|---|---|---|---|---|---|---|',
+      ...[...concurrentResults].map(([name, xs]) => `| ${name} | ${cell(xs.add)} | ${cell(xs.del)} |`),
+      '',
       `weft / ptp (IPv4): ADD ${ratio('weft, IPv4', 'reference ptp + host-local, IPv4', 'add')}×, DEL ${ratio('weft, IPv4', 'reference ptp + host-local, IPv4', 'del')}×`,
       `weft / bridge (IPv4): ADD ${ratio('weft, IPv4', 'reference bridge + host-local, IPv4', 'add')}×, DEL ${ratio('weft, IPv4', 'reference bridge + host-local, IPv4', 'del')}×`,
       `weft / bridge (dual-stack): ADD ${ratio('weft, dual-stack', 'reference bridge + host-local, dual-stack', 'add')}×, DEL ${ratio('weft, dual-stack', 'reference bridge + host-local, dual-stack', 'del')}×`,
@@ -153,9 +186,11 @@ async function main(): Promise<void> {
       "Where weft's time goes (IPv4 node, medians, ms):",
       `- the plugin process alone (VERSION, via nsenter): ${median(startup).toFixed(1)}; \`node -e 0\`: ${nodeE0.toFixed(1)}`,
       `- the agent handling ADD: ${median(agentMs.add).toFixed(1)}, DEL: ${median(agentMs.del).toFixed(1)}`,
+      `- so the plugin's process start-up is ${((100 * median(startup)) / median(get('weft, IPv4').add)).toFixed(0)}% of a sequential ADD and ${((100 * median(startup)) / median(get('weft, IPv4').del)).toFixed(0)}% of a DEL`,
+      `- concurrent ratios (medians): weft / ptp IPv4 ADD ${(median(concurrentResults.get('weft, IPv4')?.add ?? []) / median(concurrentResults.get('reference ptp + host-local, IPv4')?.add ?? [])).toFixed(2)}×, weft / bridge IPv4 ADD ${(median(concurrentResults.get('weft, IPv4')?.add ?? []) / median(concurrentResults.get('reference bridge + host-local, IPv4')?.add ?? [])).toFixed(2)}×`,
     ];
     process.stdout.write(lines.join('\n') + '\n');
-    if (jsonOut) writeFileSync(jsonOut, JSON.stringify({ pods, rounds, results: Object.fromEntries(results), startup, agentMs, nodeE0 }, null, 2));
+    if (jsonOut) writeFileSync(jsonOut, JSON.stringify({ pods, rounds, concurrency, results: Object.fromEntries(results), concurrent: Object.fromEntries(concurrentResults), startup, agentMs, nodeE0 }, null, 2));
   } finally {
     for (const sb of sandboxes) await stopSandbox(sb);
   }

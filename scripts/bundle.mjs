@@ -11,6 +11,8 @@ await build({
   outfile: 'dist/weft-cni.cjs',
   format: 'cjs',
   minify: true,
+  // Lazy imports become lazy require(): a real import() would boot node's ESM loader.
+  supported: { 'dynamic-import': false },
   banner: { js: '#!/usr/bin/env node' },
 });
 await build({

@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { FORWARDING_SYSCTL, kernelDatapath, type Datapath } from '../datapath/datapath.js';
-import { ensureSysctl } from '../kernel/sysctl.js';
+import { bootId, ensureSysctl } from '../kernel/sysctl.js';
 import type { Cidr } from '../ipam/cidr.js';
 import { Ipam } from '../ipam/ipam.js';
 import type { Logger } from '../util/log.js';
@@ -56,6 +56,28 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/**
+ * Attachment records and reservations describe kernel objects (veths, routes) that a reboot
+ * removes. State written in another boot is dropped at start, so a rebooted node does not keep
+ * addresses for pods that no longer exist (host-local's well-known leak). The file names the
+ * boot the state belongs to.
+ */
+async function dropStateOfOtherBoot(stateDir: string, log: Logger): Promise<void> {
+  const file = join(stateDir, 'boot-id');
+  const current = await bootId();
+  const previous = (await fs.readFile(file, 'utf8').catch(() => '')).trim();
+  if (previous !== '' && previous !== current) {
+    const count = async (d: string): Promise<number> => (await fs.readdir(join(stateDir, d)).catch(() => [] as string[])).length;
+    log.warn('the node rebooted since the state was written: dropping attachments and reservations of the previous boot', {
+      attachments: await count('attachments'),
+      reservations: await count(join('ipam', 'reservations')),
+    });
+    await fs.rm(join(stateDir, 'attachments'), { recursive: true, force: true });
+    await fs.rm(join(stateDir, 'ipam', 'reservations'), { recursive: true, force: true });
+  }
+  if (previous !== current) await fs.writeFile(file, current + '\n', { mode: 0o600 });
+}
+
 export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
   const { log } = cfg;
   await fs.mkdir(cfg.stateDir, { recursive: true, mode: 0o700 });
@@ -63,6 +85,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
   let server: Server | undefined;
   try {
     for (const c of cfg.podCidrs) await ensureSysctl(FORWARDING_SYSCTL[c.family], '1');
+    await dropStateOfOtherBoot(cfg.stateDir, log);
     const ipam = await Ipam.open(cfg.stateDir, cfg.podCidrs);
     const records = await AttachmentStore.open(cfg.stateDir);
     const service = new CniService({
@@ -77,7 +100,10 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       socketPath: cfg.socketPath,
       service,
       log,
-      health: () => ({ ok: true, pools: ipam.status(), attachments: records.size }),
+      health: () => {
+        const m = process.memoryUsage();
+        return { ok: true, pools: ipam.status(), attachments: records.size, memory: { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external } };
+      },
     });
     log.info('agent ready', {
       socket: cfg.socketPath,

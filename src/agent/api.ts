@@ -49,6 +49,8 @@ export interface HealthReply {
   ok: boolean;
   pools: Array<{ family: number; cidr: string; size: string; used: number; free: string }>;
   attachments: number;
+  /** process.memoryUsage() of the agent, bytes. */
+  memory: { rss: number; heapUsed: number; heapTotal: number; external: number };
 }
 
 function bad(msg: string): never {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { promises as fs, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Result } from '../cni/result.js';
 import { sweepTempFiles, writeFileAtomic } from '../util/atomic-file.js';
@@ -75,13 +75,13 @@ export class AttachmentStore {
     return this.records.size;
   }
 
-  async put(rec: AttachmentRecord): Promise<void> {
-    await writeFileAtomic(join(this.dir, fileName(rec)), JSON.stringify(rec) + '\n');
+  put(rec: AttachmentRecord): void {
+    writeFileAtomic(join(this.dir, fileName(rec)), JSON.stringify(rec) + '\n');
     this.records.set(recordKey(rec), rec);
   }
 
-  async remove(key: { containerId: string; ifName: string }): Promise<void> {
-    await fs.rm(join(this.dir, fileName(key)), { force: true });
+  remove(key: { containerId: string; ifName: string }): void {
+    rmSync(join(this.dir, fileName(key)), { force: true });
     this.records.delete(recordKey(key));
   }
 }

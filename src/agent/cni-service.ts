@@ -151,13 +151,13 @@ export class CniService {
       createdAt: existing?.createdAt ?? new Date().toISOString(),
       ...(req.pod ? { pod: req.pod } : {}),
     };
-    await records.put(pending);
+    records.put(pending);
     await this.reached('pending-written');
     let addresses: string[];
     try {
       addresses = (await ipam.allocate(owner, req.requestedIps)).map((a) => a.address);
     } catch (err) {
-      await records.remove(owner);
+      records.remove(owner);
       throw err;
     }
     const plan = this.planFor(req, addresses, hostIf);
@@ -168,7 +168,7 @@ export class CniService {
     } catch (err) {
       await datapath.detach(hostIf).catch(() => undefined);
       await ipam.release(owner);
-      await records.remove(owner);
+      records.remove(owner);
       throw toCniError(err);
     }
     const result = buildResult(plan, {
@@ -176,7 +176,7 @@ export class CniService {
       ...(req.dns ? { dns: req.dns } : {}),
       ...(req.prevResult ? { prevResult: req.prevResult } : {}),
     });
-    await records.put({ ...pending, addresses, state: 'ready', result });
+    records.put({ ...pending, addresses, state: 'ready', result });
     await this.reached('ready-written');
     log.info('attached', { addresses, hostIf });
     return result;
@@ -193,7 +193,7 @@ export class CniService {
       throw toCniError(err);
     }
     const freed = await ipam.release(key);
-    await records.remove(key);
+    records.remove(key);
     if (rec || freed.length) {
       this.deps.log.info('detached', { op: 'DEL', containerId: req.containerId, ifName: req.ifName, freed });
     }
@@ -259,7 +259,7 @@ export class CniService {
       try {
         await datapath.detach(rec.hostIf);
         await ipam.release(rec);
-        await records.remove(rec);
+        records.remove(rec);
         removed++;
       } catch (err) {
         errors.push(`container ${rec.containerId} interface ${rec.ifName}: ${(err as Error).message}`);

@@ -28,7 +28,7 @@ export class ResultCache {
 
   async write(entry: CacheEntry): Promise<void> {
     await fs.mkdir(join(this.dir, 'results'), { recursive: true, mode: 0o700 });
-    await writeFileAtomic(this.file(entry.networkName, entry.containerId, entry.ifName), JSON.stringify(entry));
+    writeFileAtomic(this.file(entry.networkName, entry.containerId, entry.ifName), JSON.stringify(entry));
   }
 
   async read(network: string, containerId: string, ifName: string): Promise<CacheEntry | undefined> {

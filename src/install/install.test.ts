@@ -38,7 +38,7 @@ describe('pluginExecutable', () => {
     const text = pluginExecutable('#!/usr/bin/env node\n"use strict";var a=1;', "/opt/no'de/bin/node");
     const lines = text.split('\n');
     assert.equal(lines[0], '#!/bin/sh');
-    assert.equal(lines[1], `":" //; unset NODE_OPTIONS NODE_EXTRA_CA_CERTS; exec '/opt/no'\\''de/bin/node' "$0" "$@"`);
+    assert.equal(lines[1], `":" //; unset NODE_OPTIONS NODE_EXTRA_CA_CERTS; exec '/opt/no'\\''de/bin/node' --v8-pool-size=0 "$0" "$@"`);
     assert.equal(lines[2], ';"use strict";var a=1;');
   });
 });

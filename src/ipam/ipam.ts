@@ -123,17 +123,17 @@ export class Ipam {
           const want = wanted.get(pool.family);
           const value = want !== undefined ? this.claimRequested(pool, want) : this.pick(pool);
           const text = formatAddress(pool.family, value);
-          if (!(await this.store.reserve(text, owner))) {
+          if (!this.store.reserve(text, owner)) {
             throw new CniError(ErrorCode.Internal, `address ${text} was reserved on disk by another writer`);
           }
           this.index(text, owner);
           made.push(text);
           this.cursors.set(pool.family, value);
-          await this.store.writeCursor(pool.family, text);
+          this.store.writeCursorLater(pool.family, text);
         }
       } catch (err) {
         for (const a of made) {
-          await this.store.release(a);
+          this.store.release(a);
           this.unindex(a);
         }
         throw err;
@@ -216,7 +216,7 @@ export class Ipam {
     return this.mutex.run(async () => {
       const held = this.addressesOf(owner);
       for (const a of held) {
-        await this.store.release(a);
+        this.store.release(a);
         this.unindex(a);
       }
       return held;
@@ -229,7 +229,7 @@ export class Ipam {
       const freed: string[] = [];
       for (const [address, owner] of [...this.byAddress]) {
         if (owner && keep(owner)) continue;
-        await this.store.release(address);
+        this.store.release(address);
         this.unindex(address);
         freed.push(address);
       }

@@ -1,4 +1,4 @@
-import { promises as fs } from 'node:fs';
+import { promises as fs, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createFileExclusive, sweepTempFiles, writeFileAtomic } from '../util/atomic-file.js';
 
@@ -45,13 +45,13 @@ export class ReservationStore {
   }
 
   /** False when the address was already reserved on disk. */
-  async reserve(address: string, owner: ReservationOwner): Promise<boolean> {
+  reserve(address: string, owner: ReservationOwner): boolean {
     const body = JSON.stringify({ ...owner, reservedAt: new Date().toISOString() }) + '\n';
     return createFileExclusive(this.file(address), body);
   }
 
-  async release(address: string): Promise<void> {
-    await fs.rm(this.file(address), { force: true });
+  release(address: string): void {
+    rmSync(this.file(address), { force: true });
   }
 
   async readCursor(family: 4 | 6): Promise<string | undefined> {
@@ -59,9 +59,27 @@ export class ReservationStore {
     return text?.trim() || undefined;
   }
 
-  async writeCursor(family: 4 | 6, address: string): Promise<void> {
-    await writeFileAtomic(join(this.dir, `last-reserved-v${family}`), address);
+  /**
+   * The round-robin cursor is a hint: losing an update to a crash only moves where the next
+   * scan starts. So it is written after the ADD answered, the latest value per family only.
+   */
+  writeCursorLater(family: 4 | 6, address: string): void {
+    const first = !this.pendingCursors.has(family);
+    this.pendingCursors.set(family, address);
+    if (!first) return;
+    setImmediate(() => {
+      const latest = this.pendingCursors.get(family);
+      this.pendingCursors.delete(family);
+      if (latest === undefined) return;
+      try {
+        writeFileAtomic(join(this.dir, `last-reserved-v${family}`), latest);
+      } catch {
+        /* a lost hint */
+      }
+    });
   }
+
+  private readonly pendingCursors = new Map<4 | 6, string>();
 }
 
 function parseOwner(text: string): ReservationOwner | undefined {

@@ -42,3 +42,8 @@ export async function ensureSysctl(key: string, value: string): Promise<void> {
     throw new SysctlError(key, `cannot set sysctl ${key}=${value}: ${(err as Error).message}`, { cause: err });
   }
 }
+
+/** This boot's id: changes at every boot, so state written in another boot is recognisable. */
+export function bootId(): Promise<string> {
+  return readSysctl('kernel.random.boot_id');
+}

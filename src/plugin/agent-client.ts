@@ -1,4 +1,3 @@
-import { connect } from 'node:net';
 import { CNI_PATH, type CniReply, type CniRequest } from '../agent/api.js';
 import { parseResult } from '../cni/convert.js';
 import { CniError, ErrorCode, parseErrorObject } from '../cni/errors.js';
@@ -32,7 +31,9 @@ export function parseHttpResponse(raw: Buffer): HttpReply {
   return { status: Number(m[1]), body: body.toString('utf8') };
 }
 
-export function httpPost(socket: string, path: string, body: string, timeoutMs: number): Promise<HttpReply> {
+export async function httpPost(socket: string, path: string, body: string, timeoutMs: number): Promise<HttpReply> {
+  // Loaded only when the agent is called: VERSION and the about banner never pay for node:net.
+  const { connect } = await import('node:net');
   return new Promise((resolve, reject) => {
     const s = connect(socket);
     const chunks: Buffer[] = [];

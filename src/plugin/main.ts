@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeSync } from 'node:fs';
 import { runPlugin } from './run.js';
 
 /**
@@ -19,12 +19,27 @@ function readStdin(): Promise<Buffer> {
   });
 }
 
+/**
+ * Output straight to the file descriptor: for a pipe, touching process.stdout builds a
+ * net.Socket and its stream machinery, several ms of start-up for a few hundred bytes.
+ */
+function writeAll(fd: number, s: string): void {
+  let buf = Buffer.from(s);
+  while (buf.length > 0) {
+    try {
+      buf = buf.subarray(writeSync(fd, buf));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+    }
+  }
+}
+
 /** Entry point of the bundled plugin executable (dist/weft-cni.cjs, installed as `weft`). */
 void runPlugin({
   env: process.env,
   readStdin,
-  stdout: (s) => process.stdout.write(s),
-  stderr: (s) => process.stderr.write(s),
+  stdout: (s) => writeAll(1, s),
+  stderr: (s) => writeAll(2, s),
 }).then((code) => {
   process.exitCode = code;
 });

@@ -1,0 +1,149 @@
+/**
+ * Pod-to-pod data path on one node: TCP throughput (iperf3), TCP request/response latency
+ * (sockperf ping-pong) and ICMP RTT (ping), through Weft vs the reference bridge and ptp plugins
+ * vs a bare veth pair between two namespaces (the physical limit of this machine).
+ *
+ *   node build/bench/datapath.js [--runs 3] [--seconds 5] [--json FILE]
+ *
+ * Runs alternate between the setups so drift hits all alike; figures are medians of the runs.
+ * Both ends share the machine's CPUs. IPv4. Needs root, iperf3, sockperf.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { promises as fs, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseResult } from '../src/cni/convert.js';
+import { addressOf } from '../src/cni/result.js';
+import { parseConfList } from '../src/cniruntime/conflist.js';
+import { CniRuntime } from '../src/cniruntime/runtime.js';
+import { createNamedNetns, deleteNamedNetns } from '../src/kernel/netns.js';
+import { createPodNetns, podConf, sandboxNetwork, sandboxRuntime, startSandbox, stopSandbox, type Sandbox } from '../src/lab/sandbox.js';
+import { CLI, PLUGIN_BUNDLE } from '../test/helpers/env.js';
+
+function arg(name: string, dflt: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? (process.argv[i + 1] ?? dflt) : dflt;
+}
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+
+interface Pair {
+  name: string;
+  client: string; // netns name
+  server: string; // netns name
+  serverIp: string;
+}
+
+interface Figures {
+  gbps: number[];
+  rrP50us: number[];
+  rrP99us: number[];
+  pingUs: number[];
+}
+
+function inNs(ns: string, cmd: string[], timeoutMs = 60_000): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync('ip', ['netns', 'exec', ns, ...cmd], { encoding: 'utf8', timeout: timeoutMs });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+async function withServer<T>(ns: string, cmd: string[], fn: () => T): Promise<T> {
+  const server = spawn('ip', ['netns', 'exec', ns, ...cmd], { stdio: 'ignore' });
+  await new Promise((r) => setTimeout(r, 400));
+  try {
+    return fn();
+  } finally {
+    server.kill('SIGKILL'); // ends `ip netns exec`'s child too: it execs the tool
+    await new Promise((r) => server.once('exit', r));
+  }
+}
+
+async function measure(p: Pair, seconds: number, f: Figures): Promise<void> {
+  const iperf = await withServer(p.server, ['iperf3', '-s', '-1', '-B', p.serverIp], () =>
+    inNs(p.client, ['iperf3', '-c', p.serverIp, '-t', String(seconds), '-O', '1', '-J']),
+  );
+  if (iperf.status !== 0) throw new Error(`${p.name}: iperf3 failed: ${iperf.stderr || iperf.stdout.slice(0, 300)}`);
+  f.gbps.push((JSON.parse(iperf.stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second / 1e9);
+
+  const rr = await withServer(p.server, ['sockperf', 'sr', '--tcp', '-i', p.serverIp, '-p', '11111'], () =>
+    inNs(p.client, ['sockperf', 'pp', '--tcp', '-i', p.serverIp, '-p', '11111', '-t', String(seconds)]),
+  );
+  const out = rr.stdout + rr.stderr;
+  const p50 = /percentile 50\.000 =\s+([\d.]+)/.exec(out);
+  const p99 = /percentile 99\.000 =\s+([\d.]+)/.exec(out);
+  if (!p50 || !p99) throw new Error(`${p.name}: sockperf gave no percentiles: ${out.slice(0, 400)}`);
+  f.rrP50us.push(Number(p50[1]));
+  f.rrP99us.push(Number(p99[1]));
+
+  const ping = inNs(p.client, ['ping', '-q', '-c', '200', '-i', '0.005', p.serverIp]);
+  const m = /= [\d.]+\/([\d.]+)\//.exec(ping.stdout);
+  if (!m) throw new Error(`${p.name}: ping failed: ${ping.stdout}`);
+  f.pingUs.push(Number(m[1]) * 1000);
+}
+
+async function cniPair(name: string, sb: Sandbox, rt: CniRuntime, list: ReturnType<typeof parseConfList>): Promise<Pair> {
+  const ips: string[] = [];
+  for (const pod of ['a', 'b']) {
+    const netns = await createPodNetns(sb, `${name}${pod}`);
+    const raw = await rt.add(list, podConf(`${name}-${pod}`, netns));
+    ips.push(addressOf((parseResult(raw, list.cniVersion).ips ?? []).find((i) => !i.address.includes(':'))?.address ?? ''));
+  }
+  return { name, client: `${sb.prefix}-${name}a`, server: `${sb.prefix}-${name}b`, serverIp: ips[1] as string };
+}
+
+async function main(): Promise<void> {
+  const runs = Number(arg('runs', '3'));
+  const seconds = Number(arg('seconds', '5'));
+  const jsonOut = arg('json', '');
+  const sandboxes: Sandbox[] = [];
+  const bare = ['dpbare-a', 'dpbare-b'];
+  try {
+    // The physical limit: two namespaces joined by one veth pair.
+    for (const n of bare) await createNamedNetns(n);
+    spawnSync('ip', ['-n', 'dpbare-a', 'link', 'add', 'va', 'type', 'veth', 'peer', 'name', 'vb', 'netns', 'dpbare-b']);
+    spawnSync('ip', ['-n', 'dpbare-a', '-batch', '-'], { input: 'addr add 10.99.0.1/24 dev va\nlink set va up\nlink set lo up\n' });
+    spawnSync('ip', ['-n', 'dpbare-b', '-batch', '-'], { input: 'addr add 10.99.0.2/24 dev vb\nlink set vb up\nlink set lo up\n' });
+    const pairs: Pair[] = [{ name: 'bare veth pair', client: 'dpbare-a', server: 'dpbare-b', serverIp: '10.99.0.2' }];
+
+    const weft = await startSandbox({ prefix: 'dpw', podCidrs: ['10.245.0.0/24'], cliEntry: CLI, pluginBundle: PLUGIN_BUNDLE });
+    sandboxes.push(weft);
+    const wp = await cniPair('weft', weft, sandboxRuntime(weft), await sandboxNetwork(weft));
+    pairs.push({ ...wp, name: 'weft (routed veth)' });
+
+    const ref = await startSandbox({ prefix: 'dpr', podCidrs: ['10.244.250.0/24'], cliEntry: CLI, pluginBundle: PLUGIN_BUNDLE });
+    sandboxes.push(ref);
+    const refRt = new CniRuntime({ path: ['/usr/lib/cni'], cacheDir: ref.cacheDir, netns: ref.nodeNetnsPath });
+    const mk = async (name: string, plugin: Record<string, unknown>): Promise<ReturnType<typeof parseConfList>> => {
+      const file = join(ref.dir, `${name}.conflist`);
+      await fs.writeFile(file, JSON.stringify({ cniVersion: '1.0.0', name, plugins: [plugin] }));
+      return parseConfList(await fs.readFile(file));
+    };
+    const ipam = (subnet: string): Record<string, unknown> => ({ type: 'host-local', dataDir: join(ref.dir, 'ipam'), ranges: [[{ subnet }]], routes: [{ dst: '0.0.0.0/0' }] });
+    pairs.push({ ...(await cniPair('bridge', ref, refRt, await mk('dp-bridge', { type: 'bridge', bridge: 'dpbr0', isGateway: true, ipam: ipam('10.243.0.0/24') }))), name: 'reference bridge + host-local' });
+    pairs.push({ ...(await cniPair('ptp', ref, refRt, await mk('dp-ptp', { type: 'ptp', ipam: ipam('10.242.0.0/24') }))), name: 'reference ptp + host-local' });
+
+    const figures = new Map<string, Figures>(pairs.map((p) => [p.name, { gbps: [], rrP50us: [], rrP99us: [], pingUs: [] }]));
+    for (let r = 0; r < runs; r++) {
+      process.stderr.write(`run ${r + 1}/${runs} …\n`);
+      for (const p of pairs) await measure(p, seconds, figures.get(p.name) as Figures);
+    }
+    const base = figures.get('bare veth pair') as Figures;
+    const lines = [
+      `Same-node pod to pod, IPv4, ${runs} runs × ${seconds} s each, medians (both ends share the 2 CPUs)`,
+      '',
+      '| path | TCP throughput (Gbit/s) | vs bare veth | TCP RR latency p50 (µs, RTT/2) | p99 | ping RTT (µs) |',
+      '|---|---|---|---|---|---|',
+      ...pairs.map((p) => {
+        const f = figures.get(p.name) as Figures;
+        return `| ${p.name} | ${median(f.gbps).toFixed(1)} | ${(median(f.gbps) / median(base.gbps)).toFixed(2)}× | ${median(f.rrP50us).toFixed(1)} | ${median(f.rrP99us).toFixed(1)} | ${median(f.pingUs).toFixed(0)} |`;
+      }),
+    ];
+    process.stdout.write(lines.join('\n') + '\n');
+    if (jsonOut) writeFileSync(jsonOut, JSON.stringify(Object.fromEntries(figures), null, 2));
+  } finally {
+    for (const sb of sandboxes) await stopSandbox(sb);
+    for (const n of bare) await deleteNamedNetns(n);
+  }
+}
+
+void main().catch((err: Error) => {
+  process.stderr.write(`bench failed: ${err.message}\n`);
+  process.exitCode = 1;
+});

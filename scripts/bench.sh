@@ -1,0 +1,16 @@
+#!/bin/sh
+# One command per benchmark (root): ./scripts/bench.sh cni|datapath|memory [flags]
+# Installs what it needs on first use, builds, runs; results go to stdout (see docs/benchmarks.md).
+set -eu
+cd "$(dirname "$0")/.."
+which="${1:-}"
+case "$which" in
+  cni) script=cni-add-del ;;
+  datapath) script=datapath ;;
+  memory) script=agent-memory ;;
+  *) echo "usage: $0 cni|datapath|memory [flags]" >&2; exit 2 ;;
+esac
+shift
+./scripts/setup.sh
+# Benchmarks measure weft, not this shell's environment: NODE_EXTRA_CA_CERTS slows every node start.
+exec env -u NODE_EXTRA_CA_CERTS node "build/bench/$script.js" "$@"

@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { privilegedSkip } from '../helpers/env.js';
+import { BUSYBOX_IMAGE, PAGE, buildBusyboxArchive } from '../helpers/image.js';
+import { nodeLeftovers, startTestNode, stateLeftovers, type TestNode } from '../helpers/node.js';
+import { missingBinaries, nodeIsSealed } from '../helpers/runtimes.js';
+
+/**
+ * podman 4.3 with its CNI network backend, pointed at Weft the way the README tells operators:
+ * a containers.conf naming Weft's plugin and conf dirs. Private storage; run inside the node netns.
+ */
+const skip = privilegedSkip() ?? missingBinaries(['podman', 'runc', 'conmon']);
+
+/** The containers.conf an operator writes (README "podman"), plus this machine's quirks. */
+export function podmanConf(binDir: string, confDir: string, dir: string): string {
+  return `[containers]
+# this machine's hard limits are lower than podman's defaults
+default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
+log_driver = "k8s-file"
+
+[engine]
+# no systemd here: cgroupfs and a file for events
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "${join(dir, 'events.log')}"
+runtime = "runc"
+tmp_dir = "${join(dir, 'tmp')}"
+
+[network]
+network_backend = "cni"
+cni_plugin_dirs = ["${binDir}"]
+network_config_dir = "${confDir}"
+`;
+}
+
+describe('podman (CNI backend)', { skip }, () => {
+  let node: TestNode;
+  let dir: string;
+
+  const podman = (args: string[], timeout = 120_000) =>
+    spawnSync('nsenter', [`--net=${node.sb.nodeNetnsPath}`, '--', 'podman', '--root', join(dir, 'storage'), '--runroot', join(dir, 'run'), '--storage-driver', 'vfs', ...args], {
+      encoding: 'utf8',
+      timeout,
+      env: { ...process.env, CONTAINERS_CONF: join(dir, 'containers.conf') },
+    });
+
+  before(async () => {
+    node = await startTestNode();
+    dir = join(node.sb.dir, 'podman');
+    mkdirSync(join(dir, 'image'), { recursive: true });
+    writeFileSync(join(dir, 'containers.conf'), podmanConf(node.sb.binDir, node.sb.confDir, dir));
+    const load = podman(['load', '-i', buildBusyboxArchive(join(dir, 'image'))]);
+    assert.equal(load.status, 0, load.stderr);
+  });
+  after(async () => {
+    if (dir) podman(['rm', '--all', '--force', '--time', '0']);
+    await node?.stop();
+  });
+
+  it('podman sees the weft network; containers get weft addresses, reach each other; stop DELs and frees', async () => {
+    const nets = podman(['network', 'ls', '--format', '{{.Name}} {{.Driver}}']);
+    assert.match(nets.stdout, new RegExp(`^${node.list.name} weft$`, 'm'));
+
+    const run = podman(['run', '-d', '--name', 'web', '--network', node.list.name, BUSYBOX_IMAGE, 'httpd', '-f', '-p', '80', '-h', '/www']);
+    assert.equal(run.status, 0, run.stderr);
+    const inspect = podman(['inspect', 'web', '--format', `{{(index .NetworkSettings.Networks "${node.list.name}").IPAddress}} {{(index .NetworkSettings.Networks "${node.list.name}").GlobalIPv6Address}}`]);
+    const [v4, v6] = inspect.stdout.trim().split(' ');
+    assert.match(v4 ?? '', /^10\.244\.7\.\d+$/);
+    assert.match(v6 ?? '', /^fd00:244:7::[0-9a-f]+$/);
+    assert.deepEqual(nodeIsSealed(node), []);
+
+    const client = podman(['run', '--rm', '--network', node.list.name, BUSYBOX_IMAGE, 'sh', '-c', `wget -q -O - http://${v4}/ && wget -q -O - http://[${v6}]/`]);
+    assert.equal(client.status, 0, client.stderr);
+    assert.equal(client.stdout.split(PAGE).length - 1, 2);
+    assert.equal((await stateLeftovers(node)).reservations.length, 2, "the client's DEL freed its addresses");
+
+    assert.equal(podman(['stop', '--time', '0', 'web']).status, 0);
+    assert.deepEqual(await stateLeftovers(node), { reservations: [], records: [] }, 'stop sent DEL');
+    assert.equal(podman(['rm', 'web']).status, 0);
+    assert.deepEqual(nodeLeftovers(node), { links: [], routes: [] });
+  });
+});
