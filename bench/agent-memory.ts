@@ -11,11 +11,8 @@ import { readFileSync } from 'node:fs';
 import { getHealth } from '../src/agent/health-client.js';
 import { createPodNetns, podConf, sandboxNetwork, sandboxRuntime, startSandbox, stopSandbox } from '../src/lab/sandbox.js';
 import { CLI, PLUGIN_BUNDLE } from '../test/helpers/env.js';
+import { arg } from './common.js';
 
-function arg(name: string, dflt: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? (process.argv[i + 1] ?? dflt) : dflt;
-}
 
 function rssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));

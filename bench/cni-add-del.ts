@@ -13,30 +13,21 @@ import { execFileSync } from 'node:child_process';
 import { promises as fs, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseConfList } from '../src/cniruntime/conflist.js';
+import type { NetworkConfigList } from '../src/cniruntime/conflist.js';
 import { CniRuntime } from '../src/cniruntime/runtime.js';
 import { deleteNamedNetns } from '../src/kernel/netns.js';
 import { createPodNetns, podConf, sandboxNetwork, sandboxRuntime, startSandbox, stopSandbox, type Sandbox } from '../src/lab/sandbox.js';
-import { CLI, PLUGIN_BUNDLE } from '../test/helpers/env.js';
-import { execPlugin } from '../test/helpers/env.js';
+import { CLI, execPlugin, PLUGIN_BUNDLE } from '../test/helpers/env.js';
+import { arg, hostLocal, median, pct, referenceList } from './common.js';
 
 interface Series {
   add: number[];
   del: number[];
 }
 
-function arg(name: string, dflt: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? (process.argv[i + 1] ?? dflt) : dflt;
-}
 
-function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? NaN;
-}
-const median = (xs: number[]): number => pct(xs, 50);
 
-async function timeRuns(rt: CniRuntime, list: ReturnType<typeof parseConfList>, sb: Sandbox, tag: string, pods: number, series: Series): Promise<void> {
+async function timeRuns(rt: CniRuntime, list: NetworkConfigList, sb: Sandbox, tag: string, pods: number, series: Series): Promise<void> {
   const names = Array.from({ length: pods }, (_, i) => `${tag}${i}`);
   const netns: string[] = [];
   for (const n of names) netns.push(await createPodNetns(sb, n));
@@ -57,7 +48,7 @@ async function timeRuns(rt: CniRuntime, list: ReturnType<typeof parseConfList>, 
 }
 
 /** C calls at once, each timed from its own start to its own end. */
-async function timeConcurrent(rt: CniRuntime, list: ReturnType<typeof parseConfList>, sb: Sandbox, tag: string, n: number, series: Series): Promise<void> {
+async function timeConcurrent(rt: CniRuntime, list: NetworkConfigList, sb: Sandbox, tag: string, n: number, series: Series): Promise<void> {
   const names = Array.from({ length: n }, (_, i) => `${tag}${i}`);
   const netns = await Promise.all(names.map((nm) => createPodNetns(sb, nm)));
   const timed = async (fn: () => Promise<unknown>): Promise<number> => {
@@ -73,13 +64,6 @@ async function timeConcurrent(rt: CniRuntime, list: ReturnType<typeof parseConfL
   }
 }
 
-/** A reference network: its conflist written into the sandbox's conf dir, run in the same way. */
-async function referenceList(sb: Sandbox, name: string, plugin: Record<string, unknown>): Promise<ReturnType<typeof parseConfList>> {
-  const conf = { cniVersion: '1.0.0', name, plugins: [plugin] };
-  const file = join(sb.dir, `${name}.conflist`);
-  await fs.writeFile(file, JSON.stringify(conf));
-  return parseConfList(await fs.readFile(file));
-}
 
 interface Network {
   name: string;
@@ -105,8 +89,8 @@ async function main(): Promise<void> {
     const weft46 = await start('wb46', ['10.247.0.0/16', 'fd00:247::/64']);
     const ref = await start('rb', ['10.246.0.0/16']);
     const refRt = new CniRuntime({ path: ['/usr/lib/cni'], cacheDir: ref.cacheDir, netns: ref.nodeNetnsPath });
-    const v4 = (x: number): Record<string, unknown> => ({ type: 'host-local', dataDir: join(ref.dir, 'host-local'), ranges: [[{ subnet: `10.${x}.0.0/16` }]], routes: [{ dst: '0.0.0.0/0' }] });
-    const dual = (x: number): Record<string, unknown> => ({ ...v4(x), ranges: [[{ subnet: `10.${x}.0.0/16` }], [{ subnet: `fd00:${x}::/64` }]], routes: [{ dst: '0.0.0.0/0' }, { dst: '::/0' }] });
+    const v4 = (x: number): Record<string, unknown> => hostLocal(ref, [`10.${x}.0.0/16`]);
+    const dual = (x: number): Record<string, unknown> => hostLocal(ref, [`10.${x}.0.0/16`, `fd00:${x}::/64`]);
     const ptp4 = await referenceList(ref, 'b-ptp4', { type: 'ptp', mtu: 1500, ipam: v4(240) });
     const ptp46 = await referenceList(ref, 'b-ptp46', { type: 'ptp', mtu: 1500, ipam: dual(241) });
     const br4 = await referenceList(ref, 'b-br4', { type: 'bridge', bridge: 'wbbr4', isGateway: true, ipam: v4(242) });
@@ -116,7 +100,7 @@ async function main(): Promise<void> {
       const rt = sandboxRuntime(sb);
       return { name, pods: n, run: (tag, k, series) => timeRuns(rt, list, sb, tag, k, series), concurrent: (tag, k, series) => timeConcurrent(rt, list, sb, tag, k, series) };
     };
-    const refNet = (name: string, list: ReturnType<typeof parseConfList>, n: number, concurrent = true): Network => ({
+    const refNet = (name: string, list: NetworkConfigList, n: number, concurrent = true): Network => ({
       name,
       pods: n,
       run: (tag, k, series) => timeRuns(refRt, list, ref, tag, k, series),

@@ -9,21 +9,16 @@
  * Both ends share the machine's CPUs. IPv4. Needs root, iperf3, sockperf.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { promises as fs, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { parseResult } from '../src/cni/convert.js';
 import { addressOf } from '../src/cni/result.js';
-import { parseConfList } from '../src/cniruntime/conflist.js';
+import type { NetworkConfigList } from '../src/cniruntime/conflist.js';
 import { CniRuntime } from '../src/cniruntime/runtime.js';
 import { createNamedNetns, deleteNamedNetns } from '../src/kernel/netns.js';
 import { createPodNetns, podConf, sandboxNetwork, sandboxRuntime, startSandbox, stopSandbox, type Sandbox } from '../src/lab/sandbox.js';
 import { CLI, PLUGIN_BUNDLE } from '../test/helpers/env.js';
+import { arg, hostLocal, median, referenceList } from './common.js';
 
-function arg(name: string, dflt: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? (process.argv[i + 1] ?? dflt) : dflt;
-}
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 
 interface Pair {
   name: string;
@@ -78,7 +73,7 @@ async function measure(p: Pair, seconds: number, f: Figures): Promise<void> {
   f.pingUs.push(Number(m[1]) * 1000);
 }
 
-async function cniPair(name: string, sb: Sandbox, rt: CniRuntime, list: ReturnType<typeof parseConfList>): Promise<Pair> {
+async function cniPair(name: string, sb: Sandbox, rt: CniRuntime, list: NetworkConfigList): Promise<Pair> {
   const ips: string[] = [];
   for (const pod of ['a', 'b']) {
     const netns = await createPodNetns(sb, `${name}${pod}`);
@@ -110,14 +105,10 @@ async function main(): Promise<void> {
     const ref = await startSandbox({ prefix: 'dpr', podCidrs: ['10.244.250.0/24'], cliEntry: CLI, pluginBundle: PLUGIN_BUNDLE });
     sandboxes.push(ref);
     const refRt = new CniRuntime({ path: ['/usr/lib/cni'], cacheDir: ref.cacheDir, netns: ref.nodeNetnsPath });
-    const mk = async (name: string, plugin: Record<string, unknown>): Promise<ReturnType<typeof parseConfList>> => {
-      const file = join(ref.dir, `${name}.conflist`);
-      await fs.writeFile(file, JSON.stringify({ cniVersion: '1.0.0', name, plugins: [plugin] }));
-      return parseConfList(await fs.readFile(file));
-    };
-    const ipam = (subnet: string): Record<string, unknown> => ({ type: 'host-local', dataDir: join(ref.dir, 'ipam'), ranges: [[{ subnet }]], routes: [{ dst: '0.0.0.0/0' }] });
-    pairs.push({ ...(await cniPair('bridge', ref, refRt, await mk('dp-bridge', { type: 'bridge', bridge: 'dpbr0', isGateway: true, ipam: ipam('10.243.0.0/24') }))), name: 'reference bridge + host-local' });
-    pairs.push({ ...(await cniPair('ptp', ref, refRt, await mk('dp-ptp', { type: 'ptp', ipam: ipam('10.242.0.0/24') }))), name: 'reference ptp + host-local' });
+    const bridge = await referenceList(ref, 'dp-bridge', { type: 'bridge', bridge: 'dpbr0', isGateway: true, ipam: hostLocal(ref, ['10.243.0.0/24']) });
+    const ptp = await referenceList(ref, 'dp-ptp', { type: 'ptp', ipam: hostLocal(ref, ['10.242.0.0/24']) });
+    pairs.push({ ...(await cniPair('bridge', ref, refRt, bridge)), name: 'reference bridge + host-local' });
+    pairs.push({ ...(await cniPair('ptp', ref, refRt, ptp)), name: 'reference ptp + host-local' });
 
     const figures = new Map<string, Figures>(pairs.map((p) => [p.name, { gbps: [], rrP50us: [], rrP99us: [], pingUs: [] }]));
     for (let r = 0; r < runs; r++) {

@@ -7,7 +7,7 @@ import { parseResult } from '../src/cni/convert.js';
 import type { NetworkConfigList } from '../src/cniruntime/conflist.js';
 import { loadNetwork } from '../src/cniruntime/loader.js';
 import type { CniRuntime, RuntimeConf } from '../src/cniruntime/runtime.js';
-import { createPodNetns } from '../src/lab/sandbox.js';
+import { createPodNetns, SANDBOX_NODE_ADDRESS } from '../src/lab/sandbox.js';
 import { PluginError } from '../src/cniruntime/invoke.js';
 import { assertOk, baseEnv, config, run } from './helpers/cni.js';
 import { ipJson, privilegedSkip } from './helpers/env.js';
@@ -86,7 +86,7 @@ describe('chained after weft: reference portmap, bandwidth, tuning', { skip }, (
     assert.match(natRules(node), /--dport 8080 -j DNAT --to-destination 10\.244\.7\.\d+:80/);
 
     server = await startTcpServer(`${node.sb.prefix}-web`, 80, 'hello from web');
-    assert.equal(tcpRequest(node.sb.nodeNetns, '192.0.2.1', 8080), 'hello from web', 'node:8080 is forwarded to the pod');
+    assert.equal(tcpRequest(node.sb.nodeNetns, SANDBOX_NODE_ADDRESS, 8080), 'hello from web', 'node:8080 is forwarded to the pod');
 
     await assertPortmapCheckBug(node.rt, node.list, node.conf('web', { capabilityArgs: caps }));
     await node.rt.check(withoutPortmap(node.list), node.conf('web', { capabilityArgs: caps }));
@@ -128,7 +128,7 @@ describe('chained after weft: reference portmap, bandwidth, tuning', { skip }, (
     assert.equal(sysctl.trim(), '1');
     assert.match(natRules(node), /--dport 8081 -j DNAT/);
     server = await startTcpServer(`${node.sb.prefix}-api`, 81, 'hello from api');
-    assert.equal(tcpRequest(node.sb.nodeNetns, '192.0.2.1', 8081), 'hello from api', 'IPv4 egress works after the MAC change');
+    assert.equal(tcpRequest(node.sb.nodeNetns, SANDBOX_NODE_ADDRESS, 8081), 'hello from api', 'IPv4 egress works after the MAC change');
     await assertPortmapCheckBug(node.rt, list, conf);
     await node.rt.check(withoutPortmap(list), conf);
     await node.rt.del(list, conf);

@@ -51,6 +51,13 @@ export interface Sandbox {
   pods: Set<string>;
 }
 
+/**
+ * The sandbox node's own address, on its loopback (a real node owns one: the source of its
+ * traffic to pods, such as kubelet probes). From the RFC 2544 benchmarking range, so it can
+ * never be mistaken for an address of the machine's own network.
+ */
+export const SANDBOX_NODE_ADDRESS = '198.18.0.1';
+
 export function randomPrefix(tag: string): string {
   return `${tag}${randomBytes(3).toString('hex')}`;
 }
@@ -75,8 +82,7 @@ export async function startSandbox(o: SandboxOptions): Promise<Sandbox> {
   };
   try {
     await createNamedNetns(sb.nodeNetns);
-    // A real node owns an address; it is the source of node-to-pod traffic (kubelet probes).
-    await ipBatch(['link set lo up', 'addr add 192.0.2.1/32 dev lo'], { netns: sb.nodeNetnsPath });
+    await ipBatch(['link set lo up', `addr add ${SANDBOX_NODE_ADDRESS}/32 dev lo`], { netns: sb.nodeNetnsPath });
     await install({
       binDir: sb.binDir,
       confDir: sb.confDir,
