@@ -1,0 +1,170 @@
+import { Etcd3, type IKeyValue } from 'etcd3';
+import { noop } from 'cockatiel';
+import type { KObject } from '../model/objects.js';
+import { forWrite, StoreError, validateObject, type ListResult, type Store, type WatchEvent, type WatchEventType } from './store.js';
+
+/**
+ * The datastore on a real etcd v3 cluster. One key per object under a prefix; an object's
+ * resourceVersion is its key's mod_revision, and create/update/delete are transactions that
+ * compare it (or create_revision == 0), so concurrent writers never overwrite each other.
+ * Watches start at a revision and resume from the last one seen after a reconnect (the etcd3
+ * client does that); a compacted start revision ends the watch with Gone.
+ */
+const PREFIX = '/weft/v1/';
+const CALL_TIMEOUT_MS = 5000;
+
+function keyOf(kind: string, name: string, namespace?: string): string {
+  return `${PREFIX}${kind}/${namespace ?? '_'}/${name}`;
+}
+
+function unavailable(err: unknown, what: string): StoreError {
+  if (err instanceof StoreError) return err;
+  return new StoreError('Unavailable', `etcd: ${what} failed: ${(err as Error).message}`, { cause: err });
+}
+
+async function timed<T>(p: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new StoreError('Unavailable', `etcd: ${what} timed out after ${CALL_TIMEOUT_MS} ms`)), CALL_TIMEOUT_MS);
+      }),
+    ]);
+  } catch (err) {
+    throw unavailable(err, what);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function decode<T extends KObject>(kv: IKeyValue): T {
+  const obj = JSON.parse(kv.value.toString('utf8')) as T;
+  obj.metadata.resourceVersion = kv.mod_revision;
+  return obj;
+}
+
+export class EtcdStore implements Store {
+  readonly backend = 'etcd' as const;
+  private readonly client: Etcd3;
+
+  constructor(readonly endpoints: string[]) {
+    // Callers handle unavailability (retry loops, level-triggered reconcile); the client's own
+    // retries and circuit breaker would only hide it for longer.
+    this.client = new Etcd3({
+      hosts: endpoints,
+      dialTimeout: 3000,
+      faultHandling: { host: () => noop, global: noop },
+    });
+  }
+
+  async get<T extends KObject>(kind: string, name: string, namespace?: string): Promise<T | undefined> {
+    const res = await timed(this.client.get(keyOf(kind, name, namespace)).exec(), `get ${kind} ${name}`);
+    const kv = res.kvs[0];
+    return kv ? decode<T>(kv) : undefined;
+  }
+
+  async list<T extends KObject>(kind: string, namespace?: string): Promise<ListResult<T>> {
+    const prefix = namespace !== undefined ? `${PREFIX}${kind}/${namespace}/` : `${PREFIX}${kind}/`;
+    const res = await timed(this.client.getAll().prefix(prefix).exec(), `list ${kind}`);
+    return { items: res.kvs.map((kv) => decode<T>(kv)), revision: Number(res.header.revision) };
+  }
+
+  async create<T extends KObject>(obj: T): Promise<T> {
+    validateObject(obj);
+    const key = keyOf(obj.kind, obj.metadata.name, obj.metadata.namespace);
+    const o = forWrite(obj);
+    o.metadata.creationTimestamp ??= new Date().toISOString();
+    const res = await timed(this.client.if(key, 'Create', '==', 0).then(this.client.put(key).value(JSON.stringify(o))).commit(), `create ${obj.kind}`);
+    if (!res.succeeded) throw new StoreError('AlreadyExists', `${obj.kind} ${describe(obj)} already exists`);
+    o.metadata.resourceVersion = res.header.revision;
+    return o;
+  }
+
+  async update<T extends KObject>(obj: T): Promise<T> {
+    validateObject(obj);
+    const key = keyOf(obj.kind, obj.metadata.name, obj.metadata.namespace);
+    const want = obj.metadata.resourceVersion;
+    const o = forWrite(obj);
+    const put = this.client.put(key).value(JSON.stringify(o));
+    const res = await timed(
+      want !== undefined ? this.client.if(key, 'Mod', '==', want).then(put).commit() : this.client.if(key, 'Create', '>', 0).then(put).commit(),
+      `update ${obj.kind}`,
+    );
+    if (!res.succeeded) {
+      const current = await this.get(obj.kind, obj.metadata.name, obj.metadata.namespace);
+      if (!current) throw new StoreError('NotFound', `${obj.kind} ${describe(obj)} does not exist`);
+      throw new StoreError('Conflict', `${obj.kind} ${describe(obj)} changed: resourceVersion ${want} is stale (now ${current.metadata.resourceVersion})`);
+    }
+    o.metadata.resourceVersion = res.header.revision;
+    return o;
+  }
+
+  async delete(kind: string, name: string, namespace?: string, opts: { resourceVersion?: string } = {}): Promise<boolean> {
+    const key = keyOf(kind, name, namespace);
+    if (opts.resourceVersion === undefined) {
+      const res = await timed(this.client.delete().key(key).exec(), `delete ${kind}`);
+      return Number(res.deleted) > 0;
+    }
+    const res = await timed(this.client.if(key, 'Mod', '==', opts.resourceVersion).then(this.client.delete().key(key)).commit(), `delete ${kind}`);
+    if (res.succeeded) return true;
+    const current = await this.get(kind, name, namespace);
+    if (!current) return false;
+    throw new StoreError('Conflict', `${kind} ${namespace ? `${namespace}/` : ''}${name} changed: resourceVersion ${opts.resourceVersion} is stale`);
+  }
+
+  async *watch<T extends KObject>(kind: string, fromRevision: number, signal: AbortSignal): AsyncIterable<WatchEvent<T>> {
+    const queue: Array<WatchEvent<T> | StoreError> = [];
+    let wake: (() => void) | undefined;
+    const push = (x: WatchEvent<T> | StoreError): void => {
+      queue.push(x);
+      wake?.();
+    };
+    // watcher() (not create()): listeners must be on before the first response, or a watch
+    // cancelled at once (a compacted start revision) reports its error to nobody.
+    const watcher = this.client.watch().prefix(`${PREFIX}${kind}/`).startRevision(String(fromRevision + 1)).withPreviousKV().watcher();
+    const emit = (type: WatchEventType, kv: IKeyValue, prev?: IKeyValue): void => {
+      const source = type === 'DELETED' ? prev : kv;
+      if (!source) return; // a delete of something compacted away: nothing to report
+      const object = decode<T>(source);
+      push({ type, object, revision: Number(kv.mod_revision) });
+    };
+    watcher.on('put', (kv, prev) => emit(prev ? 'MODIFIED' : kv.version === '1' ? 'ADDED' : 'MODIFIED', kv, prev));
+    watcher.on('delete', (kv, prev) => emit('DELETED', kv, prev));
+    watcher.on('error', (err) => {
+      // etcd 3.4 cancels a watch on a compacted revision with an empty cancel_reason (the
+      // client surfaces "Watcher canceled: "); other cancellations name their reason. Either
+      // way, listing again is the right reaction to Gone.
+      const gone = /compact/i.test(err.message) || /canceled:\s*$/.test(err.message);
+      push(new StoreError(gone ? 'Gone' : 'Unavailable', `etcd watch of ${kind}: ${err.message}`, { cause: err }));
+    });
+    const onAbort = (): void => wake?.();
+    signal.addEventListener('abort', onAbort);
+    try {
+      while (!signal.aborted) {
+        const next = queue.shift();
+        if (next instanceof StoreError) throw next;
+        if (next) {
+          yield next;
+          continue;
+        }
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+        wake = undefined;
+      }
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      // A watch the server already cancelled never gets a reply to cancel(): do not wait long.
+      await Promise.race([watcher.cancel().catch(() => undefined), new Promise((r) => setTimeout(r, 1000).unref())]);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.client.close();
+  }
+}
+
+function describe(o: KObject): string {
+  return o.metadata.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : o.metadata.name;
+}

@@ -1,0 +1,83 @@
+import type { KObject } from '../model/objects.js';
+
+/**
+ * The cluster datastore, one contract for every backend (file, etcd; Kubernetes later): list,
+ * get, watch from a revision, create/update with optimistic concurrency, delete.
+ *
+ * Revisions are one counter for the whole store (etcd's revision; the file store keeps its
+ * own). An object's metadata.resourceVersion is the revision of its last write; an update or
+ * delete that names a resourceVersion succeeds only if the object is still at it.
+ */
+export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED';
+
+export interface WatchEvent<T extends KObject = KObject> {
+  type: WatchEventType;
+  /** For DELETED, the object as it was last stored. */
+  object: T;
+  revision: number;
+}
+
+export interface ListResult<T extends KObject = KObject> {
+  items: T[];
+  /** The store's revision the list is a snapshot of: watch from here. */
+  revision: number;
+}
+
+export type StoreErrorReason = 'AlreadyExists' | 'Conflict' | 'NotFound' | 'Gone' | 'Unavailable' | 'Invalid';
+
+export class StoreError extends Error {
+  readonly code = 'ERR_STORE';
+  constructor(
+    readonly reason: StoreErrorReason,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'StoreError';
+  }
+}
+
+export function isStoreError(err: unknown, reason?: StoreErrorReason): err is StoreError {
+  return err instanceof StoreError && (reason === undefined || err.reason === reason);
+}
+
+export interface Store {
+  readonly backend: 'file' | 'etcd';
+  get<T extends KObject>(kind: string, name: string, namespace?: string): Promise<T | undefined>;
+  list<T extends KObject>(kind: string, namespace?: string): Promise<ListResult<T>>;
+  /** AlreadyExists if it exists. Returns the stored object with its resourceVersion. */
+  create<T extends KObject>(obj: T): Promise<T>;
+  /** Conflict if metadata.resourceVersion is set and stale; NotFound if absent. */
+  update<T extends KObject>(obj: T): Promise<T>;
+  /** False if it did not exist; Conflict if resourceVersion is given and stale. */
+  delete(kind: string, name: string, namespace?: string, opts?: { resourceVersion?: string }): Promise<boolean>;
+  /**
+   * Every change of `kind` with a revision above `fromRevision`, in order, until `signal`
+   * aborts. Throws StoreError Gone when those revisions were compacted away (list again).
+   */
+  watch<T extends KObject>(kind: string, fromRevision: number, signal: AbortSignal): AsyncIterable<WatchEvent<T>>;
+  close(): Promise<void>;
+}
+
+/** Checks the parts of an object every store relies on. */
+export function validateObject(obj: KObject): void {
+  const problems: string[] = [];
+  if (typeof obj.apiVersion !== 'string' || obj.apiVersion === '') problems.push('apiVersion is required');
+  if (typeof obj.kind !== 'string' || !/^[A-Z][A-Za-z0-9]*$/.test(obj.kind)) problems.push('kind must be a name such as Pod');
+  const name = obj.metadata?.name;
+  if (typeof name !== 'string' || !/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(name)) {
+    problems.push(`metadata.name ${JSON.stringify(name)} must be a lowercase DNS name (a-z, 0-9, "-", ".")`);
+  }
+  const ns = obj.metadata?.namespace;
+  if (ns !== undefined && !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(ns)) {
+    problems.push(`metadata.namespace ${JSON.stringify(ns)} must be a DNS label`);
+  }
+  if (problems.length) throw new StoreError('Invalid', `invalid ${obj.kind ?? 'object'}: ${problems.join('; ')}`);
+}
+
+/** Deep copy without the store-owned fields, ready to write. */
+export function forWrite<T extends KObject>(obj: T): T {
+  const copy = structuredClone(obj);
+  delete copy.metadata.resourceVersion;
+  return copy;
+}

@@ -1,0 +1,83 @@
+import type { Lease } from 'kubernetes-types/coordination/v1.js';
+import type { Namespace, Node, Pod } from 'kubernetes-types/core/v1.js';
+import type { ObjectMeta } from 'kubernetes-types/meta/v1.js';
+import type { NetworkPolicy } from 'kubernetes-types/networking/v1.js';
+
+/**
+ * Cluster objects. Kubernetes kinds keep their upstream shapes (kubernetes-types); Weft's own
+ * kinds (apiVersion weft.io/v1) are Kubernetes-shaped too, so every datastore — file, etcd,
+ * and later the Kubernetes API — holds the same things and every controller works on any.
+ */
+type Writable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** kubernetes-types marks server-owned fields (resourceVersion…) readonly; the stores own them. */
+export interface Meta extends Writable<ObjectMeta> {
+  name: string;
+}
+
+/** What every stored object has. */
+export interface KObject {
+  apiVersion: string;
+  kind: string;
+  metadata: Meta;
+}
+
+export const WEFT_API = 'weft.io/v1';
+
+/** The namespace Weft keeps its own namespaced objects in (node leases). */
+export const SYSTEM_NAMESPACE = 'weft-system';
+
+export type NodeObject = Node & KObject;
+export type PodObject = Pod & KObject;
+export type NamespaceObject = Namespace & KObject;
+export type LeaseObject = Lease & KObject;
+export type NetworkPolicyObject = NetworkPolicy & KObject;
+
+export type BackendType = 'vxlan' | 'host-gw';
+export const BACKENDS: readonly BackendType[] = ['vxlan', 'host-gw'];
+
+/** The cluster's pod network, one object named "default" (cluster-scoped). */
+export interface ClusterNetworkObject extends KObject {
+  kind: 'ClusterNetwork';
+  spec: {
+    /** At most one per family. */
+    podCIDRs: string[];
+    /** Prefix length of the block each node leases, per family. */
+    blockSize: { ipv4: number; ipv6: number };
+    backend: { type: BackendType; vni?: number; port?: number };
+    /** How long a node stays alive without renewing its lease. */
+    leaseDurationSeconds: number;
+  };
+}
+
+/** One node's block of the cluster range (cluster-scoped, named after the CIDR). */
+export interface IPBlockObject extends KObject {
+  kind: 'IPBlock';
+  spec: { cidr: string; family: 4 | 6; node: string };
+}
+
+/** A pod attached on a node: who it is, where, with which addresses. */
+export interface WeftEndpointObject extends KObject {
+  kind: 'WeftEndpoint';
+  spec: {
+    node: string;
+    containerId: string;
+    ifName: string;
+    addresses: string[];
+    podName?: string;
+    labels?: Record<string, string>;
+  };
+}
+
+/** Annotations a node publishes for its peers' backends. */
+export const NODE_ANNOTATIONS = {
+  backend: 'weft.io/backend',
+  vxlanMac: 'weft.io/vxlan-mac',
+  /** Comma-separated underlay addresses (one per family) peers send to. */
+  nodeIPs: 'weft.io/node-ips',
+} as const;
+
+/** A stable, valid object name for a CIDR (10.244.1.0/24 -> 10-244-1-0-24). */
+export function blockName(cidr: string): string {
+  return cidr.replace(/[.:/]/g, '-').replace(/-+/g, '-').replace(/^-|-$/g, '').toLowerCase();
+}
