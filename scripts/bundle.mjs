@@ -20,6 +20,8 @@ await build({
   entryPoints: ['src/cli/entry.ts'],
   outfile: 'dist/weft.mjs',
   format: 'esm',
+  // etcd3 reads its .proto files next to its own code: it is loaded from node_modules, lazily.
+  external: ['etcd3', 'cockatiel'],
   banner: { js: "#!/usr/bin/env node\nimport { createRequire as __weftCreateRequire } from 'node:module'; const require = __weftCreateRequire(import.meta.url);" },
 });
 chmodSync('dist/weft-cni.cjs', 0o755);

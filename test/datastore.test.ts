@@ -44,7 +44,7 @@ describe('file datastore shared by several processes', () => {
 describe('etcd watch across an etcd restart', { skip: etcdMissing() }, () => {
   it('a watch survives etcd going away and coming back, with no event lost', async () => {
     let etcd = await startEtcd();
-    const store = new EtcdStore([etcd.endpoint]);
+    const store = await EtcdStore.connect([etcd.endpoint]);
     const ac = new AbortController();
     try {
       const start = (await store.list('Pod')).revision;

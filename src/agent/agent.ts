@@ -7,6 +7,7 @@ import type { Cidr } from '../ipam/cidr.js';
 import { Ipam } from '../ipam/ipam.js';
 import type { Logger } from '../util/log.js';
 import { AttachmentStore } from './attachment-store.js';
+import { ClusterNode, type ClusterNodeConfig } from './cluster-node.js';
 import { CniService, type CniServiceDeps } from './cni-service.js';
 import { startAgentServer } from './server.js';
 
@@ -14,8 +15,12 @@ import { startAgentServer } from './server.js';
 export interface AgentConfig {
   stateDir: string;
   socketPath: string;
-  podCidrs: Cidr[];
-  mtu: number;
+  /** Single-node mode: the node's pod ranges. Exclusive with `cluster`. */
+  podCidrs?: Cidr[];
+  /** Cluster mode: pod ranges are blocks leased from the cluster datastore. */
+  cluster?: ClusterNodeConfig & { leaveOnExit: boolean };
+  /** Pod MTU; in cluster mode the backend's (uplink minus overhead) when absent. */
+  mtu?: number;
   log: Logger;
   datapath?: Datapath;
   pauseAt?: CniServiceDeps['pauseAt'];
@@ -25,6 +30,7 @@ export interface RunningAgent {
   service: CniService;
   ipam: Ipam;
   records: AttachmentStore;
+  cluster: ClusterNode | undefined;
   stop(): Promise<void>;
 }
 
@@ -83,32 +89,48 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
   await fs.mkdir(cfg.stateDir, { recursive: true, mode: 0o700 });
   const pidFile = await lockStateDir(cfg.stateDir);
   let server: Server | undefined;
+  let cluster: ClusterNode | undefined;
   try {
-    for (const c of cfg.podCidrs) await ensureSysctl(FORWARDING_SYSCTL[c.family], '1');
+    if (cfg.cluster) cluster = await ClusterNode.join(cfg.cluster);
+    const podCidrs = cluster ? cluster.podCidrs : (cfg.podCidrs ?? []);
+    if (podCidrs.length === 0) throw new Error('no pod range: give --pod-cidr, or join a cluster with --datastore');
+    const mtu = cfg.mtu ?? cluster?.backend.podMtu ?? 1500;
+    for (const c of podCidrs) await ensureSysctl(FORWARDING_SYSCTL[c.family], '1');
     await dropStateOfOtherBoot(cfg.stateDir, log);
-    const ipam = await Ipam.open(cfg.stateDir, cfg.podCidrs);
+    const ipam = await Ipam.open(cfg.stateDir, podCidrs);
     const records = await AttachmentStore.open(cfg.stateDir);
+    const clusterNode = cluster;
     const service = new CniService({
       ipam,
       records,
       datapath: cfg.datapath ?? kernelDatapath,
       log,
-      mtu: cfg.mtu,
+      mtu,
       ...(cfg.pauseAt ? { pauseAt: cfg.pauseAt } : {}),
+      ...(clusterNode ? { onChange: () => clusterNode.attachmentsChanged() } : {}),
     });
+    clusterNode?.start(records);
     server = await startAgentServer({
       socketPath: cfg.socketPath,
       service,
       log,
       health: () => {
         const m = process.memoryUsage();
-        return { ok: true, pools: ipam.status(), attachments: records.size, memory: { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external } };
+        return {
+          ok: true,
+          pools: ipam.status(),
+          attachments: records.size,
+          memory: { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external },
+          mtu,
+          ...(clusterNode ? { cluster: clusterNode.status() } : {}),
+        };
       },
     });
     log.info('agent ready', {
       socket: cfg.socketPath,
       stateDir: cfg.stateDir,
-      podCidrs: cfg.podCidrs.map((c) => c.text),
+      podCidrs: podCidrs.map((c) => c.text),
+      mtu,
       attachments: records.size,
       reservations: ipam.reservations().length,
     });
@@ -117,14 +139,20 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       service,
       ipam,
       records,
+      cluster: clusterNode,
       stop: async () => {
-        await new Promise<void>((resolve) => srv.close(() => resolve()));
+        await new Promise<void>((resolve) => {
+          srv.close(() => resolve());
+          srv.closeAllConnections();
+        });
+        await clusterNode?.stop(cfg.cluster?.leaveOnExit ?? false);
         await fs.rm(cfg.socketPath, { force: true });
         await fs.rm(pidFile, { force: true });
       },
     };
   } catch (err) {
     server?.close();
+    await cluster?.stop(false).catch(() => undefined);
     await fs.rm(pidFile, { force: true });
     throw err;
   }

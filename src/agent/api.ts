@@ -51,6 +51,16 @@ export interface HealthReply {
   attachments: number;
   /** process.memoryUsage() of the agent, bytes. */
   memory: { rss: number; heapUsed: number; heapTotal: number; external: number };
+  /** Present when the agent is a member of a cluster. */
+  cluster?: {
+    node: string;
+    backend: string;
+    blocks: string[];
+    peers: string[];
+    problems: string[];
+    datastoreConnected: boolean;
+  };
+  mtu: number;
 }
 
 function bad(msg: string): never {

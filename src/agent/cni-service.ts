@@ -26,6 +26,8 @@ export interface CniServiceDeps {
   mtu: number;
   /** Test-only fault point: pause every ADD at this phase (crash tests kill the agent there). */
   pauseAt?: { phase: AddPhase; ms: number };
+  /** Called after attachments changed (ADD, DEL, GC), e.g. to record endpoints. */
+  onChange?: () => void;
 }
 
 /** The moments of an ADD at which a crash leaves different state behind. */
@@ -179,6 +181,7 @@ export class CniService {
     records.put({ ...pending, addresses, state: 'ready', result });
     await this.reached('ready-written');
     log.info('attached', { addresses, hostIf });
+    this.deps.onChange?.();
     return result;
   }
 
@@ -196,6 +199,7 @@ export class CniService {
     records.remove(key);
     if (rec || freed.length) {
       this.deps.log.info('detached', { op: 'DEL', containerId: req.containerId, ifName: req.ifName, freed });
+      this.deps.onChange?.();
     }
   }
 
@@ -278,6 +282,7 @@ export class CniService {
       }
     }
     log.info('GC done', { network: req.network, removed, orphanAddresses: freed, orphanLinks: links, errors: errors.length });
+    if (removed > 0) this.deps.onChange?.();
     if (errors.length > 0) {
       throw new CniError(ErrorCode.KernelFailure, `GC could not remove everything: ${errors.join('; ')}`);
     }

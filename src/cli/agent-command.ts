@@ -2,8 +2,16 @@ import type { Command } from 'commander';
 import { DEFAULT_SOCKET } from '../agent/api.js';
 import { startAgent } from '../agent/agent.js';
 import { ADD_PHASES, type AddPhase } from '../agent/cni-service.js';
-import { AddressError, parseCidr, type Cidr } from '../ipam/cidr.js';
-import { createLogger, type LogLevel } from '../util/log.js';
+import { hostname } from 'node:os';
+import type { ClusterNodeConfig } from '../agent/cluster-node.js';
+import { validateBlockSize } from '../cluster/blocks.js';
+import type { ClusterDefaults } from '../cluster/membership.js';
+import { EtcdStore } from '../datastore/etcd-store.js';
+import { FileStore } from '../datastore/file-store.js';
+import type { Store } from '../datastore/store.js';
+import { AddressError, isValidAddress, parseCidr, type Cidr } from '../ipam/cidr.js';
+import { BACKENDS, type BackendType } from '../model/objects.js';
+import { createLogger, type Logger, type LogLevel } from '../util/log.js';
 import { UserError } from '../util/user-error.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/weft';
@@ -12,18 +20,20 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
-export function parsePodCidrs(values: string[]): Cidr[] {
-  if (values.length === 0) throw new UserError('--pod-cidr is required (e.g. --pod-cidr 10.244.1.0/24 --pod-cidr fd00:244:1::/64)');
-  if (values.length > 2) throw new UserError('at most two --pod-cidr: one IPv4 and one IPv6');
+export function parsePodCidrs(values: string[], flag = '--pod-cidr'): Cidr[] {
+  if (values.length === 0) {
+    throw new UserError(`${flag} is required (e.g. ${flag} 10.244.1.0/24 ${flag} fd00:244:1::/64), or join a cluster with --datastore`);
+  }
+  if (values.length > 2) throw new UserError(`at most two ${flag}: one IPv4 and one IPv6`);
   const cidrs = values.map((v) => {
     try {
       return parseCidr(v);
     } catch (err) {
-      throw new UserError(`--pod-cidr: ${(err as AddressError).message}`);
+      throw new UserError(`${flag}: ${(err as AddressError).message}`);
     }
   });
   if (cidrs.length === 2 && cidrs[0]?.family === cidrs[1]?.family) {
-    throw new UserError('the two --pod-cidr must be of different families (one IPv4, one IPv6)');
+    throw new UserError(`the two ${flag} must be of different families (one IPv4, one IPv6)`);
   }
   return cidrs;
 }
@@ -44,25 +54,119 @@ export function testPauseFromEnv(value: string | undefined): { phase: AddPhase; 
   return { phase: phase as AddPhase, ms: Number(ms) };
 }
 
+interface AgentOptions {
+  stateDir: string;
+  socket: string;
+  podCidr: string[];
+  mtu?: string;
+  logLevel: string;
+  datastore?: string;
+  datastoreDir?: string;
+  etcdEndpoints?: string;
+  nodeName?: string;
+  nodeIp: string[];
+  clusterCidr: string[];
+  blockSizeV4: string;
+  blockSizeV6: string;
+  backend?: string;
+  vxlanVni: string;
+  vxlanPort: string;
+  leaseDuration: string;
+  leaveOnExit?: boolean;
+}
+
+function intFlag(name: string, v: string, min: number, max: number): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < min || n > max) throw new UserError(`--${name} ${v}: expected an integer ${min}-${max}`);
+  return n;
+}
+
+/** The datastore named by the flags. */
+export async function openStore(o: { datastore?: string; datastoreDir?: string; etcdEndpoints?: string }): Promise<Store> {
+  if (o.datastore === 'file') {
+    if (!o.datastoreDir) throw new UserError('--datastore file needs --datastore-dir DIR (a directory several agents may share)');
+    return FileStore.open(o.datastoreDir);
+  }
+  if (o.datastore === 'etcd') {
+    const eps = (o.etcdEndpoints ?? '').split(',').filter((e) => e !== '');
+    if (eps.length === 0 || eps.some((e) => !/^(https?:\/\/[^/]+|unix:\/\/\/.+)$/.test(e))) {
+      throw new UserError(`--datastore etcd needs --etcd-endpoints URL[,URL] such as http://10.0.0.1:2379 or unix:///run/etcd.sock:2379 (got ${JSON.stringify(o.etcdEndpoints ?? '')})`);
+    }
+    return EtcdStore.connect(eps);
+  }
+  throw new UserError(`--datastore ${o.datastore}: expected file or etcd`);
+}
+
+async function clusterConfig(o: AgentOptions, log: Logger): Promise<ClusterNodeConfig & { leaveOnExit: boolean }> {
+  if (o.podCidr.length > 0) throw new UserError('--pod-cidr is for a single node; in a cluster (--datastore) nodes lease blocks of --cluster-cidr');
+  const nodeIps = o.nodeIp.map((a) => {
+    if (!isValidAddress(a)) throw new UserError(`--node-ip ${a}: not an IP address`);
+    return a;
+  });
+  let defaults: ClusterDefaults | undefined;
+  if (o.clusterCidr.length > 0) {
+    const cidrs = parsePodCidrs(o.clusterCidr, '--cluster-cidr');
+    const blockSize = { ipv4: intFlag('block-size-v4', o.blockSizeV4, 8, 30), ipv6: intFlag('block-size-v6', o.blockSizeV6, 48, 126) };
+    for (const c of cidrs) {
+      try {
+        validateBlockSize(c, c.family === 4 ? blockSize.ipv4 : blockSize.ipv6);
+      } catch (err) {
+        throw new UserError((err as Error).message);
+      }
+    }
+    const backend = o.backend ?? 'vxlan';
+    if (!(BACKENDS as readonly string[]).includes(backend)) throw new UserError(`--backend ${backend}: expected ${BACKENDS.join(' or ')}`);
+    defaults = {
+      podCIDRs: cidrs.map((c) => c.text),
+      blockSize,
+      backend: { type: backend as BackendType, vni: intFlag('vxlan-vni', o.vxlanVni, 1, 16_777_215), port: intFlag('vxlan-port', o.vxlanPort, 1, 65535) },
+      leaseDurationSeconds: intFlag('lease-duration', o.leaseDuration, 3, 3600),
+    };
+  }
+  return { store: await openStore(o), nodeName: o.nodeName ?? hostname(), nodeIps, defaults, log, leaveOnExit: o.leaveOnExit === true };
+}
+
 export function registerAgentCommand(program: Command): void {
   program
     .command('agent')
     .description('run the node agent: serves the CNI plugin on a unix socket, owns IPAM and the pod datapath')
     .option('--state-dir <dir>', 'where IPAM reservations and attachment records live', DEFAULT_STATE_DIR)
     .option('--socket <path>', 'unix socket the plugin talks to (created mode 0600)', DEFAULT_SOCKET)
-    .option('--pod-cidr <cidr>', "this node's pod range; once per family (IPv4, IPv6)", collect, [] as string[])
-    .option('--mtu <n>', 'pod interface MTU unless the network config sets one', '1500')
+    .option('--pod-cidr <cidr>', "single node: this node's pod range; once per family (IPv4, IPv6)", collect, [] as string[])
+    .option('--mtu <n>', 'pod interface MTU unless the network config sets one (default 1500; in a cluster, the backend decides)')
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
-    .action(async (o: { stateDir: string; socket: string; podCidr: string[]; mtu: string; logLevel: string }) => {
+    .option('--datastore <kind>', 'join a cluster through this datastore: file or etcd')
+    .option('--datastore-dir <dir>', 'the file datastore directory (shared by the nodes of one host)')
+    .option('--etcd-endpoints <urls>', 'etcd client URLs, comma-separated, e.g. http://10.0.0.1:2379')
+    .option('--node-name <name>', "this node's name (default: the hostname)")
+    .option('--node-ip <addr>', "this node's underlay address, once per family (default: the default route's interface)", collect, [] as string[])
+    .option('--cluster-cidr <cidr>', 'first node only: the cluster pod range, once per family', collect, [] as string[])
+    .option('--block-size-v4 <n>', 'first node only: prefix length of each node\'s IPv4 block', '24')
+    .option('--block-size-v6 <n>', 'first node only: prefix length of each node\'s IPv6 block', '64')
+    .option('--backend <type>', 'first node only: vxlan or host-gw (default vxlan)')
+    .option('--vxlan-vni <n>', 'first node only: VXLAN network identifier', '1')
+    .option('--vxlan-port <n>', 'first node only: VXLAN UDP port', '8472')
+    .option('--lease-duration <s>', 'first node only: seconds a node stays alive without renewing its lease', '40')
+    .option('--leave-on-exit', 'on SIGTERM, leave the cluster: peers drop this node at once instead of after its lease expires')
+    .action(async (o: AgentOptions) => {
       const level = o.logLevel as LogLevel;
       if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new UserError(`--log-level ${o.logLevel}: expected debug, info, warn or error`);
-      const podCidrs = parsePodCidrs(o.podCidr);
-      const mtu = parseMtu(o.mtu);
       const log = createLogger(level, { component: 'agent' });
+      const cluster = o.datastore !== undefined ? await clusterConfig(o, log) : undefined;
+      const podCidrs = cluster ? undefined : parsePodCidrs(o.podCidr);
+      const mtu = o.mtu !== undefined ? parseMtu(o.mtu) : undefined;
       const pauseAt = testPauseFromEnv(process.env['WEFT_TEST_PAUSE_ADD']);
       let agent;
       try {
-        agent = await startAgent({ stateDir: o.stateDir, socketPath: o.socket, podCidrs, mtu, log, ...(pauseAt ? { pauseAt } : {}) });
+        agent = await startAgent({
+          stateDir: o.stateDir,
+          socketPath: o.socket,
+          ...(podCidrs ? { podCidrs } : {}),
+          ...(cluster ? { cluster } : {}),
+          ...(mtu !== undefined ? { mtu } : {}),
+          log,
+          ...(pauseAt ? { pauseAt } : {}),
+        });
       } catch (err) {
         if (err instanceof AddressError) throw new UserError(err.message);
         throw err;

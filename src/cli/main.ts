@@ -5,6 +5,8 @@ import { registerAgentCommand } from './agent-command.js';
 import { registerCniCommands } from './cni-command.js';
 import { registerDemoCommand } from './demo-command.js';
 import { registerInstallCommands } from './install-command.js';
+import { registerApplyCommands } from './apply-command.js';
+import { registerLabCommands } from './lab-command.js';
 
 /** The `weft` command. One exit path: run() returns a status, main sets it. */
 export const VERSION = '0.1.0';
@@ -19,8 +21,13 @@ export function buildProgram(): Command {
   registerInstallCommands(program);
   registerCniCommands(program);
   registerDemoCommand(program);
-  program.commands.forEach((c) => c.exitOverride());
-  for (const c of program.commands) c.commands.forEach((s) => s.exitOverride());
+  registerLabCommands(program);
+  registerApplyCommands(program);
+  const override = (c: Command): void => {
+    c.exitOverride();
+    c.commands.forEach(override);
+  };
+  override(program);
   return program;
 }
 

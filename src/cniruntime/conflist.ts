@@ -104,6 +104,8 @@ export interface BuildOptions {
   prevResult?: unknown;
   capabilityArgs?: Record<string, unknown>;
   validAttachments?: Array<{ containerID: string; ifname: string }>;
+  /** Pod labels, passed as args.cni.labels (the CONVENTIONS.md location). */
+  labels?: Record<string, string>;
 }
 
 /**
@@ -127,6 +129,13 @@ export function buildPluginConfig(list: NetworkConfigList, plugin: PluginEntry, 
       }
     }
     if (Object.keys(rc).length > 0) conf['runtimeConfig'] = rc;
+    if (opts.labels && Object.keys(opts.labels).length > 0) {
+      const args = (typeof conf['args'] === 'object' && conf['args'] !== null ? { ...(conf['args'] as Record<string, unknown>) } : {}) as Record<string, unknown>;
+      const cni = (typeof args['cni'] === 'object' && args['cni'] !== null ? { ...(args['cni'] as Record<string, unknown>) } : {}) as Record<string, unknown>;
+      cni['labels'] = Object.entries(opts.labels).map(([key, value]) => ({ key, value }));
+      args['cni'] = cni;
+      conf['args'] = args;
+    }
   }
   return Buffer.from(JSON.stringify(conf));
 }

@@ -18,6 +18,8 @@ export interface RuntimeConf {
   /** CNI_ARGS as ordered pairs. */
   args: Array<[string, string]>;
   capabilityArgs: Record<string, unknown>;
+  /** Pod labels for args.cni.labels. */
+  labels?: Record<string, string>;
 }
 
 export interface RuntimeOptions {
@@ -63,6 +65,7 @@ export class CniRuntime {
       command,
       ...(extra.prevResult !== undefined ? { prevResult: extra.prevResult } : {}),
       ...(rt ? { capabilityArgs: rt.capabilityArgs } : {}),
+      ...(rt?.labels ? { labels: rt.labels } : {}),
       ...(extra.validAttachments ? { validAttachments: extra.validAttachments } : {}),
     });
     const out = await execPlugin(file, plugin.type, this.env(command, rt), stdin, this.opts.timeoutMs, this.opts.netns);

@@ -16,8 +16,8 @@ describe('EtcdStore (contract, real etcd)', { skip: etcdMissing() }, () => {
     async open() {
       const server = etcd as EtcdServer;
       etcdctl(server, ['del', '--prefix', '/weft/']);
-      const a = new EtcdStore([server.endpoint]);
-      const b = new EtcdStore([server.endpoint]);
+      const a = await EtcdStore.connect([server.endpoint]);
+      const b = await EtcdStore.connect([server.endpoint]);
       return {
         a,
         b,

@@ -1,5 +1,4 @@
-import { Etcd3, type IKeyValue } from 'etcd3';
-import { noop } from 'cockatiel';
+import type { Etcd3, IKeyValue } from 'etcd3';
 import type { KObject } from '../model/objects.js';
 import { forWrite, StoreError, validateObject, type ListResult, type Store, type WatchEvent, type WatchEventType } from './store.js';
 
@@ -46,16 +45,22 @@ function decode<T extends KObject>(kv: IKeyValue): T {
 
 export class EtcdStore implements Store {
   readonly backend = 'etcd' as const;
-  private readonly client: Etcd3;
 
-  constructor(readonly endpoints: string[]) {
+  private constructor(
+    readonly endpoints: string[],
+    private readonly client: Etcd3,
+  ) {}
+
+  /**
+   * The etcd client (and gRPC under it) is loaded only here: commands that never talk to etcd
+   * do not pay for loading it.
+   */
+  static async connect(endpoints: string[]): Promise<EtcdStore> {
+    const [{ Etcd3: Client }, { noop }] = await Promise.all([import('etcd3'), import('cockatiel')]);
     // Callers handle unavailability (retry loops, level-triggered reconcile); the client's own
     // retries and circuit breaker would only hide it for longer.
-    this.client = new Etcd3({
-      hosts: endpoints,
-      dialTimeout: 3000,
-      faultHandling: { host: () => noop, global: noop },
-    });
+    const client = new Client({ hosts: endpoints, dialTimeout: 3000, faultHandling: { host: () => noop, global: noop } });
+    return new EtcdStore(endpoints, client);
   }
 
   async get<T extends KObject>(kind: string, name: string, namespace?: string): Promise<T | undefined> {

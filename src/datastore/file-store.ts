@@ -1,8 +1,8 @@
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, watch as fsWatch, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, watch as fsWatch } from 'node:fs';
 import { join } from 'node:path';
 import type { KObject } from '../model/objects.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
-import { Mutex } from '../util/mutex.js';
+import { LockFile, LockTimeoutError } from '../util/lock-file.js';
 import { forWrite, StoreError, validateObject, type ListResult, type Store, type WatchEvent, type WatchEventType } from './store.js';
 
 /**
@@ -31,35 +31,15 @@ function pad(rev: number): string {
   return String(rev).padStart(16, '0');
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** The pid in a lock file; undefined when the file is gone; 0 while its writer has not written it yet. */
-function readHolder(lock: string): number | undefined {
-  try {
-    const n = Number(readFileSync(lock, 'utf8').trim());
-    return Number.isInteger(n) && n > 0 ? n : 0;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 export class FileStore implements Store {
   readonly backend = 'file' as const;
-  private readonly local = new Mutex();
+  private readonly lock: LockFile;
   private closed = false;
   private readonly closers = new Set<() => void>();
 
-  private constructor(readonly dir: string) {}
+  private constructor(readonly dir: string) {
+    this.lock = new LockFile(join(dir, 'lock'), `the file datastore ${dir}`);
+  }
 
   static open(dir: string): FileStore {
     for (const d of ['objects', 'events']) mkdirSync(join(dir, d), { recursive: true, mode: 0o700 });
@@ -89,35 +69,11 @@ export class FileStore implements Store {
     }
   }
 
-  /** Runs `fn` holding this process's mutex and the directory's lock file. */
+  /** Runs `fn` holding the directory's lock file (several agents may share the directory). */
   private locked<R>(fn: () => R): Promise<R> {
-    return this.local.run(async () => {
-      const lock = join(this.dir, 'lock');
-      const deadline = Date.now() + 10_000;
-      for (;;) {
-        try {
-          const fd = openSync(lock, 'wx', 0o600);
-          writeSync(fd, `${process.pid}\n`);
-          closeSync(fd);
-          break;
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        }
-        const holder = readHolder(lock);
-        if (holder === undefined) continue; // released between our open and our read: try again
-        // Locks are held for microseconds; a holder that is gone crashed inside one.
-        if (holder > 0 && !isAlive(holder)) {
-          if (readHolder(lock) === holder) rmSync(lock, { force: true });
-          continue;
-        }
-        if (Date.now() > deadline) throw new StoreError('Unavailable', `the file datastore ${this.dir} stayed locked by pid ${holder} for 10 s`);
-        await sleep(1 + Math.random() * 2);
-      }
-      try {
-        return fn();
-      } finally {
-        unlinkSync(lock);
-      }
+    return this.lock.run(fn).catch((err: unknown) => {
+      if (err instanceof LockTimeoutError) throw new StoreError('Unavailable', `the file datastore ${this.dir}: ${err.message}`, { cause: err });
+      throw err;
     });
   }
 

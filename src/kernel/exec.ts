@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 /**
  * The one place Weft starts programs: argument arrays only (never a shell), a timeout on every
@@ -135,24 +136,63 @@ export interface DaemonOptions {
   /** Append stdout and stderr to this file (it is created). */
   logFile?: string;
   env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** Outlive the caller (the lab's agents outlive `weft lab up`). */
+  detached?: boolean;
 }
 
 /**
  * Starts a long-running process (an agent for a lab or test node) and returns it; the caller owns
  * it and ends it by its PID.
  */
+/** Ends a process by PID: SIGTERM, then SIGKILL after `graceMs`. Resolves once it is gone. */
+export async function endProcess(pid: number, graceMs = 5000): Promise<void> {
+  // A zombie (dead, not reaped yet: its parent may be gone and PID 1 may not reap) counts as gone.
+  const alive = (): boolean => {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return false;
+    }
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+    } catch {
+      return false;
+    }
+  };
+  if (!alive()) return;
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + graceMs;
+  while (alive() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  if (alive()) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* gone meanwhile */
+    }
+    const hard = Date.now() + 5000;
+    while (alive() && Date.now() < hard) await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 export async function startDaemon(file: string, args: readonly string[], opts: DaemonOptions = {}): Promise<import('node:child_process').ChildProcess> {
   const { openSync, closeSync } = await import('node:fs');
   const fd = opts.logFile ? openSync(opts.logFile, 'a') : 'ignore';
   const [cmd, cmdArgs] = opts.netns !== undefined ? ['nsenter', [`--net=${opts.netns}`, '--', file, ...args]] : [file, [...args]];
   try {
-    const child = spawn(cmd, cmdArgs, { stdio: ['ignore', fd, fd], env: opts.env ?? process.env });
+    const child = spawn(cmd, cmdArgs, { stdio: ['ignore', fd, fd], env: opts.env ?? process.env, ...(opts.cwd ? { cwd: opts.cwd } : {}), detached: opts.detached === true });
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', () => resolve());
       child.once('error', (e: NodeJS.ErrnoException) =>
         reject(e.code === 'ENOENT' ? new CommandNotFoundError(cmd, PACKAGE_OF[cmd] ?? '') : e),
       );
     });
+    if (opts.detached) child.unref();
     return child;
   } finally {
     if (typeof fd === 'number') closeSync(fd);

@@ -43,3 +43,13 @@ export async function listNamedNetns(): Promise<string[]> {
   const list = JSON.parse(r.stdout) as Array<{ name: string }>;
   return list.map((n) => n.name);
 }
+
+/** PIDs of the processes in a named netns (`ip netns pids`), to end them by PID. */
+export async function netnsPids(name: string): Promise<number[]> {
+  const r = await run('ip', ['netns', 'pids', name], { allowFailure: true });
+  if (r.exitCode !== 0) return [];
+  return r.stdout
+    .split('\n')
+    .map((l) => Number(l.trim()))
+    .filter((n) => Number.isInteger(n) && n > 0);
+}

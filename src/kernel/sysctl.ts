@@ -47,3 +47,9 @@ export async function ensureSysctl(key: string, value: string): Promise<void> {
 export function bootId(): Promise<string> {
   return readSysctl('kernel.random.boot_id');
 }
+
+/** Sets a sysctl inside another netns (the lab's switch and nodes), with procps' sysctl. */
+export async function sysctlIn(netnsPath: string, key: string, value: string): Promise<void> {
+  const { run } = await import('./exec.js');
+  await run('nsenter', [`--net=${netnsPath}`, '--', 'sysctl', '-q', '-w', `${key}=${value}`]);
+}

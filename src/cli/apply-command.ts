@@ -1,0 +1,106 @@
+import type { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { isStoreError, type Store } from '../datastore/store.js';
+import { withLabStore } from '../lab/lab.js';
+import { loadLab, resolveLabName } from '../lab/lab-state.js';
+import { describeObject, parseManifests } from '../model/manifest.js';
+import type { KObject } from '../model/objects.js';
+import { UserError } from '../util/user-error.js';
+import { openStore } from './agent-command.js';
+
+/**
+ * `weft apply -f FILE` / `weft delete -f FILE`: Kubernetes-shaped objects into a datastore — the
+ * lab's by default, or one named with --datastore.
+ */
+interface StoreFlags {
+  lab?: string;
+  datastore?: string;
+  datastoreDir?: string;
+  etcdEndpoints?: string;
+}
+
+async function withStore<R>(o: StoreFlags, fn: (s: Store) => Promise<R>): Promise<R> {
+  if (o.datastore) {
+    const store = await openStore(o);
+    try {
+      return await fn(store);
+    } finally {
+      await store.close();
+    }
+  }
+  return withLabStore(loadLab(resolveLabName(o.lab)), fn);
+}
+
+function read(file: string): KObject[] {
+  let text: string;
+  try {
+    text = file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UserError(`-f ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+  }
+  return parseManifests(text, file);
+}
+
+function storeFlags(c: Command): Command {
+  return c
+    .option('--lab <name>', 'the lab whose datastore to use (default: the only lab running)')
+    .option('--datastore <kind>', 'or a datastore: file or etcd')
+    .option('--datastore-dir <dir>', 'the file datastore directory')
+    .option('--etcd-endpoints <urls>', 'etcd client URLs');
+}
+
+export function registerApplyCommands(program: Command): void {
+  storeFlags(program.command('apply'))
+    .description('create or update Kubernetes-shaped objects (YAML or JSON, several documents, Lists)')
+    .requiredOption('-f, --filename <file>', 'the manifest ("-" for stdin)')
+    .option('--json', 'machine-readable output')
+    .action(async (o: StoreFlags & { filename: string; json?: boolean }) => {
+      const objs = read(o.filename);
+      const done = await withStore(o, async (store) => {
+        const results: Array<{ object: string; action: 'created' | 'configured' | 'unchanged' }> = [];
+        for (const obj of objs) {
+          const cur = await store.get(obj.kind, obj.metadata.name, obj.metadata.namespace);
+          try {
+            if (!cur) {
+              await store.create(obj);
+              results.push({ object: describeObject(obj), action: 'created' });
+              continue;
+            }
+            const { resourceVersion: _rv, creationTimestamp: _ct, ...curMeta } = cur.metadata;
+            const same = JSON.stringify({ ...cur, metadata: curMeta }) === JSON.stringify({ ...obj, metadata: { ...obj.metadata } });
+            if (same) {
+              results.push({ object: describeObject(obj), action: 'unchanged' });
+              continue;
+            }
+            await store.update({ ...obj, metadata: { ...obj.metadata, resourceVersion: cur.metadata.resourceVersion as string } });
+            results.push({ object: describeObject(obj), action: 'configured' });
+          } catch (err) {
+            if (isStoreError(err, 'Conflict')) throw new UserError(`${describeObject(obj)} changed while being applied; apply again`);
+            if (isStoreError(err, 'Invalid')) throw new UserError(err.message);
+            throw err;
+          }
+        }
+        return results;
+      });
+      if (o.json) process.stdout.write(JSON.stringify(done, null, 2) + '\n');
+      else for (const d of done) process.stdout.write(`${d.object} ${d.action}\n`);
+    });
+
+  storeFlags(program.command('delete'))
+    .description('delete the objects a manifest names')
+    .requiredOption('-f, --filename <file>', 'the manifest ("-" for stdin)')
+    .option('--json', 'machine-readable output')
+    .action(async (o: StoreFlags & { filename: string; json?: boolean }) => {
+      const objs = read(o.filename);
+      const done = await withStore(o, async (store) => {
+        const results: Array<{ object: string; action: 'deleted' | 'not found' }> = [];
+        for (const obj of objs) {
+          const gone = await store.delete(obj.kind, obj.metadata.name, obj.metadata.namespace);
+          results.push({ object: describeObject(obj), action: gone ? 'deleted' : 'not found' });
+        }
+        return results;
+      });
+      if (o.json) process.stdout.write(JSON.stringify(done, null, 2) + '\n');
+      else for (const d of done) process.stdout.write(`${d.object} ${d.action}\n`);
+    });
+}

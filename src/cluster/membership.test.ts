@@ -1,0 +1,131 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { FileStore } from '../datastore/file-store.js';
+import type { ClusterNetworkObject, IPBlockObject, LeaseObject } from '../model/objects.js';
+import { candidateBlocks, nodeAddressOf, validateBlockSize } from './blocks.js';
+import { isAlive } from './liveness.js';
+import { claimBlocks, ensureClusterNetwork, leaveCluster, registerNode, renewLease, type ClusterDefaults } from './membership.js';
+import { parseCidr } from '../ipam/cidr.js';
+
+const defaults = (over: Partial<ClusterDefaults> = {}): ClusterDefaults => ({
+  podCIDRs: ['10.244.0.0/16', 'fd00:10:244::/56'],
+  blockSize: { ipv4: 24, ipv6: 64 },
+  backend: { type: 'vxlan' },
+  leaseDurationSeconds: 10,
+  ...over,
+});
+
+async function withStore(fn: (open: () => FileStore) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-members-'));
+  const stores: FileStore[] = [];
+  try {
+    await fn(() => {
+      const s = FileStore.open(dir);
+      stores.push(s);
+      return s;
+    });
+  } finally {
+    for (const s of stores) await s.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe('blocks (pure)', () => {
+  it('enumerates the cluster range in block-size steps', () => {
+    const v4 = [...candidateBlocks(parseCidr('10.244.0.0/22'), 24)].map((c) => c.text);
+    assert.deepEqual(v4, ['10.244.0.0/24', '10.244.1.0/24', '10.244.2.0/24', '10.244.3.0/24']);
+    const v6 = [...candidateBlocks(parseCidr('fd00:10:244::/62'), 64)].map((c) => c.text);
+    assert.deepEqual(v6, ['fd00:10:244::/64', 'fd00:10:244:1::/64', 'fd00:10:244:2::/64', 'fd00:10:244:3::/64']);
+    assert.equal(nodeAddressOf('10.244.3.0/24'), '10.244.3.1');
+    assert.equal(nodeAddressOf('fd00:10:244:3::/64'), 'fd00:10:244:3::1');
+  });
+
+  it('refuses a block size that does not fit', () => {
+    assert.throws(() => validateBlockSize(parseCidr('10.244.0.0/16'), 15), /use \/16 to \/30/);
+    assert.throws(() => validateBlockSize(parseCidr('10.244.0.0/16'), 31), /use \/16 to \/30/);
+  });
+});
+
+describe('liveness (pure)', () => {
+  const lease = (renewMsAgo: number, now: number): LeaseObject => ({
+    apiVersion: 'coordination.k8s.io/v1',
+    kind: 'Lease',
+    metadata: { name: 'n' },
+    spec: { renewTime: new Date(now - renewMsAgo).toISOString(), leaseDurationSeconds: 10 },
+  });
+  it('a lease is fresh for its duration; an observer that was not connected that long trusts everyone', () => {
+    const now = 1_000_000_000_000;
+    const view = { now, connectedSince: now - 60_000, leaseDurationSeconds: 10 };
+    assert.equal(isAlive(lease(5_000, now), view), true);
+    assert.equal(isAlive(lease(11_000, now), view), false);
+    assert.equal(isAlive(undefined, view), false);
+    assert.equal(isAlive(lease(60_000, now), { ...view, connectedSince: undefined }), true, 'disconnected: cannot judge');
+    assert.equal(isAlive(lease(60_000, now), { ...view, connectedSince: now - 2_000 }), true, 'just reconnected: give renewals a lease duration');
+  });
+});
+
+describe('membership on a shared store', () => {
+  it('the first node writes the cluster network; later ones read it', async () => {
+    await withStore(async (open) => {
+      const a = await ensureClusterNetwork(open(), defaults());
+      const b = await ensureClusterNetwork(open(), undefined);
+      assert.deepEqual(b.spec, a.spec);
+      await assert.rejects(
+        (async () => {
+          const dir = mkdtempSync(join(tmpdir(), 'weft-empty-'));
+          try {
+            await ensureClusterNetwork(FileStore.open(dir), undefined);
+          } finally {
+            rmSync(dir, { recursive: true, force: true });
+          }
+        })(),
+        /--cluster-cidr/,
+      );
+    });
+  });
+
+  it('20 nodes racing for blocks (each its own store client) all get distinct blocks, per family', async () => {
+    await withStore(async (open) => {
+      const net = await ensureClusterNetwork(open(), defaults());
+      const names = Array.from({ length: 20 }, (_, i) => `node-${i}`);
+      await Promise.all(names.map((n) => renewLease(open(), n, 10)));
+      const got = await Promise.all(names.map((n) => claimBlocks(open(), n, net)));
+      const v4 = got.map((g) => g[0]);
+      const v6 = got.map((g) => g[1]);
+      assert.equal(new Set(v4).size, 20);
+      assert.equal(new Set(v6).size, 20);
+      const stored = (await open().list<IPBlockObject>('IPBlock')).items;
+      assert.equal(stored.length, 40);
+      for (const [i, n] of names.entries()) {
+        assert.equal(stored.find((b) => b.spec.cidr === v4[i])?.spec.node, n);
+      }
+    });
+  });
+
+  it('a node keeps its blocks across restarts; a dead node\'s block is taken over; a live one\'s never', async () => {
+    await withStore(async (open) => {
+      const net = (await ensureClusterNetwork(open(), defaults({ podCIDRs: ['10.250.0.0/23'] }))) as ClusterNetworkObject;
+      const now = Date.now();
+      await renewLease(open(), 'a', 10, now);
+      await renewLease(open(), 'b', 10, now);
+      const [blockA] = await claimBlocks(open(), 'a', net, now);
+      assert.deepEqual(await claimBlocks(open(), 'a', net, now), [blockA], 'same block after a restart');
+      const [blockB] = await claimBlocks(open(), 'b', net, now);
+      assert.notEqual(blockB, blockA);
+      await renewLease(open(), 'c', 10, now);
+      await assert.rejects(claimBlocks(open(), 'c', net, now), /no free \/24 block left/);
+      // Eleven seconds later, only b and c renewed: a is dead, c takes its block.
+      const later = now + 11_000;
+      await renewLease(open(), 'b', 10, later);
+      await renewLease(open(), 'c', 10, later);
+      assert.deepEqual(await claimBlocks(open(), 'c', net, later), [blockA]);
+      await registerNode(open(), { name: 'c', ips: ['198.18.0.13'], backend: 'vxlan' }, [blockA as string]);
+      await leaveCluster(open(), 'c');
+      assert.equal((await open().list<IPBlockObject>('IPBlock')).items.some((b) => b.spec.node === 'c'), false);
+      assert.equal(await open().get('Node', 'c'), undefined);
+    });
+  });
+});

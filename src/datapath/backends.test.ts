@@ -1,0 +1,101 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { peersFrom } from '../cluster/peers.js';
+import type { LeaseObject, NodeObject } from '../model/objects.js';
+import { hostGwCommands, hostGwDesired } from './host-gw.js';
+import { masqueradeScript } from './masquerade.js';
+import { vtepMac, vxlanCommands, vxlanDesired, type VxlanState } from './vxlan.js';
+
+const now = Date.parse('2026-11-28T00:00:00Z');
+const node = (name: string, blocks: string[], ips: string, mac?: string): NodeObject => ({
+  apiVersion: 'v1',
+  kind: 'Node',
+  metadata: { name, annotations: { 'weft.io/node-ips': ips, ...(mac ? { 'weft.io/vxlan-mac': mac } : {}), 'weft.io/backend': 'vxlan' } },
+  spec: { podCIDRs: blocks },
+});
+const lease = (name: string, agoMs: number): LeaseObject => ({
+  apiVersion: 'coordination.k8s.io/v1',
+  kind: 'Lease',
+  metadata: { name, namespace: 'weft-system' },
+  spec: { renewTime: new Date(now - agoMs).toISOString(), leaseDurationSeconds: 10 },
+});
+
+describe('peers (pure)', () => {
+  it('every other live node with blocks, underlay addresses IPv4 first', () => {
+    const nodes = [
+      node('me', ['10.244.0.0/24'], '198.18.0.10'),
+      node('b', ['10.244.1.0/24', 'fd00::/64'], 'fd18::11,198.18.0.11', '02:00:00:00:00:0b'),
+      node('dead', ['10.244.2.0/24'], '198.18.0.12'),
+      node('new', [], '198.18.0.13'),
+    ];
+    const leases = new Map([['b', lease('b', 1000)], ['dead', lease('dead', 60_000)], ['me', lease('me', 0)]]);
+    const peers = peersFrom(nodes, leases, 'me', { now, connectedSince: now - 600_000, leaseDurationSeconds: 10 });
+    assert.deepEqual(peers, [{ name: 'b', ips: ['198.18.0.11', 'fd18::11'], blocks: ['10.244.1.0/24', 'fd00::/64'], vxlanMac: '02:00:00:00:00:0b', backend: 'vxlan' }]);
+    const disconnected = peersFrom(nodes, leases, 'me', { now, connectedSince: undefined, leaseDurationSeconds: 10 });
+    assert.deepEqual(disconnected.map((p) => p.name), ['b', 'dead'], 'a disconnected observer removes nobody');
+  });
+});
+
+describe('vxlan (pure)', () => {
+  const peers = [{ name: 'b', ips: ['198.18.0.11'], blocks: ['10.244.1.0/24', 'fd00:10:244:1::/64'], vxlanMac: '02:00:00:00:00:0b', backend: 'vxlan' }];
+  it('FDB to the VTEP, neighbours for the block node addresses, onlink routes via them', () => {
+    const { state, problems } = vxlanDesired(peers);
+    assert.deepEqual(problems, []);
+    assert.deepEqual([...state.fdb], [['02:00:00:00:00:0b', '198.18.0.11']]);
+    assert.deepEqual([...state.neigh], [['10.244.1.1', '02:00:00:00:00:0b'], ['fd00:10:244:1::1', '02:00:00:00:00:0b']]);
+    assert.deepEqual([...state.routes], [['10.244.1.0/24', '10.244.1.1'], ['fd00:10:244:1::/64', 'fd00:10:244:1::1']]);
+  });
+
+  it('a converged state needs no command; stale entries are removed, routes before the neighbours they use', () => {
+    const { state } = vxlanDesired(peers);
+    const none = vxlanCommands(state, state);
+    assert.deepEqual(none, { bridge: [], ipAdd: [], ipDel: [], bridgeDel: [] });
+    const have: VxlanState = {
+      fdb: new Map([['02:00:00:00:00:0c', '198.18.0.12']]),
+      neigh: new Map([['10.244.2.1', '02:00:00:00:00:0c']]),
+      routes: new Map([['10.244.2.0/24', '10.244.2.1']]),
+    };
+    const c = vxlanCommands(state, have);
+    assert.deepEqual(c.ipDel, ['route del 10.244.2.0/24 dev weft.vxlan proto 77', 'neigh del 10.244.2.1 dev weft.vxlan']);
+    assert.deepEqual(c.bridgeDel, ['fdb del 02:00:00:00:00:0c dev weft.vxlan dst 198.18.0.12 self']);
+    assert.equal(c.ipAdd.length, 4);
+  });
+
+  it('a peer without a VXLAN MAC is reported, not routed; VTEP MACs are stable and unicast', () => {
+    const { state, problems } = vxlanDesired([{ ...peers[0], vxlanMac: undefined } as never]);
+    assert.equal(state.routes.size, 0);
+    assert.match(problems[0] ?? '', /publishes no VXLAN MAC/);
+    assert.equal(vtepMac('n1'), vtepMac('n1'));
+    assert.notEqual(vtepMac('n1'), vtepMac('n2'));
+    assert.equal(parseInt(vtepMac('n1').slice(0, 2), 16) & 3, 2);
+  });
+});
+
+describe('host-gw (pure)', () => {
+  const peers = [
+    { name: 'b', ips: ['198.18.0.11', 'fd18::11'], blocks: ['10.244.1.0/24', 'fd00:10:244:1::/64'], vxlanMac: undefined, backend: 'host-gw' },
+    { name: 'far', ips: ['10.9.0.5'], blocks: ['10.244.2.0/24', 'fd00:10:244:2::/64'], vxlanMac: undefined, backend: 'host-gw' },
+  ];
+  it('a route per block via the peer address of its family; a peer behind a router is refused, naming it', () => {
+    const { state, problems } = hostGwDesired(peers, (a) => (a === '10.9.0.5' ? '198.18.0.1' : undefined));
+    assert.deepEqual([...state.routes], [['10.244.1.0/24', '198.18.0.11'], ['fd00:10:244:1::/64', 'fd18::11']]);
+    assert.deepEqual(problems, [
+      'host-gw needs every node on one L2 segment: node far (10.9.0.5) is reached via router 198.18.0.1; use the vxlan backend',
+      'host-gw: node far has no IPv6 underlay address, so its block fd00:10:244:2::/64 is unreachable',
+    ]);
+    assert.deepEqual(hostGwCommands(state, { routes: new Map([['10.244.7.0/24', '198.18.0.17']]) }), [
+      'route replace 10.244.1.0/24 via 198.18.0.11 proto 77',
+      'route replace fd00:10:244:1::/64 via fd18::11 proto 77',
+      'route del 10.244.7.0/24 proto 77',
+    ]);
+  });
+});
+
+describe('masquerade (pure)', () => {
+  it('masquerades leaving the cluster range, never inside it, per family, as one replacing transaction', () => {
+    const s = masqueradeScript(['10.244.0.0/16', 'fd00:10:244::/56']);
+    assert.match(s, /^table inet weft_masq\ndelete table inet weft_masq\ntable inet weft_masq \{/);
+    assert.match(s, /ip saddr 10\.244\.0\.0\/16 ip daddr != 10\.244\.0\.0\/16 masquerade/);
+    assert.match(s, /ip6 saddr fd00:10:244::\/56 ip6 daddr != fd00:10:244::\/56 masquerade/);
+  });
+});

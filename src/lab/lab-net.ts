@@ -1,0 +1,98 @@
+import { endProcess } from '../kernel/exec.js';
+import { ipBatch } from '../kernel/ip.js';
+import { createNamedNetns, deleteNamedNetns, listNamedNetns, netnsPids } from '../kernel/netns.js';
+import { sysctlIn } from '../kernel/sysctl.js';
+
+/**
+ * The lab's network, all in namespaces it creates:
+ *
+ *   <prefix>-ext ──ext0── <prefix>-sw (br0: the underlay, and the router to "outside")
+ *                              │ n1 … nK
+ *                        <prefix>-node-1 … (eth0 on the underlay, default route via the switch)
+ *
+ * The underlay uses the benchmarking ranges (198.18.0.0/24, fd00:198:18::/64); the external host
+ * TEST-NET-3 (203.0.113.0/24, fd00:203:113::/64). The external host has no route to pod ranges:
+ * a pod's packet can only get an answer from it if the node masqueraded it.
+ */
+export const UNDERLAY = { v4: '198.18.0', v6: 'fd00:198:18:', gwV4: '198.18.0.1', gwV6: 'fd00:198:18::1' } as const;
+export const EXTERNAL = { v4: '203.0.113.10', v6: 'fd00:203:113::10', routerV4: '203.0.113.1', routerV6: 'fd00:203:113::1' } as const;
+
+export function nodeIps(index: number): string[] {
+  return [`${UNDERLAY.v4}.${10 + index}`, `${UNDERLAY.v6}:${(10 + index).toString(16)}`];
+}
+
+const path = (ns: string): string => `/run/netns/${ns}`;
+
+export async function createSwitch(sw: string, ext: string): Promise<void> {
+  await createNamedNetns(sw);
+  await ipBatch(
+    [
+      'link set lo up',
+      'link add br0 type bridge',
+      'link set br0 up',
+      `addr add ${UNDERLAY.gwV4}/24 dev br0`,
+      `addr add ${UNDERLAY.gwV6}/64 dev br0 nodad`,
+    ],
+    { netns: path(sw) },
+  );
+  await sysctlIn(path(sw), 'net.ipv4.ip_forward', '1');
+  await sysctlIn(path(sw), 'net.ipv6.conf.all.forwarding', '1');
+  await createNamedNetns(ext);
+  await ipBatch(['link set lo up'], { netns: path(ext) });
+  await ipBatch(
+    [
+      `link add ext0 type veth peer name eth0 netns ${path(ext)}`,
+      'link set ext0 up',
+      `addr add ${EXTERNAL.routerV4}/24 dev ext0`,
+      `addr add ${EXTERNAL.routerV6}/64 dev ext0 nodad`,
+    ],
+    { netns: path(sw) },
+  );
+  await ipBatch(
+    [
+      `addr add ${EXTERNAL.v4}/24 dev eth0`,
+      `addr add ${EXTERNAL.v6}/64 dev eth0 nodad`,
+      'link set eth0 up',
+      // Only towards the underlay: pod ranges are unknown out here.
+      `route add ${UNDERLAY.v4}.0/24 via ${EXTERNAL.routerV4}`,
+      `route add ${UNDERLAY.v6}:/64 via ${EXTERNAL.routerV6}`,
+    ],
+    { netns: path(ext) },
+  );
+}
+
+export async function createNodeNetns(sw: string, nodeNs: string, index: number): Promise<string[]> {
+  const ips = nodeIps(index);
+  await createNamedNetns(nodeNs);
+  await ipBatch([`link add n${index} type veth peer name eth0 netns ${path(nodeNs)}`, `link set n${index} master br0`, `link set n${index} up`], { netns: path(sw) });
+  await ipBatch(
+    [
+      'link set lo up',
+      `addr add ${ips[0]}/24 dev eth0`,
+      `addr add ${ips[1]}/64 dev eth0 nodad`,
+      'link set eth0 up',
+      `route add default via ${UNDERLAY.gwV4}`,
+      `route add default via ${UNDERLAY.gwV6}`,
+    ],
+    { netns: path(nodeNs) },
+  );
+  return ips;
+}
+
+/** Every netns of the lab, found by prefix (works without the lab's state file). */
+export async function labNamespaces(prefix: string): Promise<string[]> {
+  return (await listNamedNetns()).filter((n) => n.startsWith(`${prefix}-`));
+}
+
+/** Ends every process inside the lab's namespaces (by PID), then deletes the namespaces. */
+export async function destroyNamespaces(prefix: string): Promise<{ namespaces: number; processes: number }> {
+  const namespaces = await labNamespaces(prefix);
+  let processes = 0;
+  for (const ns of namespaces) {
+    const pids = await netnsPids(ns);
+    processes += pids.length;
+    await Promise.all(pids.map((p) => endProcess(p, 3000)));
+  }
+  for (const ns of namespaces) await deleteNamedNetns(ns);
+  return { namespaces: namespaces.length, processes };
+}

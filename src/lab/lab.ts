@@ -1,0 +1,350 @@
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { getHealth, waitForAgent } from '../agent/health-client.js';
+import { EtcdStore } from '../datastore/etcd-store.js';
+import { FileStore } from '../datastore/file-store.js';
+import { isStoreError, type Store } from '../datastore/store.js';
+import { install } from '../install/install.js';
+import { endProcess, startDaemon } from '../kernel/exec.js';
+import { deleteNamedNetns } from '../kernel/netns.js';
+import type { BackendType, NamespaceObject } from '../model/objects.js';
+import { UserError } from '../util/user-error.js';
+import { createNodeNetns, createSwitch, destroyNamespaces, EXTERNAL, labNamespaces } from './lab-net.js';
+import { labDir, labLock, labPrefix, listLabs, loadLab, saveLab, validateLabName, type LabNode, type LabState } from './lab-state.js';
+
+/**
+ * `weft lab up|down|status`: a cluster of nodes in network namespaces on this machine, each
+ * node running its own agent against a shared datastore (a file directory, or a real etcd in
+ * the lab's switch netns reached through a unix socket), pods attached with the real plugin.
+ */
+export interface UpOptions {
+  name: string;
+  nodes: number;
+  backend: BackendType;
+  datastore: 'file' | 'etcd';
+  /** dist/weft.mjs: what the agents and pod servers run. */
+  cliEntry: string;
+  leaseDurationSeconds?: number;
+  progress?: (line: string) => void;
+}
+
+export const LAB_CLUSTER_CIDRS = ['10.244.0.0/16', 'fd00:10:244::/56'];
+
+export async function openLabStore(state: LabState): Promise<Store> {
+  return state.datastore.kind === 'file' ? FileStore.open(state.datastore.dir) : EtcdStore.connect([state.datastore.endpoint]);
+}
+
+export async function withLabStore<R>(state: LabState, fn: (store: Store) => Promise<R>): Promise<R> {
+  const store = await openLabStore(state);
+  try {
+    return await fn(store);
+  } catch (err) {
+    if (isStoreError(err, 'Unavailable')) throw new UserError(`the lab's datastore is not reachable: ${err.message}`);
+    throw err;
+  } finally {
+    await store.close();
+  }
+}
+
+async function startEtcd(state: LabState): Promise<number> {
+  const args = [
+    '--name', 'lab',
+    '--data-dir', join(state.dir, 'etcd'),
+    // The client endpoint is a unix socket in the lab directory: reachable from every node's
+    // agent and from this CLI alike, with no address anywhere but the switch's own loopback.
+    // etcd takes it only as unix://NAME:PORT, relative to its working directory (the lab's);
+    // the file is "etcd.sock:2379", which clients name by absolute path (etcdEndpoint).
+    '--listen-client-urls', 'unix://etcd.sock:2379',
+    '--advertise-client-urls', 'unix://etcd.sock:2379',
+    '--listen-peer-urls', 'http://127.0.0.1:2380',
+    '--initial-advertise-peer-urls', 'http://127.0.0.1:2380',
+    '--initial-cluster', 'lab=http://127.0.0.1:2380',
+    '--log-level', 'error',
+  ];
+  const child = await startDaemon('etcd', args, { netns: `/run/netns/${state.switchNetns}`, logFile: join(state.dir, 'etcd.log'), cwd: state.dir, detached: true });
+  return child.pid as number;
+}
+
+export function etcdEndpoint(dir: string): string {
+  return `unix://${join(dir, 'etcd.sock')}:2379`;
+}
+// (unix:// + an absolute path gives unix:///run/…/etcd.sock:2379, which gRPC clients accept.)
+
+async function waitForStore(state: LabState): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    try {
+      await withLabStore(state, (s) => s.list('Namespace'));
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw new Error(`the lab's datastore did not come up: ${(err as Error).message}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+export async function startNodeAgent(state: LabState, node: LabNode, cliEntry: string): Promise<void> {
+  const ds = state.datastore.kind === 'file' ? ['--datastore', 'file', '--datastore-dir', state.datastore.dir] : ['--datastore', 'etcd', '--etcd-endpoints', state.datastore.endpoint];
+  const args = [
+    cliEntry, 'agent',
+    '--state-dir', node.stateDir,
+    '--socket', node.socket,
+    ...ds,
+    '--node-name', node.name,
+    ...node.ips.flatMap((a) => ['--node-ip', a]),
+    ...state.clusterCidrs.flatMap((c) => ['--cluster-cidr', c]),
+    '--backend', state.backend,
+    '--lease-duration', String(state.leaseDurationSeconds),
+    // A node the lab stops is a node leaving: peers drop it at once.
+    '--leave-on-exit',
+  ];
+  const env = { ...process.env };
+  delete env['NODE_EXTRA_CA_CERTS'];
+  const child = await startDaemon(process.execPath, args, { netns: `/run/netns/${node.netns}`, logFile: node.log, env, detached: true });
+  node.agentPid = child.pid as number;
+  try {
+    await waitForAgent(node.socket, 30_000, () => (child.exitCode !== null ? `exit ${child.exitCode}` : undefined));
+  } catch (err) {
+    throw new Error(`the agent of ${node.name} did not start: ${(err as Error).message} (log: ${node.log})`);
+  }
+}
+
+/** Waits until every agent sees every other node (routes converged). */
+export async function waitConverged(state: LabState, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const views = await Promise.all(state.nodes.map((n) => getHealth(n.socket).catch(() => undefined)));
+    const ok = views.every((h) => h?.cluster && h.cluster.peers.length === state.nodes.length - 1);
+    if (ok) return;
+    if (Date.now() > deadline) {
+      const seen = views.map((h, i) => `${state.nodes[i]?.name}: ${h?.cluster ? h.cluster.peers.join(',') || 'no peers' : 'not answering'}`).join('; ');
+      throw new Error(`the nodes did not all see each other within ${timeoutMs / 1000} s (${seen})`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export async function labUp(o: UpOptions): Promise<LabState> {
+  validateLabName(o.name);
+  if (!Number.isInteger(o.nodes) || o.nodes < 1 || o.nodes > 20) throw new UserError(`--nodes ${o.nodes}: expected 1-20`);
+  const say = o.progress ?? (() => undefined);
+  const dir = labDir(o.name);
+  const prefix = labPrefix(o.name);
+  if (existsSync(join(dir, 'lab.json'))) throw new UserError(`lab ${o.name} is already running; \`weft lab down --name ${o.name}\` first`);
+  const leftovers = await labNamespaces(prefix);
+  if (leftovers.length) {
+    say(`removing leftovers of an earlier lab ${o.name} (${leftovers.length} namespaces)`);
+    await destroyNamespaces(prefix);
+  }
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  const state: LabState = {
+    version: 1,
+    name: o.name,
+    prefix,
+    dir,
+    createdAt: new Date().toISOString(),
+    backend: o.backend,
+    datastore: o.datastore === 'file' ? { kind: 'file', dir: join(dir, 'datastore') } : { kind: 'etcd', endpoint: etcdEndpoint(dir), dataDir: join(dir, 'etcd') },
+    clusterCidrs: LAB_CLUSTER_CIDRS,
+    leaseDurationSeconds: o.leaseDurationSeconds ?? 10,
+    switchNetns: `${prefix}-sw`,
+    external: { netns: `${prefix}-ext`, ips: [EXTERNAL.v4, EXTERNAL.v6], control: join(dir, 'external.sock') },
+    nodes: [],
+    pods: [],
+  };
+  try {
+    await labLock(o.name).run(async () => {
+      say(`underlay switch and an external host (netns ${prefix}-sw, ${prefix}-ext)`);
+      await createSwitch(state.switchNetns, state.external.netns);
+      if (state.datastore.kind === 'etcd') {
+        say('datastore: etcd in the switch netns, clients through a unix socket');
+        state.datastore.pid = await startEtcd(state);
+      } else {
+        say(`datastore: files in ${state.datastore.dir}`);
+      }
+      saveLab(state);
+      await waitForStore(state);
+      for (let i = 1; i <= o.nodes; i++) {
+        const ips = await createNodeNetns(state.switchNetns, `${prefix}-node-${i}`, i);
+        const node = newNode(state, i, ips);
+        mkdirSync(node.dir, { recursive: true });
+        await install({ binDir: node.binDir, confDir: node.confDir, socket: node.socket, name: `${prefix}-net`, chain: [] });
+        state.nodes.push(node);
+      }
+      say(`${o.nodes} node${o.nodes > 1 ? 's' : ''}, each a netns with its own weft agent (${o.backend} backend)`);
+      // In order, so the ClusterNetwork comes from node-1 and blocks follow node order.
+      for (const n of state.nodes) await startNodeAgent(state, n, o.cliEntry);
+      saveLab(state);
+      say('waiting until every node routes to every other');
+      await waitConverged(state);
+      const ext = await startDaemon(process.execPath, [o.cliEntry, 'lab', 'pod-server', '--identity', 'external', '--control', state.external.control, '--port', '80/TCP', '--port', '53/UDP'], {
+        netns: `/run/netns/${state.external.netns}`,
+        logFile: join(dir, 'external.log'),
+        detached: true,
+      });
+      state.external.serverPid = ext.pid as number;
+      await withLabStore(state, async (store) => {
+        const ns: NamespaceObject = { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'default', labels: { 'kubernetes.io/metadata.name': 'default' } } };
+        await store.create(ns).catch((err: unknown) => {
+          if (!isStoreError(err, 'AlreadyExists')) throw err;
+        });
+      });
+      saveLab(state);
+    });
+  } catch (err) {
+    await labDown(o.name).catch(() => undefined);
+    throw err;
+  }
+  return state;
+}
+
+function newNode(state: LabState, index: number, ips: string[]): LabNode {
+  const name = `node-${index}`;
+  const nd = join(state.dir, 'nodes', name);
+  return {
+    name,
+    netns: `${state.prefix}-${name}`,
+    ips,
+    dir: nd,
+    stateDir: join(nd, 'state'),
+    socket: join(nd, 'agent.sock'),
+    binDir: join(nd, 'bin'),
+    confDir: join(nd, 'net.d'),
+    cacheDir: join(nd, 'cache'),
+    log: join(nd, 'agent.log'),
+  };
+}
+
+/** A node joins a running lab; returns it once its agent answers (not yet converged). */
+export async function labNodeAdd(name: string, cliEntry: string): Promise<LabNode> {
+  return labLock(name).run(async () => {
+    const state = loadLab(name);
+    const index = Math.max(0, ...state.nodes.map((n) => Number(n.name.replace('node-', '')))) + 1;
+    const ips = await createNodeNetns(state.switchNetns, `${state.prefix}-node-${index}`, index);
+    const node = newNode(state, index, ips);
+    mkdirSync(node.dir, { recursive: true });
+    await install({ binDir: node.binDir, confDir: node.confDir, socket: node.socket, name: `${state.prefix}-net`, chain: [] });
+    state.nodes.push(node);
+    await startNodeAgent(state, node, cliEntry);
+    saveLab(state);
+    return node;
+  });
+}
+
+/** A node leaves: its pods go, its agent stops (and deregisters), its netns is removed. */
+export async function labNodeRemove(name: string, nodeName: string): Promise<void> {
+  await labLock(name).run(async () => {
+    const state = loadLab(name);
+    const node = state.nodes.find((n) => n.name === nodeName);
+    if (!node) throw new UserError(`no node ${nodeName} in lab ${name}`);
+    for (const p of state.pods.filter((x) => x.node === nodeName)) {
+      if (p.serverPid) await endProcess(p.serverPid, 2000);
+      await deleteNamedNetns(p.netns).catch(() => undefined);
+      await withLabStore(state, (s) => s.delete('Pod', p.name, p.namespace)).catch(() => false);
+    }
+    state.pods = state.pods.filter((x) => x.node !== nodeName);
+    if (node.agentPid) await endProcess(node.agentPid, 10_000);
+    await deleteNamedNetns(node.netns);
+    state.nodes = state.nodes.filter((n) => n !== node);
+    saveLab(state);
+  });
+}
+
+/** Stops the lab's etcd (a datastore outage, on purpose). */
+export async function labDatastoreStop(name: string): Promise<void> {
+  await labLock(name).run(async () => {
+    const state = loadLab(name);
+    if (state.datastore.kind !== 'etcd') throw new UserError(`lab ${name} uses the file datastore, which cannot be stopped`);
+    if (state.datastore.pid) await endProcess(state.datastore.pid, 5000);
+    delete state.datastore.pid;
+    saveLab(state);
+  });
+}
+
+/** Starts the lab's etcd again, on the same data and socket. */
+export async function labDatastoreStart(name: string): Promise<void> {
+  await labLock(name).run(async () => {
+    const state = loadLab(name);
+    if (state.datastore.kind !== 'etcd') throw new UserError(`lab ${name} uses the file datastore`);
+    if (state.datastore.pid) throw new UserError(`the etcd of lab ${name} is running already`);
+    rmSync(join(state.dir, 'etcd.sock:2379'), { force: true });
+    state.datastore.pid = await startEtcd(state);
+    saveLab(state);
+    await waitForStore(state);
+  });
+}
+
+export async function labDown(name: string): Promise<{ namespaces: number; processes: number }> {
+  validateLabName(name);
+  const dir = labDir(name);
+  let state: LabState | undefined;
+  try {
+    state = loadLab(name);
+  } catch {
+    state = undefined;
+  }
+  if (state) {
+    // Agents before the datastore: a leaving agent deregisters through it.
+    const first = [...state.pods.map((p) => p.serverPid), state.external.serverPid, ...state.nodes.map((n) => n.agentPid)];
+    await Promise.all(first.filter((p): p is number => p !== undefined).map((p) => endProcess(p, 3000)));
+    if (state.datastore.kind === 'etcd' && state.datastore.pid) await endProcess(state.datastore.pid, 3000);
+  }
+  const res = await destroyNamespaces(labPrefix(name));
+  rmSync(dir, { recursive: true, force: true });
+  return res;
+}
+
+export interface LabNodeStatus {
+  name: string;
+  netns: string;
+  ips: string[];
+  agent: 'running' | 'down';
+  blocks: string[];
+  peers: string[];
+  problems: string[];
+  datastoreConnected: boolean;
+  mtu?: number;
+}
+
+export interface LabStatus {
+  name: string;
+  backend: BackendType;
+  datastore: string;
+  nodes: LabNodeStatus[];
+  namespaces: Array<{ name: string; labels: Record<string, string> }>;
+  pods: Array<{ namespace: string; name: string; node: string; labels: Record<string, string>; ports: Array<{ name?: string; port: number; protocol: string }>; addresses: string[] }>;
+  external: { netns: string; ips: string[] };
+}
+
+export async function labStatus(name: string): Promise<LabStatus> {
+  const state = loadLab(name);
+  const nodes = await Promise.all(
+    state.nodes.map(async (n): Promise<LabNodeStatus> => {
+      const h = await getHealth(n.socket, 2000).catch(() => undefined);
+      return {
+        name: n.name,
+        netns: n.netns,
+        ips: n.ips,
+        agent: h ? 'running' : 'down',
+        blocks: h?.cluster?.blocks ?? [],
+        peers: h?.cluster?.peers ?? [],
+        problems: h?.cluster?.problems ?? [],
+        datastoreConnected: h?.cluster?.datastoreConnected ?? false,
+        ...(h ? { mtu: h.mtu } : {}),
+      };
+    }),
+  );
+  const namespaces = await withLabStore(state, async (store) => (await store.list<NamespaceObject>('Namespace')).items.map((n) => ({ name: n.metadata.name, labels: n.metadata.labels ?? {} }))).catch(() => []);
+  return {
+    name: state.name,
+    backend: state.backend,
+    datastore: state.datastore.kind,
+    nodes,
+    namespaces,
+    pods: state.pods.map((p) => ({ namespace: p.namespace, name: p.name, node: p.node, labels: p.labels, ports: p.ports, addresses: p.addresses })),
+    external: { netns: state.external.netns, ips: state.external.ips },
+  };
+}
+
+export { listLabs };
