@@ -73,3 +73,26 @@ describe('etcd watch across an etcd restart', { skip: etcdMissing() }, () => {
     }
   });
 });
+
+describe('nodes racing for blocks on a real etcd', { skip: etcdMissing() }, () => {
+  it('20 nodes, each its own etcd client, all get distinct blocks', async () => {
+    const { claimBlocks, ensureClusterNetwork, renewLease } = await import('../src/cluster/membership.js');
+    const etcd = await startEtcd();
+    const clients = await Promise.all(Array.from({ length: 20 }, () => EtcdStore.connect([etcd.endpoint])));
+    try {
+      const net = await ensureClusterNetwork(clients[0] as EtcdStore, {
+        podCIDRs: ['10.244.0.0/16', 'fd00:10:244::/56'],
+        blockSize: { ipv4: 24, ipv6: 64 },
+        backend: { type: 'vxlan' },
+        leaseDurationSeconds: 10,
+      });
+      await Promise.all(clients.map((c, i) => renewLease(c, `node-${i}`, 10)));
+      const got = await Promise.all(clients.map((c, i) => claimBlocks(c, `node-${i}`, net)));
+      assert.equal(new Set(got.map((g) => g[0])).size, 20);
+      assert.equal(new Set(got.map((g) => g[1])).size, 20);
+    } finally {
+      for (const c of clients) await c.close();
+      await stopEtcd(etcd);
+    }
+  });
+});

@@ -130,12 +130,14 @@ export class ClusterNode {
   private async syncRoutes(): Promise<void> {
     const connectedSince = this.nodes.connectedSince === undefined || this.leases.connectedSince === undefined ? undefined : Math.max(this.nodes.connectedSince, this.leases.connectedSince);
     const leases = new Map(this.leases.items().map((l) => [l.metadata.name, l]));
-    this.peers = peersFrom(this.nodes.items(), leases, this.cfg.nodeName, {
+    const peers = peersFrom(this.nodes.items(), leases, this.cfg.nodeName, {
       now: Date.now(),
       connectedSince,
       leaseDurationSeconds: this.network.spec.leaseDurationSeconds,
     });
-    const { problems, changes } = await this.backend.reconcile(this.peers);
+    const { problems, changes } = await this.backend.reconcile(peers);
+    // Published only once the kernel has them: "peers" in the health answer means "routed".
+    this.peers = peers;
     if (await this.masquerade.reconcile()) this.cfg.log.warn('masquerade rules were missing or changed; restored');
     if (changes > 0) this.cfg.log.info('routes converged', { peers: this.peers.map((p) => p.name), changes });
     if (JSON.stringify(problems) !== JSON.stringify(this.problems)) {

@@ -6,8 +6,8 @@ import { forWrite, StoreError, validateObject, type ListResult, type Store, type
  * The datastore on a real etcd v3 cluster. One key per object under a prefix; an object's
  * resourceVersion is its key's mod_revision, and create/update/delete are transactions that
  * compare it (or create_revision == 0), so concurrent writers never overwrite each other.
- * Watches start at a revision and resume from the last one seen after a reconnect (the etcd3
- * client does that); a compacted start revision ends the watch with Gone.
+ * Watches start at a revision; a lost connection ends a watch with Unavailable (the caller lists
+ * again when etcd is back: level-triggered, nothing lost), a compacted start revision with Gone.
  */
 const PREFIX = '/weft/v1/';
 const CALL_TIMEOUT_MS = 5000;
@@ -136,6 +136,11 @@ export class EtcdStore implements Store {
     };
     watcher.on('put', (kv, prev) => emit(prev ? 'MODIFIED' : kv.version === '1' ? 'ADDED' : 'MODIFIED', kv, prev));
     watcher.on('delete', (kv, prev) => emit('DELETED', kv, prev));
+    // The client would reconnect on its own and resume, but then nobody would know the cache
+    // went stale in between: end the watch, and let the caller relist when etcd is back.
+    watcher.on('disconnected', (err) => {
+      push(new StoreError('Unavailable', `etcd watch of ${kind} disconnected: ${err.message}`, { cause: err }));
+    });
     watcher.on('error', (err) => {
       // etcd 3.4 cancels a watch on a compacted revision with an empty cancel_reason (the
       // client surfaces "Watcher canceled: "); other cancellations name their reason. Either

@@ -56,6 +56,8 @@ export interface LabState {
   external: { netns: string; ips: string[]; control: string; serverPid?: number };
   nodes: LabNode[];
   pods: LabPod[];
+  /** Node numbers are never reused: a removed node's kernel objects may linger for a moment. */
+  nextNodeIndex?: number;
 }
 
 const NAME = /^[a-z0-9][a-z0-9-]{0,15}$/;

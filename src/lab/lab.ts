@@ -6,6 +6,7 @@ import { FileStore } from '../datastore/file-store.js';
 import { isStoreError, type Store } from '../datastore/store.js';
 import { install } from '../install/install.js';
 import { endProcess, startDaemon } from '../kernel/exec.js';
+import { ipBatch } from '../kernel/ip.js';
 import { deleteNamedNetns } from '../kernel/netns.js';
 import type { BackendType, NamespaceObject } from '../model/objects.js';
 import { UserError } from '../util/user-error.js';
@@ -165,6 +166,7 @@ export async function labUp(o: UpOptions): Promise<LabState> {
       }
       saveLab(state);
       await waitForStore(state);
+      state.nextNodeIndex = o.nodes + 1;
       for (let i = 1; i <= o.nodes; i++) {
         const ips = await createNodeNetns(state.switchNetns, `${prefix}-node-${i}`, i);
         const node = newNode(state, i, ips);
@@ -220,7 +222,8 @@ function newNode(state: LabState, index: number, ips: string[]): LabNode {
 export async function labNodeAdd(name: string, cliEntry: string): Promise<LabNode> {
   return labLock(name).run(async () => {
     const state = loadLab(name);
-    const index = Math.max(0, ...state.nodes.map((n) => Number(n.name.replace('node-', '')))) + 1;
+    const index = state.nextNodeIndex ?? Math.max(0, ...state.nodes.map((n) => Number(n.name.replace('node-', '')))) + 1;
+    state.nextNodeIndex = index + 1;
     const ips = await createNodeNetns(state.switchNetns, `${state.prefix}-node-${index}`, index);
     const node = newNode(state, index, ips);
     mkdirSync(node.dir, { recursive: true });
@@ -245,6 +248,8 @@ export async function labNodeRemove(name: string, nodeName: string): Promise<voi
     }
     state.pods = state.pods.filter((x) => x.node !== nodeName);
     if (node.agentPid) await endProcess(node.agentPid, 10_000);
+    // The switch port first: a deleted netns takes its veths down asynchronously.
+    await ipBatch([`link del n${node.name.replace('node-', '')}`], { netns: `/run/netns/${state.switchNetns}` }).catch(() => undefined);
     await deleteNamedNetns(node.netns);
     state.nodes = state.nodes.filter((n) => n !== node);
     saveLab(state);

@@ -1,0 +1,172 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { getHealth } from '../../src/agent/health-client.js';
+import { nodeAddressOf } from '../../src/cluster/blocks.js';
+import { vtepMac } from '../../src/datapath/vxlan.js';
+import { labDatastoreStart, labDatastoreStop, labNodeAdd, labNodeRemove, startNodeAgent, waitConverged } from '../../src/lab/lab.js';
+import { withLabStore } from '../../src/lab/lab.js';
+import { endProcess } from '../../src/kernel/exec.js';
+import type { WeftEndpointObject } from '../../src/model/objects.js';
+import { CLI, privilegedSkip } from '../helpers/env.js';
+import { etcdMissing } from '../helpers/etcd.js';
+import { labFdb, labIp, pingFrom, startLab, type TestLab } from '../helpers/lab.js';
+
+/**
+ * Nodes joining and leaving, agents restarting under traffic, the datastore going away.
+ */
+const skip = privilegedSkip();
+
+async function eventually(what: string, check: () => Promise<boolean> | boolean, timeoutMs: number): Promise<number> {
+  const t0 = Date.now();
+  for (;;) {
+    if (await check()) return Date.now() - t0;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function weftRoutes(lab: TestLab, node: string): string[] {
+  return [...labIp(lab, node, ['route', 'show', 'proto', '77']), ...labIp(lab, node, ['-6', 'route', 'show', 'proto', '77'])].map((r) => String(r['dst']));
+}
+
+describe('nodes joining and leaving (vxlan, file)', { skip }, () => {
+  let lab: TestLab | undefined;
+  after(async () => {
+    await lab?.down();
+  });
+
+  it('a node joins: the others reach its pods within a bound; it leaves: its routes and FDB entries vanish everywhere', async () => {
+    lab = await startLab({ nodes: 2, backend: 'vxlan', datastore: 'file', leaseDurationSeconds: 4 });
+    await lab.ns('x');
+    await lab.pod({ namespace: 'x', name: 'a', node: 'node-1' });
+    await lab.pod({ namespace: 'x', name: 'b', node: 'node-2' });
+
+    // Join: from the new agent's start until a pod on node-1 reaches a pod on node-3.
+    const t0 = Date.now();
+    const n3 = await labNodeAdd(lab.name, CLI);
+    const c = await lab.pod({ namespace: 'x', name: 'c', node: n3.name });
+    const reach = await eventually('node-1 reaches a pod on node-3', async () => (await lab!.probe('x/a', 'x/c', 80)).ok, 15_000);
+    const joinMs = Date.now() - t0;
+    process.stderr.write(`node join: pods on node-3 reachable from node-1 ${joinMs} ms after its agent started (first probe ok after ${reach} ms of probing)\n`);
+    assert.ok((await lab.probe('x/c', 'x/b', 80, 'TCP', 6)).ok, 'and node-3 reaches node-2 over IPv6');
+
+    // Leave by crashing: kill -9 node-3's agent; after its lease (4 s) the others drop it.
+    const blocks3 = (await getHealth(n3.socket)).cluster?.blocks ?? [];
+    assert.equal(blocks3.length, 2);
+    const mac3 = vtepMac('node-3');
+    assert.ok(labFdb(lab, 'node-1').some((e) => e.mac === mac3), 'node-1 has node-3 in its FDB');
+    await endProcess(n3.agentPid as number, 0);
+    const leaveMs = await eventually(
+      'node-3 vanishes from node-1 and node-2',
+      () => ['node-1', 'node-2'].every((n) => !labFdb(lab!, n).some((e) => e.mac === mac3) && !weftRoutes(lab!, n).some((d) => blocks3.includes(d)) && !labIp(lab!, n, ['neigh', 'show', 'dev', 'weft.vxlan']).some((x) => blocks3.map(nodeAddressOf).includes(String(x['dst'])))),
+      20_000,
+    );
+    process.stderr.write(`node crash: routes, neighbours and FDB of node-3 gone from both others ${leaveMs} ms after kill -9 (lease 4 s)\n`);
+    assert.ok((await lab.probe('x/a', 'x/b', 80)).ok, 'the others still reach each other');
+    await labNodeRemove(lab.name, n3.name); // the crashed node's leftovers (its netns, its pod)
+    void c;
+
+    // Leave on purpose: node-4 deregisters on its way out, so the others drop it at once.
+    const n4 = await labNodeAdd(lab.name, CLI);
+    await waitConverged(lab.state());
+    const blocks4 = (await getHealth(n4.socket)).cluster?.blocks ?? [];
+    await labNodeRemove(lab.name, n4.name);
+    const gracefulMs = await eventually('node-4 vanishes', () => ['node-1', 'node-2'].every((n) => !weftRoutes(lab!, n).some((d) => blocks4.includes(d))), 5_000);
+    process.stderr.write(`node leave: node-4's routes gone from the others ${gracefulMs} ms after it deregistered\n`);
+  });
+});
+
+describe('an agent restarts under traffic (vxlan, file)', { skip }, () => {
+  let lab: TestLab | undefined;
+  after(async () => {
+    await lab?.down();
+  });
+
+  it('kill -9 and start of both nodes\' agents while a pod pings across every 10 ms: nothing lost', async () => {
+    lab = await startLab({ nodes: 2, backend: 'vxlan', datastore: 'file' });
+    await lab.ns('x');
+    await lab.pod({ namespace: 'x', name: 'a', node: 'node-1' });
+    const b = await lab.pod({ namespace: 'x', name: 'b', node: 'node-2' });
+    const ping = pingFrom(lab, 'x/a', b.addresses[0] as string, 500, 10);
+    await new Promise((r) => setTimeout(r, 800));
+    const state = lab.state();
+    for (const node of state.nodes) {
+      await endProcess(node.agentPid as number, 0);
+      await startNodeAgent(state, node, CLI);
+    }
+    await waitConverged(state);
+    const r = await ping;
+    assert.ok(r.sent >= 490, `ping ran (${r.sent} sent)`);
+    assert.equal(r.received, r.sent, `lost ${r.sent - r.received} of ${r.sent}: ${r.out}`);
+  });
+});
+
+describe('etcd goes away for 30 s', { skip: skip ?? etcdMissing() }, () => {
+  let lab: TestLab | undefined;
+  after(async () => {
+    await lab?.down();
+  });
+
+  it('existing traffic keeps flowing; the agents notice, keep every route, and recover when it is back', async () => {
+    lab = await startLab({ nodes: 2, backend: 'vxlan', datastore: 'etcd', leaseDurationSeconds: 10 });
+    await lab.ns('x');
+    await lab.pod({ namespace: 'x', name: 'a', node: 'node-1' });
+    const b = await lab.pod({ namespace: 'x', name: 'b', node: 'node-2' });
+    const ping = pingFrom(lab, 'x/a', b.addresses[0] as string, 3500, 10);
+    await new Promise((r) => setTimeout(r, 1000));
+    const routesBefore = weftRoutes(lab, 'node-1').sort();
+    await labDatastoreStop(lab.name);
+    const noticed = await eventually('the agents notice the outage', async () => {
+      const hs = await Promise.all(lab!.state().nodes.map((n) => getHealth(n.socket)));
+      return hs.every((h) => h.cluster?.datastoreConnected === false);
+    }, 15_000);
+    process.stderr.write(`etcd down: both agents report the datastore unreachable after ${noticed} ms\n`);
+    await new Promise((r) => setTimeout(r, 30_000 - noticed));
+    assert.deepEqual(weftRoutes(lab, 'node-1').sort(), routesBefore, 'no route removed during the outage');
+    await labDatastoreStart(lab.name);
+    const recovered = await eventually('the agents reconnect', async () => {
+      const hs = await Promise.all(lab!.state().nodes.map((n) => getHealth(n.socket)));
+      return hs.every((h) => h.cluster?.datastoreConnected === true);
+    }, 30_000);
+    process.stderr.write(`etcd back: both agents connected again after ${recovered} ms\n`);
+    const r = await ping;
+    assert.equal(r.received, r.sent, `lost ${r.sent - r.received} of ${r.sent} during the outage`);
+    // Recovered for real: new work goes through the datastore and the network.
+    const c = await lab.pod({ namespace: 'x', name: 'c', node: 'node-2' });
+    assert.ok((await lab.probe('x/a', 'x/c', 80)).ok);
+    await eventually('endpoints recorded for every pod', async () => {
+      const eps = await withLabStore(lab!.state(), (s) => s.list<WeftEndpointObject>('WeftEndpoint', 'x'));
+      return ['a', 'b', 'c'].every((p) => eps.items.some((e) => e.metadata.name === p && e.spec.addresses.length === 2));
+    }, 15_000);
+    assert.deepEqual(weftRoutes(lab, 'node-1').sort(), routesBefore);
+    void c;
+  });
+});
+
+describe('drift is repaired (vxlan)', { skip }, () => {
+  let lab: TestLab | undefined;
+  after(async () => {
+    await lab?.down();
+  });
+
+  it('a deleted route, FDB entry or masquerade table comes back by itself', async () => {
+    lab = await startLab({ nodes: 2, backend: 'vxlan', datastore: 'file', leaseDurationSeconds: 4 });
+    const before = weftRoutes(lab, 'node-1').sort();
+    assert.equal(before.length, 2);
+    const ns = `${lab.state().prefix}-node-1`;
+    const { execFileSync } = await import('node:child_process');
+    execFileSync('ip', ['-n', ns, 'route', 'del', before[0] as string]);
+    const fdb = labFdb(lab, 'node-1')[0];
+    execFileSync('ip', ['netns', 'exec', ns, 'bridge', 'fdb', 'del', fdb?.mac as string, 'dev', 'weft.vxlan', 'dst', fdb?.dst as string, 'self']);
+    execFileSync('ip', ['netns', 'exec', ns, 'nft', 'delete', 'table', 'inet', 'weft_masq']);
+    const ms = await eventually(
+      'everything restored',
+      () => {
+        const nft = execFileSync('ip', ['netns', 'exec', ns, 'nft', 'list', 'tables'], { encoding: 'utf8' });
+        return JSON.stringify(weftRoutes(lab!, 'node-1').sort()) === JSON.stringify(before) && labFdb(lab!, 'node-1').length === 1 && nft.includes('weft_masq');
+      },
+      15_000,
+    );
+    process.stderr.write(`drift: a deleted route, FDB entry and masquerade table restored within ${ms} ms\n`);
+  });
+});
