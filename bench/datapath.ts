@@ -8,7 +8,7 @@
  * Runs alternate between the setups so drift hits all alike; figures are medians of the runs.
  * Both ends share the machine's CPUs. IPv4. Needs root, iperf3, sockperf.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { parseResult } from '../src/cni/convert.js';
 import { addressOf } from '../src/cni/result.js';
@@ -18,60 +18,8 @@ import { createNamedNetns, deleteNamedNetns } from '../src/kernel/netns.js';
 import { createPodNetns, podConf, sandboxNetwork, sandboxRuntime, startSandbox, stopSandbox, type Sandbox } from '../src/lab/sandbox.js';
 import { CLI, PLUGIN_BUNDLE } from '../test/helpers/env.js';
 import { arg, hostLocal, median, referenceList } from './common.js';
+import { measure, type Figures, type Pair } from './net-tools.js';
 
-
-interface Pair {
-  name: string;
-  client: string; // netns name
-  server: string; // netns name
-  serverIp: string;
-}
-
-interface Figures {
-  gbps: number[];
-  rrP50us: number[];
-  rrP99us: number[];
-  pingUs: number[];
-}
-
-function inNs(ns: string, cmd: string[], timeoutMs = 60_000): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync('ip', ['netns', 'exec', ns, ...cmd], { encoding: 'utf8', timeout: timeoutMs });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-async function withServer<T>(ns: string, cmd: string[], fn: () => T): Promise<T> {
-  const server = spawn('ip', ['netns', 'exec', ns, ...cmd], { stdio: 'ignore' });
-  await new Promise((r) => setTimeout(r, 400));
-  try {
-    return fn();
-  } finally {
-    server.kill('SIGKILL'); // ends `ip netns exec`'s child too: it execs the tool
-    await new Promise((r) => server.once('exit', r));
-  }
-}
-
-async function measure(p: Pair, seconds: number, f: Figures): Promise<void> {
-  const iperf = await withServer(p.server, ['iperf3', '-s', '-1', '-B', p.serverIp], () =>
-    inNs(p.client, ['iperf3', '-c', p.serverIp, '-t', String(seconds), '-O', '1', '-J']),
-  );
-  if (iperf.status !== 0) throw new Error(`${p.name}: iperf3 failed: ${iperf.stderr || iperf.stdout.slice(0, 300)}`);
-  f.gbps.push((JSON.parse(iperf.stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second / 1e9);
-
-  const rr = await withServer(p.server, ['sockperf', 'sr', '--tcp', '-i', p.serverIp, '-p', '11111'], () =>
-    inNs(p.client, ['sockperf', 'pp', '--tcp', '-i', p.serverIp, '-p', '11111', '-t', String(seconds)]),
-  );
-  const out = rr.stdout + rr.stderr;
-  const p50 = /percentile 50\.000 =\s+([\d.]+)/.exec(out);
-  const p99 = /percentile 99\.000 =\s+([\d.]+)/.exec(out);
-  if (!p50 || !p99) throw new Error(`${p.name}: sockperf gave no percentiles: ${out.slice(0, 400)}`);
-  f.rrP50us.push(Number(p50[1]));
-  f.rrP99us.push(Number(p99[1]));
-
-  const ping = inNs(p.client, ['ping', '-q', '-c', '200', '-i', '0.005', p.serverIp]);
-  const m = /= [\d.]+\/([\d.]+)\//.exec(ping.stdout);
-  if (!m) throw new Error(`${p.name}: ping failed: ${ping.stdout}`);
-  f.pingUs.push(Number(m[1]) * 1000);
-}
 
 async function cniPair(name: string, sb: Sandbox, rt: CniRuntime, list: NetworkConfigList): Promise<Pair> {
   const ips: string[] = [];

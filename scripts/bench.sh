@@ -1,5 +1,5 @@
 #!/bin/sh
-# One command per benchmark (root): ./scripts/bench.sh cni|datapath|memory [flags]
+# One command per benchmark (root): ./scripts/bench.sh cni|datapath|memory|cluster [flags]
 # Installs what it needs on first use, builds, runs; results go to stdout (see docs/benchmarks.md).
 set -eu
 cd "$(dirname "$0")/.."
@@ -8,7 +8,8 @@ case "$which" in
   cni) script=cni-add-del ;;
   datapath) script=datapath ;;
   memory) script=agent-memory ;;
-  *) echo "usage: $0 cni|datapath|memory [flags]" >&2; exit 2 ;;
+  cluster) script=cluster ;;
+  *) echo "usage: $0 cni|datapath|memory|cluster [flags]" >&2; exit 2 ;;
 esac
 shift
 ./scripts/setup.sh

@@ -16,11 +16,11 @@ if ! command -v node >/dev/null 2>&1 || [ "$(node -p 'process.versions.node.spli
   exit 1
 fi
 
-# Debian packages: iproute2 + util-linux (ip, nsenter) for the datapath; ping and procps (sysctl)
-# for the tests; the reference CNI plugins (our yardstick, chained after weft in the tests) and
+# Debian packages: iproute2 + util-linux (ip, bridge, nsenter) and nftables for the datapath;
+# etcd (server and etcdctl) for the cluster datastore; ping and procps (sysctl) for the tests; the reference CNI plugins (our yardstick, chained after weft in the tests) and
 # iptables for their portmap; real runtimes (containerd + runc, podman) and busybox-static for an
 # image built offline; iperf3 and sockperf for the data-path benchmark.
-PACKAGES="iproute2 util-linux procps iputils-ping containernetworking-plugins iptables containerd runc podman busybox-static iperf3 sockperf"
+PACKAGES="iproute2 util-linux procps iputils-ping nftables etcd-server etcd-client containernetworking-plugins iptables containerd runc podman busybox-static iperf3 sockperf"
 MISSING=""
 for p in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || MISSING="$MISSING $p"

@@ -1,137 +1,121 @@
 import type { Command } from 'commander';
 import { fileURLToPath } from 'node:url';
-import { convertResult, parseResult } from '../cni/convert.js';
-import { addressOf } from '../cni/result.js';
-import { run } from '../kernel/exec.js';
-import {
-  createPodNetns,
-  podConf,
-  randomPrefix,
-  sandboxNetwork,
-  sandboxRuntime,
-  startSandbox,
-  stopSandbox,
-  type Sandbox,
-} from '../lab/sandbox.js';
+import { labDown, labStatus, labUp } from '../lab/lab.js';
+import { labMatrix, labProbe, nsCreate, podCreate } from '../lab/lab-pods.js';
+import { listLabs } from '../lab/lab-state.js';
 import { UserError } from '../util/user-error.js';
+import { printMatrix } from './lab-command.js';
 
 /**
- * `weft demo`: one node, two pods, in network namespaces of their own (the machine's root netns
- * is never touched). Shows the CNI result of each pod, the pods reaching each other over IPv4 and
- * IPv6, CHECK and DEL, then removes everything.
+ * `weft demo`: a 3-node cluster in network namespaces on this machine (its own network is never
+ * touched), pods in two namespaces on different nodes, and who can reach whom — then everything
+ * is removed again (unless --keep).
  */
 let stdoutClosed = false;
 let aborted = false;
-const print = (s: string): void => {
+const print = (s = ''): void => {
   if (!stdoutClosed) process.stdout.write(s + '\n');
 };
-/** Progress of the demo's steps; silent once interrupted, while the cleanup runs. */
-const say = (s: string): void => {
+const say = (s = ''): void => {
   if (!aborted) print(s);
 };
 
-async function ping(fromNetns: string, to: string): Promise<string> {
-  const r = await run('ip', ['netns', 'exec', fromNetns, 'ping', '-c', '3', '-i', '0.2', '-W', '1', to], { allowFailure: true, timeoutMs: 10_000 });
-  const m = /(\d+) received.*?(?:rtt [^=]+= [\d.]+\/([\d.]+))?/s.exec(r.stdout);
-  const rtt = /rtt [^=]+= [\d.]+\/([\d.]+)/.exec(r.stdout)?.[1];
-  return r.exitCode === 0 ? `ok (${m?.[1] ?? '?'}/3 replies${rtt ? `, avg ${rtt} ms` : ''})` : `FAILED: ${r.stdout.trim().split('\n').pop() ?? r.stderr}`;
-}
-
-export async function runDemo(cliEntry: string): Promise<number> {
+export async function runDemo(cliEntry: string, opts: { keep: boolean; backend: 'vxlan' | 'host-gw' }): Promise<number> {
   if (process.getuid?.() !== 0) throw new UserError('the demo creates network namespaces and must run as root');
-  // Whatever happens to the terminal (output piped into `head`, Ctrl-C), the namespaces and the
-  // agent must go: a closed stdout only stops the printing, a signal jumps to the cleanup.
+  const name = 'demo';
+  if (listLabs().includes(name)) throw new UserError('a lab named "demo" is running already: `weft lab down --name demo` first');
+  // A closed stdout (piped into `head`) only stops the printing; a signal jumps to the cleanup.
   process.stdout.on('error', () => {
     stdoutClosed = true;
   });
   let interrupted: (() => void) | undefined;
-  const interruption = new Promise<void>((resolve) => {
-    interrupted = resolve;
+  const interruption = new Promise<number>((resolve) => {
+    interrupted = () => resolve(130);
   });
   const onSignal = (): void => {
     aborted = true;
     print('\nInterrupted.');
     interrupted?.();
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  process.once('SIGHUP', onSignal);
+  for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(s, onSignal);
+  let up = false;
+  let code = 1;
   try {
-    return await Promise.race([demo(cliEntry), interruption.then(() => 130)]);
+    code = await Promise.race([
+      demo(name, cliEntry, opts.backend, () => {
+        up = true;
+      }),
+      interruption,
+    ]);
+  } catch (err) {
+    print(`\nThe demo failed: ${(err as Error).message}`);
+    code = 1;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    process.off('SIGHUP', onSignal);
-    await cleanup?.();
+    for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(s, onSignal);
+    if (up && (!opts.keep || aborted || code !== 0)) {
+      print(aborted ? 'Cleaning up (agents, namespaces, files) …' : '\n7. Cleaning up (agents, namespaces, files) …');
+      await labDown(name).catch((err: Error) => print(`   cleanup failed: ${err.message}`));
+      print('   done: nothing of the demo is left on this machine.');
+    } else if (up) {
+      print('\nThe lab "demo" keeps running. Try: weft lab status · weft lab matrix · weft lab probe shop/web-1 data/db 5432/TCP · weft lab down --name demo');
+    }
   }
+  return code;
 }
 
-let cleanup: (() => Promise<void>) | undefined;
+async function demo(name: string, cliEntry: string, backend: 'vxlan' | 'host-gw', started: () => void): Promise<number> {
+  say('Weft demo: a small Kubernetes-style cluster, built from network namespaces on this machine.');
+  say('Nothing here touches the machine\'s own network; everything is removed at the end.\n');
+  say(`1. Three nodes on one underlay network, each running its own weft agent (${backend} backend, file datastore):`);
+  const t0 = Date.now();
+  started();
+  await labUp({ name, nodes: 3, backend, datastore: 'file', cliEntry, progress: (l) => say(`   - ${l}`) });
+  const st = await labStatus(name);
+  for (const n of st.nodes) say(`   ${n.name}: underlay ${n.ips[0]}, leased pod blocks ${n.blocks.join(' and ')}`);
+  say(`   (up in ${((Date.now() - t0) / 1000).toFixed(1)} s)\n`);
 
-async function demo(cliEntry: string): Promise<number> {
-  const prefix = randomPrefix('weftdemo');
-  say(`Weft demo — everything lives in network namespaces named ${prefix}-*; the machine's own network is not touched.\n`);
-  say('1. Starting a node (netns) with its weft agent: pod ranges 10.244.1.0/24 and fd00:244:1::/64 …');
-  let sb: Sandbox | undefined;
-  let failed = false;
-  let cleaned = false;
-  cleanup = async () => {
-    if (!sb || cleaned) return;
-    cleaned = true;
-    print(aborted ? 'Cleaning up (agent, namespaces, temp files) …' : '\n6. Cleaning up (agent, namespaces, temp files) …');
-    await stopSandbox(sb);
-    print('   done.');
-  };
-  try {
-    sb = await startSandbox({ prefix, podCidrs: ['10.244.1.0/24', 'fd00:244:1::/64'], cliEntry });
-    say(`   agent ready on ${sb.socket}; plugin installed in ${sb.binDir}, conflist in ${sb.confDir}`);
-    const list = await sandboxNetwork(sb);
-    const runtime = sandboxRuntime(sb);
-    const pods = ['web', 'db'];
-    const addrs: Record<string, string[]> = {};
-    say('\n2. Creating two pods; a CNI runtime runs the real `weft` plugin for each (CNI ADD):');
-    for (const p of pods) {
-      const netns = await createPodNetns(sb, p);
-      const t0 = performance.now();
-      const raw = await runtime.add(list, podConf(`demo-${p}`, netns, { args: [['IgnoreUnknown', '1'], ['K8S_POD_NAMESPACE', 'demo'], ['K8S_POD_NAME', p]] }));
-      const ms = (performance.now() - t0).toFixed(0);
-      const result = parseResult(raw, list.cniVersion, 'result');
-      addrs[p] = (result.ips ?? []).map((ip) => addressOf(ip.address));
-      say(`   pod ${p}: ${addrs[p]?.join(', ')}  (ADD took ${ms} ms)`);
-    }
-    const first = await runtime.cachedResult(list, 'demo-web', 'eth0');
-    say(`\n   The CNI result for pod web (cniVersion ${list.cniVersion}):`);
-    say(
-      JSON.stringify(convertResult(parseResult(first, list.cniVersion), list.cniVersion), null, 2)
-        .split('\n')
-        .map((l) => `   ${l}`)
-        .join('\n'),
-    );
-    say('\n3. Pod to pod, through the node (routed veth, no bridge):');
-    for (const [from, to] of [['web', 'db'], ['db', 'web']] as const) {
-      for (const a of addrs[to] ?? []) say(`   ${from} -> ${to} ${a.padEnd(18)} ${await ping(`${prefix}-${from}`, a)}`);
-    }
-    say('\n4. CNI CHECK of pod web: the kernel state matches its result …');
-    await runtime.check(list, podConf('demo-web', `/run/netns/${prefix}-web`));
-    say('   ok');
-    say('\n5. Deleting both pods (CNI DEL) …');
-    for (const p of pods) await runtime.del(list, podConf(`demo-${p}`, `/run/netns/${prefix}-${p}`));
-    const left = await run('ip', ['-n', sb.nodeNetns, '-o', 'link', 'show', 'type', 'veth']);
-    say(`   veths left on the node: ${left.stdout.trim() === '' ? 'none' : left.stdout.trim()}`);
-  } catch (err) {
-    failed = true;
-    say(`\nThe demo failed: ${(err as Error).message}`);
-  } finally {
-    await cleanup();
+  say('2. Two namespaces, "shop" and "data", and three pods spread over the nodes.');
+  say('   Each pod is a network namespace attached by the real weft CNI plugin, serving TCP 80 and UDP 53:');
+  await nsCreate(name, 'shop', { team: 'shop' });
+  await nsCreate(name, 'data', { team: 'data' });
+  const ports = [
+    { name: 'http', port: 80, protocol: 'TCP' as const },
+    { name: 'dns', port: 53, protocol: 'UDP' as const },
+  ];
+  for (const [ns, pod, node, app] of [
+    ['shop', 'web-1', 'node-1', 'web'],
+    ['shop', 'web-2', 'node-2', 'web'],
+    ['data', 'db', 'node-3', 'db'],
+  ] as const) {
+    const p = await podCreate(name, { namespace: ns, name: pod, node, labels: { app }, ports }, cliEntry);
+    say(`   ${`${ns}/${pod}`.padEnd(12)} on ${node}: ${p.addresses.join(', ')}`);
   }
-  return failed ? 1 : 0;
+
+  say('\n3. Who can reach whom: every pod probes every pod (itself too), TCP 80 and UDP 53, IPv4 and IPv6.');
+  say('   Pods on different nodes go through the overlay; nothing blocks them yet (no policies).');
+  const m = await labMatrix(name, { protocols: ['TCP', 'UDP'], families: [4, 6], timeoutMs: 1500 });
+  if (!aborted) printMatrix(m);
+  const ok = m.results.filter((r) => r.ok).length;
+  say(`\n   ${ok} of ${m.results.length} probes answered.`);
+
+  say('\n4. A probe answers with the address it came from: pod to pod, the pod\'s own address survives.');
+  const p1 = await labProbe(name, { namespace: 'shop', name: 'web-1' }, 'data/db', 80, 'TCP', 4, 2000);
+  say(`   shop/web-1 -> data/db: ${p1.ok ? `"${p1.reply}"` : `failed (${p1.error})`}`);
+  say('\n5. To the outside, pods are masqueraded: the external host sees the node, not the pod.');
+  const p2 = await labProbe(name, { namespace: 'shop', name: 'web-1' }, 'external', 80, 'TCP', 4, 2000);
+  say(`   shop/web-1 -> external host ${p2.address}: ${p2.ok ? `"${p2.reply}"` : `failed (${p2.error})`}`);
+  say('\n6. Every command here has a `weft lab …` equivalent with --json for scripts; `weft lab --help` lists them.');
+  return ok === m.results.length && p1.ok && p2.ok ? 0 : 1;
 }
 
 export function registerDemoCommand(program: Command): void {
   program
     .command('demo')
-    .description('one node, two pods, in network namespaces: see weft allocate, attach, connect, check and clean up')
-    .action(async () => {
-      process.exitCode = await runDemo(fileURLToPath(import.meta.url));
+    .description('a 3-node cluster in network namespaces: pods in two namespaces, who reaches whom, then cleaned up')
+    .option('--keep', 'leave the lab running afterwards (remove it with `weft lab down --name demo`)')
+    .option('--backend <type>', 'vxlan or host-gw', 'vxlan')
+    .action(async (o: { keep?: boolean; backend: string }) => {
+      if (o.backend !== 'vxlan' && o.backend !== 'host-gw') throw new UserError(`--backend ${o.backend}: expected vxlan or host-gw`);
+      process.exitCode = await runDemo(fileURLToPath(import.meta.url), { keep: o.keep === true, backend: o.backend });
     });
 }

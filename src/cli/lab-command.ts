@@ -275,7 +275,7 @@ export function registerLabCommands(program: Command): void {
   lab
     .command('matrix')
     .description('probe every pod from every pod: which can reach which, per port and protocol')
-    .option('--ports <list>', 'ports to probe, comma-separated (default: every declared port)')
+    .option('--ports <list>', 'ports to probe, comma-separated, each with each protocol (default: the ports pods declare)')
     .option('--protocols <list>', 'tcp, udp', 'tcp,udp')
     .option('--family <4|6|both>', 'address family', '4')
     .option('--timeout <ms>', 'how long a probe waits', '1000')

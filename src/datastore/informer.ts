@@ -76,6 +76,7 @@ export class Informer<T extends KObject> {
         if (signal.aborted) return;
         if (isStoreError(err, 'Gone')) {
           this.log.info('watch compacted; listing again', { kind: this.kind });
+          await new Promise((r) => setTimeout(r, 50)); // never a tight loop, whatever the store says
           continue;
         }
         if (this.connectedSince !== undefined) {

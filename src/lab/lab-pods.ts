@@ -283,8 +283,11 @@ export interface Matrix {
 export async function labMatrix(labName: string, o: MatrixOptions): Promise<Matrix> {
   const state = loadLab(labName);
   const pods = [...state.pods].sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
-  const ports = o.ports ?? [...new Set(pods.flatMap((p) => p.ports.map((x) => x.port)))].sort((a, b) => a - b);
-  const cases = ports.flatMap((port) => o.protocols.flatMap((protocol) => o.families.map((family) => ({ port, protocol, family }))));
+  // Explicit ports: each with each protocol. Otherwise the (port, protocol) pairs pods declare.
+  const pairs = o.ports
+    ? o.ports.flatMap((port) => o.protocols.map((protocol) => ({ port, protocol })))
+    : [...new Map(pods.flatMap((p) => p.ports).filter((x) => o.protocols.includes(x.protocol)).map((x) => [`${x.port}/${x.protocol}`, { port: x.port, protocol: x.protocol }])).values()].sort((a, b) => a.port - b.port || a.protocol.localeCompare(b.protocol));
+  const cases = pairs.flatMap(({ port, protocol }) => o.families.map((family) => ({ port, protocol, family })));
   const clients = new Map(pods.map((p) => [p, new ProbeClient(p.control)]));
   try {
     const jobs: Array<Promise<ProbeOutcome>> = [];
