@@ -8,16 +8,15 @@
  * Runs alternate between the paths so drift hits all alike; figures are medians. Needs root,
  * iperf3, sockperf. Both ends of every path share the machine's CPUs, and so do the "nodes".
  */
-import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { getHealth } from '../src/agent/health-client.js';
-import { createNamedNetns, deleteNamedNetns } from '../src/kernel/netns.js';
+import { deleteNamedNetns } from '../src/kernel/netns.js';
 import { labDown, labNodeAdd, labNodeRemove, labUp, waitConverged } from '../src/lab/lab.js';
 import { labProbe, nsCreate, podCreate } from '../src/lab/lab-pods.js';
 import { loadLab } from '../src/lab/lab-state.js';
 import { CLI } from '../test/helpers/env.js';
 import { arg, median } from './common.js';
-import { measure, type Figures, type Pair } from './net-tools.js';
+import { createBarePair, measure, type Figures, type Pair } from './net-tools.js';
 
 const ports = [{ port: 80, protocol: 'TCP' as const }];
 
@@ -73,11 +72,7 @@ async function main(): Promise<void> {
   const bare = ['cbbare-a', 'cbbare-b'];
   const labs: string[] = [];
   try {
-    for (const n of bare) await createNamedNetns(n);
-    spawnSync('ip', ['-n', 'cbbare-a', 'link', 'add', 'va', 'type', 'veth', 'peer', 'name', 'vb', 'netns', 'cbbare-b']);
-    spawnSync('ip', ['-n', 'cbbare-a', '-batch', '-'], { input: 'addr add 10.99.0.1/24 dev va\nlink set va up\nlink set lo up\n' });
-    spawnSync('ip', ['-n', 'cbbare-b', '-batch', '-'], { input: 'addr add 10.99.0.2/24 dev vb\nlink set vb up\nlink set lo up\n' });
-    const paths: Pair[] = [{ name: 'bare veth pair (the limit)', client: 'cbbare-a', server: 'cbbare-b', serverIp: '10.99.0.2' }];
+    const paths: Pair[] = [{ ...(await createBarePair('cbbare-a', 'cbbare-b')), name: 'bare veth pair (the limit)' }];
     for (const backend of ['vxlan', 'host-gw'] as const) {
       const l = await labPaths(backend);
       labs.push(l.name);

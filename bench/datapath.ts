@@ -8,17 +8,16 @@
  * Runs alternate between the setups so drift hits all alike; figures are medians of the runs.
  * Both ends share the machine's CPUs. IPv4. Needs root, iperf3, sockperf.
  */
-import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { parseResult } from '../src/cni/convert.js';
 import { addressOf } from '../src/cni/result.js';
 import type { NetworkConfigList } from '../src/cniruntime/conflist.js';
 import { CniRuntime } from '../src/cniruntime/runtime.js';
-import { createNamedNetns, deleteNamedNetns } from '../src/kernel/netns.js';
+import { deleteNamedNetns } from '../src/kernel/netns.js';
 import { createPodNetns, podConf, sandboxNetwork, sandboxRuntime, startSandbox, stopSandbox, type Sandbox } from '../src/lab/sandbox.js';
 import { CLI, PLUGIN_BUNDLE } from '../test/helpers/env.js';
 import { arg, hostLocal, median, referenceList } from './common.js';
-import { measure, type Figures, type Pair } from './net-tools.js';
+import { createBarePair, measure, type Figures, type Pair } from './net-tools.js';
 
 
 async function cniPair(name: string, sb: Sandbox, rt: CniRuntime, list: NetworkConfigList): Promise<Pair> {
@@ -38,12 +37,7 @@ async function main(): Promise<void> {
   const sandboxes: Sandbox[] = [];
   const bare = ['dpbare-a', 'dpbare-b'];
   try {
-    // The physical limit: two namespaces joined by one veth pair.
-    for (const n of bare) await createNamedNetns(n);
-    spawnSync('ip', ['-n', 'dpbare-a', 'link', 'add', 'va', 'type', 'veth', 'peer', 'name', 'vb', 'netns', 'dpbare-b']);
-    spawnSync('ip', ['-n', 'dpbare-a', '-batch', '-'], { input: 'addr add 10.99.0.1/24 dev va\nlink set va up\nlink set lo up\n' });
-    spawnSync('ip', ['-n', 'dpbare-b', '-batch', '-'], { input: 'addr add 10.99.0.2/24 dev vb\nlink set vb up\nlink set lo up\n' });
-    const pairs: Pair[] = [{ name: 'bare veth pair', client: 'dpbare-a', server: 'dpbare-b', serverIp: '10.99.0.2' }];
+    const pairs: Pair[] = [{ ...(await createBarePair('dpbare-a', 'dpbare-b')), name: 'bare veth pair' }];
 
     const weft = await startSandbox({ prefix: 'dpw', podCidrs: ['10.245.0.0/24'], cliEntry: CLI, pluginBundle: PLUGIN_BUNDLE });
     sandboxes.push(weft);

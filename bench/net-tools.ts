@@ -57,3 +57,14 @@ export async function measure(p: Pair, seconds: number, f: Figures): Promise<voi
   f.pingUs.push(Number(m[1]) * 1000);
 }
 
+
+/** The physical limit of this machine: two namespaces joined by one veth pair (10.99.0.1 ↔ .2). */
+export async function createBarePair(a: string, b: string): Promise<Pair> {
+  const { createNamedNetns } = await import('../src/kernel/netns.js');
+  await createNamedNetns(a);
+  await createNamedNetns(b);
+  spawnSync('ip', ['-n', a, 'link', 'add', 'va', 'type', 'veth', 'peer', 'name', 'vb', 'netns', b]);
+  spawnSync('ip', ['-n', a, '-batch', '-'], { input: 'addr add 10.99.0.1/24 dev va\nlink set va up\nlink set lo up\n' });
+  spawnSync('ip', ['-n', b, '-batch', '-'], { input: 'addr add 10.99.0.2/24 dev vb\nlink set vb up\nlink set lo up\n' });
+  return { name: 'bare veth pair (the limit)', client: a, server: b, serverIp: '10.99.0.2' };
+}

@@ -52,15 +52,18 @@ export interface HealthReply {
   /** process.memoryUsage() of the agent, bytes. */
   memory: { rss: number; heapUsed: number; heapTotal: number; external: number };
   /** Present when the agent is a member of a cluster. */
-  cluster?: {
-    node: string;
-    backend: string;
-    blocks: string[];
-    peers: string[];
-    problems: string[];
-    datastoreConnected: boolean;
-  };
+  cluster?: ClusterStatus;
   mtu: number;
+}
+
+/** A cluster member's view, in the health answer. `peers` are the nodes it has routes to. */
+export interface ClusterStatus {
+  node: string;
+  backend: string;
+  blocks: string[];
+  peers: string[];
+  problems: string[];
+  datastoreConnected: boolean;
 }
 
 function bad(msg: string): never {

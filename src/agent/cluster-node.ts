@@ -10,6 +10,7 @@ import { parseCidr, type Cidr } from '../ipam/cidr.js';
 import { SYSTEM_NAMESPACE, type ClusterNetworkObject, type LeaseObject, type NodeObject } from '../model/objects.js';
 import type { Logger } from '../util/log.js';
 import { Runner } from '../util/runner.js';
+import type { ClusterStatus } from './api.js';
 import type { AttachmentStore } from './attachment-store.js';
 import { syncEndpoints } from './endpoints.js';
 
@@ -25,15 +26,6 @@ export interface ClusterNodeConfig {
   nodeIps: string[];
   defaults: ClusterDefaults | undefined;
   log: Logger;
-}
-
-export interface ClusterStatus {
-  node: string;
-  backend: string;
-  blocks: string[];
-  peers: string[];
-  problems: string[];
-  datastoreConnected: boolean;
 }
 
 export class ClusterNode {
