@@ -95,6 +95,20 @@ export function parseCidr(text: string): Cidr {
   return { family: addr.family, network, prefix, text: `${formatAddress(addr.family, network)}/${prefix}` };
 }
 
+/**
+ * A CIDR whose host bits are ignored ("10.0.0.1/8" is 10.0.0.0/8), as Go's ParseCIDR reads
+ * the ipBlocks of NetworkPolicies.
+ */
+export function parseCidrMasked(text: string): Cidr {
+  const slash = text.indexOf('/');
+  if (slash < 0) return parseCidr(text);
+  const addr = parseAddress(text.slice(0, slash));
+  const prefixText = text.slice(slash + 1);
+  if (!/^\d{1,3}$/.test(prefixText) || Number(prefixText) > bitsOf(addr.family)) return parseCidr(text);
+  const network = addr.value & prefixMask(addr.family, Number(prefixText));
+  return parseCidr(`${formatAddress(addr.family, network)}/${prefixText}`);
+}
+
 export function prefixMask(family: Family, prefix: number): bigint {
   const bits = BigInt(bitsOf(family));
   const all = (1n << bits) - 1n;

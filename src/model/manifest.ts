@@ -1,6 +1,8 @@
 import { parseAllDocuments } from 'yaml';
 import { UserError } from '../util/user-error.js';
-import type { KObject } from './objects.js';
+import { admitClusterPolicy } from './cluster-policy.js';
+import { admitNetworkPolicy } from './network-policy.js';
+import type { KObject, NetworkPolicyObject, WeftClusterPolicyObject } from './objects.js';
 
 /**
  * Manifests for `weft apply -f` / `weft delete -f` (pure): YAML (several documents) or JSON, a
@@ -63,15 +65,29 @@ function checkObject(v: unknown, where: string): KObject {
     if (typeof map !== 'object' || map === null || Object.values(map).some((x) => typeof x !== 'string')) fail(where, `${id}: metadata.${field} must map strings to strings`);
   }
   delete m['resourceVersion'];
-  const obj = o as unknown as KObject;
-  applyDefaults(obj);
-  return obj;
+  try {
+    return admit(o as unknown as KObject);
+  } catch (err) {
+    if (err instanceof UserError) fail(where, err.message);
+    throw err;
+  }
 }
 
-/** What the API server does on create, for the kinds Weft stores without one. */
-export function applyDefaults(obj: KObject): void {
-  if (obj.kind === 'Namespace') {
-    obj.metadata.labels = { ...(obj.metadata.labels ?? {}), 'kubernetes.io/metadata.name': obj.metadata.name };
+/**
+ * What the API server does on create — validation and defaulting — for the kinds Weft stores
+ * without one. Throws a UserError naming every invalid field.
+ */
+export function admit(obj: KObject): KObject {
+  switch (obj.kind) {
+    case 'Namespace':
+      obj.metadata.labels = { ...(obj.metadata.labels ?? {}), 'kubernetes.io/metadata.name': obj.metadata.name };
+      return obj;
+    case 'NetworkPolicy':
+      return admitNetworkPolicy(obj as NetworkPolicyObject);
+    case 'WeftClusterPolicy':
+      return admitClusterPolicy(obj as WeftClusterPolicyObject);
+    default:
+      return obj;
   }
 }
 

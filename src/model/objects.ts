@@ -69,6 +69,50 @@ export interface WeftEndpointObject extends KObject {
   };
 }
 
+/** A label selector as written (metav1.LabelSelector). */
+export interface LabelSelectorSpec {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: Array<{ key: string; operator: string; values?: string[] }>;
+}
+
+export interface ClusterPolicyPeerSpec {
+  /** Every pod of the namespaces this selects. */
+  namespaces?: LabelSelectorSpec;
+  /** Pods this selects, in the namespaces its namespaceSelector selects (absent: all). */
+  pods?: { namespaceSelector?: LabelSelectorSpec; podSelector?: LabelSelectorSpec };
+  /** Addresses, pod or not. */
+  networks?: string[];
+}
+
+export interface ClusterPolicyPortSpec {
+  portNumber?: { protocol: 'TCP' | 'UDP' | 'SCTP'; port: number };
+  portRange?: { protocol: 'TCP' | 'UDP' | 'SCTP'; start: number; end: number };
+  namedPort?: string;
+}
+
+export interface ClusterPolicyRuleSpec {
+  name?: string;
+  action: 'Allow' | 'Deny' | 'Pass';
+  from?: ClusterPolicyPeerSpec[];
+  to?: ClusterPolicyPeerSpec[];
+  ports?: ClusterPolicyPortSpec[];
+}
+
+/**
+ * Cluster-wide policy evaluated before namespaces' NetworkPolicies, in the shape of the
+ * upstream AdminNetworkPolicy: lower priority first; the first rule that matches decides —
+ * Allow and Deny finally, Pass hands the decision to the NetworkPolicies.
+ */
+export interface WeftClusterPolicyObject extends KObject {
+  kind: 'WeftClusterPolicy';
+  spec: {
+    priority: number;
+    subject: { namespaces?: LabelSelectorSpec; pods?: { namespaceSelector?: LabelSelectorSpec; podSelector?: LabelSelectorSpec } };
+    ingress?: ClusterPolicyRuleSpec[];
+    egress?: ClusterPolicyRuleSpec[];
+  };
+}
+
 /** Annotations a node publishes for its peers' backends. */
 export const NODE_ANNOTATIONS = {
   backend: 'weft.io/backend',
