@@ -9,6 +9,7 @@ import type { Logger } from '../util/log.js';
 import { AttachmentStore } from './attachment-store.js';
 import { ClusterNode, type ClusterNodeConfig } from './cluster-node.js';
 import { CniService, type CniServiceDeps } from './cni-service.js';
+import { PolicyController } from './policy-controller.js';
 import { startAgentServer } from './server.js';
 
 /** The node agent's wiring: state, IPAM, the CNI service and its socket. */
@@ -18,7 +19,7 @@ export interface AgentConfig {
   /** Single-node mode: the node's pod ranges. Exclusive with `cluster`. */
   podCidrs?: Cidr[];
   /** Cluster mode: pod ranges are blocks leased from the cluster datastore. */
-  cluster?: ClusterNodeConfig & { leaveOnExit: boolean };
+  cluster?: ClusterNodeConfig & { leaveOnExit: boolean; networkPolicy?: boolean };
   /** Pod MTU; in cluster mode the backend's (uplink minus overhead) when absent. */
   mtu?: number;
   log: Logger;
@@ -31,6 +32,7 @@ export interface RunningAgent {
   ipam: Ipam;
   records: AttachmentStore;
   cluster: ClusterNode | undefined;
+  policy: PolicyController | undefined;
   stop(): Promise<void>;
 }
 
@@ -90,6 +92,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
   const pidFile = await lockStateDir(cfg.stateDir);
   let server: Server | undefined;
   let cluster: ClusterNode | undefined;
+  let policyController: PolicyController | undefined;
   try {
     if (cfg.cluster) cluster = await ClusterNode.join(cfg.cluster);
     const podCidrs = cluster ? cluster.podCidrs : (cfg.podCidrs ?? []);
@@ -100,6 +103,12 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     const ipam = await Ipam.open(cfg.stateDir, podCidrs);
     const records = await AttachmentStore.open(cfg.stateDir);
     const clusterNode = cluster;
+    // Policy needs the cluster's objects, so it comes with a datastore; on by default there.
+    const policy =
+      clusterNode && cfg.cluster && cfg.cluster.networkPolicy !== false
+        ? new PolicyController({ store: cfg.cluster.store, nodeName: cfg.cluster.nodeName, localBlocks: clusterNode.blocks, records, log: log.child({ controller: 'policy' }) })
+        : undefined;
+    policyController = policy;
     const service = new CniService({
       ipam,
       records,
@@ -107,9 +116,18 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       log,
       mtu,
       ...(cfg.pauseAt ? { pauseAt: cfg.pauseAt } : {}),
-      ...(clusterNode ? { onChange: () => clusterNode.attachmentsChanged() } : {}),
+      ...(clusterNode
+        ? {
+            onChange: () => {
+              clusterNode.attachmentsChanged();
+              policy?.attachmentsChanged();
+            },
+          }
+        : {}),
+      ...(policy ? { admit: (rec) => policy.admit(rec) } : {}),
     });
     clusterNode?.start(records);
+    policy?.start();
     server = await startAgentServer({
       socketPath: cfg.socketPath,
       service,
@@ -123,6 +141,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
           memory: { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external },
           mtu,
           ...(clusterNode ? { cluster: clusterNode.status() } : {}),
+          ...(policy ? { policy: policy.status() } : {}),
         };
       },
     });
@@ -140,11 +159,13 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       ipam,
       records,
       cluster: clusterNode,
+      policy,
       stop: async () => {
         await new Promise<void>((resolve) => {
           srv.close(() => resolve());
           srv.closeAllConnections();
         });
+        await policy?.stop(cfg.cluster?.leaveOnExit ?? false);
         await clusterNode?.stop(cfg.cluster?.leaveOnExit ?? false);
         await fs.rm(cfg.socketPath, { force: true });
         await fs.rm(pidFile, { force: true });
@@ -152,6 +173,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     };
   } catch (err) {
     server?.close();
+    await policyController?.stop(false).catch(() => undefined);
     await cluster?.stop(false).catch(() => undefined);
     await fs.rm(pidFile, { force: true });
     throw err;

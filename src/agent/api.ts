@@ -53,6 +53,8 @@ export interface HealthReply {
   memory: { rss: number; heapUsed: number; heapTotal: number; external: number };
   /** Present when the agent is a member of a cluster. */
   cluster?: ClusterStatus;
+  /** Present when the agent enforces network policy. */
+  policy?: PolicyStatus;
   mtu: number;
 }
 
@@ -64,6 +66,18 @@ export interface ClusterStatus {
   peers: string[];
   problems: string[];
   datastoreConnected: boolean;
+}
+
+/** Policy enforcement on this node. */
+export interface PolicyStatus {
+  /** Digest of the objects the applied table was compiled from: equal on converged nodes. */
+  fingerprint?: string;
+  syncs: number;
+  size?: { chains: number; rules: number; sets: number; elements: number };
+  lastSyncMs?: number;
+  /** Objects that are ignored because they are invalid. */
+  problems: string[];
+  error?: string;
 }
 
 function bad(msg: string): never {

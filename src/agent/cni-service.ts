@@ -28,6 +28,11 @@ export interface CniServiceDeps {
   pauseAt?: { phase: AddPhase; ms: number };
   /** Called after attachments changed (ADD, DEL, GC), e.g. to record endpoints. */
   onChange?: () => void;
+  /**
+   * Called before an ADD returns: resolves once the pod's network policy is in force. If it
+   * throws, the ADD is undone and fails with "try again later".
+   */
+  admit?: (rec: AttachmentRecord) => Promise<void>;
 }
 
 /** The moments of an ADD at which a crash leaves different state behind. */
@@ -178,8 +183,20 @@ export class CniService {
       ...(req.dns ? { dns: req.dns } : {}),
       ...(req.prevResult ? { prevResult: req.prevResult } : {}),
     });
-    records.put({ ...pending, addresses, state: 'ready', result });
+    const ready: AttachmentRecord = { ...pending, addresses, state: 'ready', result };
+    records.put(ready);
     await this.reached('ready-written');
+    if (this.deps.admit) {
+      try {
+        await this.deps.admit(ready);
+      } catch (err) {
+        await datapath.detach(hostIf).catch(() => undefined);
+        await ipam.release(owner);
+        records.remove(owner);
+        this.deps.onChange?.();
+        throw new CniError(ErrorCode.TryAgainLater, `network policy for the pod could not be put in force: ${(err as Error).message}`, 'the pod was not attached; retry the ADD');
+      }
+    }
     log.info('attached', { addresses, hostIf });
     this.deps.onChange?.();
     return result;

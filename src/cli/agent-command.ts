@@ -73,6 +73,7 @@ interface AgentOptions {
   vxlanPort: string;
   leaseDuration: string;
   leaveOnExit?: boolean;
+  networkPolicy: boolean;
 }
 
 function intFlag(name: string, v: string, min: number, max: number): number {
@@ -97,7 +98,7 @@ export async function openStore(o: { datastore?: string; datastoreDir?: string; 
   throw new UserError(`--datastore ${o.datastore}: expected file or etcd`);
 }
 
-async function clusterConfig(o: AgentOptions, log: Logger): Promise<ClusterNodeConfig & { leaveOnExit: boolean }> {
+async function clusterConfig(o: AgentOptions, log: Logger): Promise<ClusterNodeConfig & { leaveOnExit: boolean; networkPolicy: boolean }> {
   if (o.podCidr.length > 0) throw new UserError('--pod-cidr is for a single node; in a cluster (--datastore) nodes lease blocks of --cluster-cidr');
   const nodeIps = o.nodeIp.map((a) => {
     if (!isValidAddress(a)) throw new UserError(`--node-ip ${a}: not an IP address`);
@@ -123,7 +124,7 @@ async function clusterConfig(o: AgentOptions, log: Logger): Promise<ClusterNodeC
       leaseDurationSeconds: intFlag('lease-duration', o.leaseDuration, 3, 3600),
     };
   }
-  return { store: await openStore(o), nodeName: o.nodeName ?? hostname(), nodeIps, defaults, log, leaveOnExit: o.leaveOnExit === true };
+  return { store: await openStore(o), nodeName: o.nodeName ?? hostname(), nodeIps, defaults, log, leaveOnExit: o.leaveOnExit === true, networkPolicy: o.networkPolicy };
 }
 
 export function registerAgentCommand(program: Command): void {
@@ -148,6 +149,7 @@ export function registerAgentCommand(program: Command): void {
     .option('--vxlan-port <n>', 'first node only: VXLAN UDP port', '8472')
     .option('--lease-duration <s>', 'first node only: seconds a node stays alive without renewing its lease', '40')
     .option('--leave-on-exit', 'on SIGTERM, leave the cluster: peers drop this node at once instead of after its lease expires')
+    .option('--no-network-policy', 'in a cluster: do not enforce NetworkPolicy and WeftClusterPolicy (every pod reaches every pod)')
     .action(async (o: AgentOptions) => {
       const level = o.logLevel as LogLevel;
       if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new UserError(`--log-level ${o.logLevel}: expected debug, info, warn or error`);

@@ -22,6 +22,7 @@ export class Runner {
   private lastEnd = 0;
   private failures = 0;
   private stopped = false;
+  private waiters: Array<{ target: number; resolve: () => void }> = [];
   /** Completed runs, for tests and health. */
   runs = 0;
   lastError: string | undefined;
@@ -70,6 +71,9 @@ export class Runner {
       this.running = false;
       this.lastEnd = Date.now();
       this.runs++;
+      const due = this.waiters.filter((w) => w.target <= this.runs);
+      this.waiters = this.waiters.filter((w) => w.target > this.runs);
+      for (const w of due) w.resolve();
     }
     if (this.stopped) return;
     if (this.pending) this.schedule(0);
@@ -80,10 +84,15 @@ export class Runner {
   async flush(timeoutMs = 10_000): Promise<void> {
     const target = this.runs + (this.running ? 2 : 1);
     this.trigger();
-    const deadline = Date.now() + timeoutMs;
-    while (this.runs < target) {
-      if (Date.now() > deadline) throw new Error(`${this.opts.name}: no sync within ${timeoutMs} ms`);
-      await new Promise((r) => setTimeout(r, 10));
+    let timer: NodeJS.Timeout | undefined;
+    const done = new Promise<void>((resolve) => this.waiters.push({ target, resolve }));
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${this.opts.name}: no sync within ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      await Promise.race([done, late]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 

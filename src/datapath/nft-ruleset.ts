@@ -1,0 +1,128 @@
+/**
+ * A desired nftables table as data, and the one transaction that takes the kernel from one
+ * version of it to the next (pure). Controllers compute the whole table; only what changed
+ * is written — set elements added or removed, changed chains flushed and refilled — in
+ * dependency order, as one `nft -f` script, so the kernel never shows a half-made state.
+ */
+export interface NftSet {
+  name: string;
+  /** `set` or `map`. */
+  kind: 'set' | 'map';
+  /** The declaration's body, e.g. "type ipv4_addr; flags interval;". */
+  spec: string;
+  /** Rendered elements; for a map "KEY : VALUE" (the key identifies the element). */
+  elements: string[];
+}
+
+export interface NftChain {
+  name: string;
+  /** For base chains, e.g. "type filter hook forward priority filter; policy accept;". */
+  base?: string;
+  rules: string[];
+}
+
+export interface NftTable {
+  family: 'inet' | 'ip' | 'ip6';
+  name: string;
+  sets: NftSet[];
+  chains: NftChain[];
+}
+
+/** Elements per `add element` command: long enough to be few, short enough to stay readable. */
+const CHUNK = 500;
+
+export function elementKey(set: Pick<NftSet, 'kind'>, element: string): string {
+  if (set.kind === 'set') return element;
+  const i = element.lastIndexOf(' : ');
+  return i < 0 ? element : element.slice(0, i);
+}
+
+/** nft comments are double-quoted strings without escapes, at most 128 bytes. */
+export function nftComment(text: string): string {
+  const clean = text.replace(/["\\\n\r]/g, "'");
+  const bytes = Buffer.from(clean);
+  return `comment "${bytes.length <= 120 ? clean : `${bytes.subarray(0, 117).toString().replace(/\uFFFD$/, '')}...`}"`;
+}
+
+function chunks<T>(list: T[]): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < list.length; i += CHUNK) out.push(list.slice(i, i + CHUNK));
+  return out;
+}
+
+function addChain(t: NftTable, c: NftChain): string {
+  return c.base ? `add chain ${t.family} ${t.name} ${c.name} { ${c.base} }` : `add chain ${t.family} ${t.name} ${c.name}`;
+}
+
+function elementCommands(verb: 'add' | 'delete', t: NftTable, set: NftSet, elements: string[]): string[] {
+  return chunks(elements).map((c) => `${verb} element ${t.family} ${t.name} ${set.name} { ${c.join(', ')} }`);
+}
+
+/** Replaces the table wholesale (first sync, or after drift). */
+export function fullScript(t: NftTable): string {
+  return [`add table ${t.family} ${t.name}`, `delete table ${t.family} ${t.name}`, ...(diffScript(undefined, t) as string[])].join('\n') + '\n';
+}
+
+/**
+ * The commands that turn `from` into `to`, or undefined when they cannot be expressed as
+ * changes (a set's type or a base chain's hook changed): then the table is replaced.
+ */
+export function diffScript(from: NftTable | undefined, to: NftTable): string[] | undefined {
+  const out: string[] = [];
+  if (!from) out.push(`add table ${to.family} ${to.name}`);
+  const oldSets = new Map((from?.sets ?? []).map((s) => [s.name, s]));
+  const oldChains = new Map((from?.chains ?? []).map((c) => [c.name, c]));
+  const newSets = new Map(to.sets.map((s) => [s.name, s]));
+  const newChains = new Map(to.chains.map((c) => [c.name, c]));
+  for (const s of to.sets) {
+    const o = oldSets.get(s.name);
+    if (o && (o.spec !== s.spec || o.kind !== s.kind)) return undefined;
+  }
+  for (const c of to.chains) {
+    const o = oldChains.get(c.name);
+    if (o && o.base !== c.base) return undefined;
+  }
+  // 1. New chains, empty: map elements and rules below may point at them.
+  for (const c of to.chains) if (!oldChains.has(c.name)) out.push(addChain(to, c));
+  // 2. New sets and maps.
+  for (const s of to.sets) if (!oldSets.has(s.name)) out.push(`add ${s.kind} ${to.family} ${to.name} ${s.name} { ${s.spec} }`);
+  // 3. Elements: removed (and changed) first, then added — a changed map value is both.
+  const adds: string[] = [];
+  for (const s of to.sets) {
+    const o = oldSets.get(s.name);
+    const want = new Set(s.elements);
+    const have = new Set(o?.elements ?? []);
+    const gone = (o?.elements ?? []).filter((e) => !want.has(e)).map((e) => elementKey(s, e));
+    if (gone.length) out.push(...elementCommands('delete', to, s, gone));
+    const fresh = s.elements.filter((e) => !have.has(e));
+    if (fresh.length) adds.push(...elementCommands('add', to, s, fresh));
+  }
+  out.push(...adds);
+  // 4. Chains whose rules changed are flushed and refilled; new ones filled.
+  for (const c of to.chains) {
+    const o = oldChains.get(c.name);
+    if (o && sameRules(o.rules, c.rules)) continue;
+    if (o) out.push(`flush chain ${to.family} ${to.name} ${c.name}`);
+    for (const r of c.rules) out.push(`add rule ${to.family} ${to.name} ${c.name} ${r}`);
+  }
+  // 5. Chains and sets no longer wanted: emptied first, since they may refer to each other.
+  const goneChains = (from?.chains ?? []).filter((c) => !newChains.has(c.name));
+  for (const c of goneChains) out.push(`flush chain ${to.family} ${to.name} ${c.name}`);
+  for (const c of goneChains) out.push(`delete chain ${to.family} ${to.name} ${c.name}`);
+  for (const s of from?.sets ?? []) if (!newSets.has(s.name)) out.push(`delete ${s.kind} ${to.family} ${to.name} ${s.name}`);
+  return out;
+}
+
+function sameRules(a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((r, i) => r === b[i]);
+}
+
+/** Sizes, for logs and benchmarks. */
+export function tableSize(t: NftTable): { chains: number; rules: number; sets: number; elements: number } {
+  return {
+    chains: t.chains.length,
+    rules: t.chains.reduce((n, c) => n + c.rules.length, 0),
+    sets: t.sets.length,
+    elements: t.sets.reduce((n, s) => n + s.elements.length, 0),
+  };
+}

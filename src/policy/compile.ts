@@ -1,0 +1,240 @@
+import { createHash } from 'node:crypto';
+import { parseCidrMasked } from '../ipam/cidr.js';
+import { nftComment, type NftChain, type NftSet, type NftTable } from '../datapath/nft-ruleset.js';
+import type { ClusterPolicy, Endpoint, Peer, Policy, PortMatch, Protocol, Snapshot } from './ir.js';
+import { endpointKey, orderedClusterPolicies } from './ir.js';
+import { clusterPolicySelects, policySelects } from './evaluate.js';
+import { describePeer, peerKey, peerSelectsPod } from './selector.js';
+
+/**
+ * The nftables compiler (pure): a node's table from the same IR the evaluator reads.
+ *
+ * Dispatch is by (interface, address) through verdict maps — the interface in the key means
+ * a pod cannot borrow another's identity by spoofing its address, and an entry left by a
+ * deleted pod never matches the next pod given that address. Each local pod that policy
+ * touches gets its own chains, which jump to one chain per policy; peers become named sets
+ * shared by every rule with the same selector, so a pod joining a selector is one element.
+ * The table grows with policies + endpoints, not with their product.
+ *
+ *   forward  ─ egress_fwd (prio 0):  established → accept; jump egress
+ *            ─ ingress_fwd (prio 10): established → accept; oif.daddr vmap @ep_in  → e_/n_ chains
+ *   input    ─ egress_input (prio 0): established, IPv6 ND → accept; jump egress
+ *   egress:  iif.saddr vmap @ep_out → e_/n_ chains; a local-block address not in the map → drop
+ *
+ * A pod's chains: e_<if>_<dir> runs the WeftClusterPolicies selecting it in order (Allow →
+ * accept, Deny → drop, Pass → goto the NetworkPolicy stage through the np_ maps), then
+ * n_<if>_<dir> jumps to each isolating NetworkPolicy's chain and drops what none accepts.
+ * Traffic the node itself sends (kubelet probes) passes no hook here and stays allowed.
+ */
+export const POLICY_TABLE = 'weft_policy';
+
+export type Family = 4 | 6;
+type Dir = 'ingress' | 'egress';
+const SUFFIX: Record<Dir, string> = { ingress: 'i', egress: 'o' };
+
+/** A pod interface on this node. `endpoint` is "ns/name" when it is a selectable pod. */
+export interface LocalAttachment {
+  hostIf: string;
+  addresses: string[];
+  endpoint?: string;
+}
+
+export interface CompileInput {
+  snapshot: Snapshot;
+  /** This node's pod ranges: an address in them with no map entry is dropped (no window at ADD). */
+  localBlocks: string[];
+  attachments: LocalAttachment[];
+}
+
+const fam = (a: string): Family => (a.includes(':') ? 6 : 4);
+const ipKw = (f: Family): string => (f === 4 ? 'ip' : 'ip6');
+const addrType = (f: Family): string => (f === 4 ? 'ipv4_addr' : 'ipv6_addr');
+const hash = (s: string): string => createHash('sha256').update(s).digest('hex').slice(0, 10);
+
+export const policyChain = (p: Pick<Policy, 'namespace' | 'name'>, d: Dir): string => `p_${hash(`${p.namespace}/${p.name}`)}_${SUFFIX[d]}`;
+export const clusterChain = (c: Pick<ClusterPolicy, 'name'>, d: Dir): string => `c_${hash(c.name)}_${SUFFIX[d]}`;
+export const endpointChain = (hostIf: string, d: Dir): string => `e_${hostIf}_${SUFFIX[d]}`;
+export const npChain = (hostIf: string, d: Dir): string => `n_${hostIf}_${SUFFIX[d]}`;
+const peerSet = (peer: Peer, f: Family): string => `s_${hash(peerKey(peer))}_${f}`;
+const namedPortSet = (name: string, proto: Protocol, f: Family): string => `np_${name}_${proto.toLowerCase()}_${f}`;
+const mapName = (stage: 'ep' | 'np', d: Dir, f: Family): string => `${stage}_${d === 'ingress' ? 'in' : 'out'}${f}`;
+
+/** Excepts nested in other excepts are redundant, and nft refuses overlapping intervals. */
+function outermost(cidrs: string[]): string[] {
+  const parsed = [...new Set(cidrs)].map((c) => parseCidrMasked(c));
+  return parsed
+    .filter((c) => !parsed.some((o) => o !== c && o.family === c.family && o.prefix < c.prefix && (c.network >> BigInt((c.family === 4 ? 32 : 128) - o.prefix)) === (o.network >> BigInt((o.family === 4 ? 32 : 128) - o.prefix))))
+    .map((c) => c.text);
+}
+
+class Builder {
+  readonly sets = new Map<string, NftSet>();
+  readonly chains = new Map<string, NftChain>();
+
+  constructor(
+    readonly s: Snapshot,
+    readonly families: Family[],
+  ) {}
+
+  /** The named set of a pod peer's addresses, made on first use. */
+  peerSetFor(peer: Extract<Peer, { kind: 'pods' }>, f: Family): string {
+    const name = peerSet(peer, f);
+    if (!this.sets.has(name)) {
+      const elements = this.s.endpoints.filter((e) => peerSelectsPod(this.s, peer, e)).flatMap((e) => e.addresses.filter((a) => fam(a) === f));
+      this.sets.set(name, { name, kind: 'set', spec: `type ${addrType(f)}; ${nftComment(describePeer(peer))};`, elements: [...new Set(elements)].sort() });
+    }
+    return name;
+  }
+
+  namedPortSetFor(name: string, proto: Protocol, f: Family): string {
+    const set = namedPortSet(name, proto, f);
+    if (!this.sets.has(set)) {
+      const elements = this.s.endpoints.flatMap((e) => e.ports.filter((p) => p.name === name && p.protocol === proto).flatMap((p) => e.addresses.filter((a) => fam(a) === f).map((a) => `${a} . ${p.port}`)));
+      this.sets.set(set, { name: set, kind: 'set', spec: `type ${addrType(f)} . inet_service; ${nftComment(`pods' ${proto} port named ${name}`)};`, elements: [...new Set(elements)].sort() });
+    }
+    return set;
+  }
+
+  /** Conditions for "the other end is one of these peers": one per alternative, with its family. */
+  peerConds(peers: Peer[] | 'any', d: Dir): Array<{ f?: Family; text: string }> {
+    if (peers === 'any') return [{ text: '' }];
+    const field = d === 'ingress' ? 'saddr' : 'daddr';
+    const out: Array<{ f?: Family; text: string }> = [];
+    for (const p of peers) {
+      if (p.kind === 'ipBlock') {
+        const f = fam(p.cidr);
+        if (!this.families.includes(f)) continue;
+        const except = outermost(p.except);
+        out.push({ f, text: `${ipKw(f)} ${field} ${p.cidr}${except.length ? ` ${ipKw(f)} ${field} != { ${except.join(', ')} }` : ''}` });
+      } else {
+        for (const f of this.families) out.push({ f, text: `${ipKw(f)} ${field} @${this.peerSetFor(p, f)}` });
+      }
+    }
+    return out;
+  }
+
+  /** Conditions for "the destination port is one of these": numeric ones grouped by protocol. */
+  portConds(ports: PortMatch[] | 'any'): Array<{ f?: Family; text: string }> {
+    if (ports === 'any') return [{ text: '' }];
+    const out: Array<{ f?: Family; text: string }> = [];
+    const byProto = new Map<Protocol, string[] | 'all'>();
+    for (const pm of ports) {
+      if (pm.name !== undefined) {
+        for (const f of this.families) out.push({ f, text: `${ipKw(f)} daddr . ${pm.protocol.toLowerCase()} dport @${this.namedPortSetFor(pm.name, pm.protocol, f)}` });
+        continue;
+      }
+      const cur = byProto.get(pm.protocol);
+      if (cur === 'all') continue;
+      if (pm.port === undefined) byProto.set(pm.protocol, 'all');
+      else byProto.set(pm.protocol, [...(cur ?? []), pm.endPort !== undefined && pm.endPort !== pm.port ? `${pm.port}-${pm.endPort}` : `${pm.port}`]);
+    }
+    for (const [proto, list] of [...byProto.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
+      const p = proto.toLowerCase();
+      out.push({ text: list === 'all' ? `meta l4proto ${p}` : `${p} dport { ${[...new Set(list)].join(', ')} }` });
+    }
+    return out;
+  }
+
+  /** nft rules for "peer AND port → verdict": the product of the alternatives, family by family. */
+  ruleLines(peers: Peer[] | 'any', ports: PortMatch[] | 'any', d: Dir, verdict: string, comment: string): string[] {
+    const lines: string[] = [];
+    for (const a of this.peerConds(peers, d)) {
+      for (const b of this.portConds(ports)) {
+        if (a.f !== undefined && b.f !== undefined && a.f !== b.f) continue;
+        lines.push([a.text, b.text, verdict, nftComment(comment)].filter((x) => x !== '').join(' '));
+      }
+    }
+    return lines;
+  }
+
+  policyChainFor(p: Policy, d: Dir): string {
+    const name = policyChain(p, d);
+    if (!this.chains.has(name)) {
+      const rules = (p[d] ?? []).flatMap((r) => this.ruleLines(r.peers, r.ports, d, 'accept', `${p.namespace}/${p.name} ${d}[${r.index}]`));
+      this.chains.set(name, { name, rules });
+    }
+    return name;
+  }
+
+  clusterChainFor(c: ClusterPolicy, d: Dir): string {
+    const name = clusterChain(c, d);
+    if (!this.chains.has(name)) {
+      const rules = c[d].flatMap((r) => {
+        const verdict = r.action === 'Allow' ? 'accept' : r.action === 'Deny' ? 'counter drop' : `goto np_${d === 'ingress' ? 'in' : 'out'}`;
+        return this.ruleLines(r.peers, r.ports, d, verdict, `cluster ${c.name} ${d}[${r.index}]${r.name ? ` ${r.name}` : ''} ${r.action}`);
+      });
+      this.chains.set(name, { name, rules });
+    }
+    return name;
+  }
+}
+
+function baseChains(families: Family[]): NftChain[] {
+  const ifKey = (d: Dir): string => (d === 'ingress' ? 'oifname' : 'iifname');
+  const field = (d: Dir): string => (d === 'ingress' ? 'daddr' : 'saddr');
+  const dispatch = (stage: 'ep' | 'np', d: Dir): string[] => families.map((f) => `${ifKey(d)} . ${ipKw(f)} ${field(d)} vmap @${mapName(stage, d, f)}`);
+  const unknown = (d: Dir): string[] => families.map((f) => `${ipKw(f)} ${field(d)} @local${f} counter drop ${nftComment(`a local pod address without policy (not yet attached, or spoofed): ${d}`)}`);
+  const established = 'ct state established,related accept';
+  return [
+    { name: 'egress_fwd', base: 'type filter hook forward priority filter; policy accept;', rules: [established, 'jump egress'] },
+    { name: 'egress_input', base: 'type filter hook input priority filter; policy accept;', rules: [established, ...(families.includes(6) ? ['icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit } accept'] : []), 'jump egress'] },
+    { name: 'ingress_fwd', base: 'type filter hook forward priority 10; policy accept;', rules: [established, ...dispatch('ep', 'ingress'), ...unknown('ingress')] },
+    { name: 'egress', rules: [...dispatch('ep', 'egress'), ...unknown('egress')] },
+    // Where a WeftClusterPolicy's Pass sends a packet: the pod's NetworkPolicy stage.
+    { name: 'np_in', rules: [...dispatch('np', 'ingress'), 'counter drop'] },
+    { name: 'np_out', rules: [...dispatch('np', 'egress'), 'counter drop'] },
+  ];
+}
+
+export function compilePolicy(input: CompileInput): NftTable {
+  const { snapshot: s } = input;
+  const families = [...new Set(input.localBlocks.map(fam))].sort() as Family[];
+  const b = new Builder(s, families);
+  const byKey = new Map(s.endpoints.map((e) => [endpointKey(e), e]));
+  const clusterOrder = orderedClusterPolicies(s.clusterPolicies);
+  const maps = new Map<string, string[]>();
+  for (const stage of ['ep', 'np'] as const) for (const d of ['ingress', 'egress'] as const) for (const f of families) maps.set(mapName(stage, d, f), []);
+  const perEndpoint: NftChain[] = [];
+
+  for (const att of [...input.attachments].sort((x, y) => (x.hostIf < y.hostIf ? -1 : 1))) {
+    const ep: Endpoint | undefined = att.endpoint ? byKey.get(att.endpoint) : undefined;
+    for (const d of ['ingress', 'egress'] as const) {
+      const cps = ep ? clusterOrder.filter((c) => c[d].length > 0 && clusterPolicySelects(s, c, ep)) : [];
+      const nps = ep ? s.policies.filter((p) => p[d] !== undefined && policySelects(p, ep)) : [];
+      let npVerdict = 'accept';
+      if (nps.length > 0) {
+        const name = npChain(att.hostIf, d);
+        npVerdict = `goto ${name}`;
+        perEndpoint.push({
+          name,
+          rules: [...nps.map((p) => `jump ${b.policyChainFor(p, d)}`), `counter drop ${nftComment(`${ep ? endpointKey(ep) : att.hostIf} ${d}: isolated by ${nps.map((p) => `${p.namespace}/${p.name}`).join(', ')}; no rule allows`)}`],
+        });
+      }
+      let epVerdict = npVerdict;
+      if (cps.length > 0) {
+        const name = endpointChain(att.hostIf, d);
+        epVerdict = `goto ${name}`;
+        perEndpoint.push({ name, rules: [...cps.map((c) => `jump ${b.clusterChainFor(c, d)}`), npVerdict] });
+      }
+      for (const a of att.addresses) {
+        const f = fam(a);
+        if (!families.includes(f)) continue;
+        const key = `"${att.hostIf}" . ${a}`;
+        maps.get(mapName('ep', d, f))?.push(`${key} : ${epVerdict}`);
+        if (cps.length > 0) maps.get(mapName('np', d, f))?.push(`${key} : ${npVerdict}`);
+      }
+    }
+  }
+
+  const sets: NftSet[] = [];
+  for (const f of families) {
+    sets.push({ name: `local${f}`, kind: 'set', spec: `type ${addrType(f)}; flags interval; ${nftComment("this node's pod ranges")};`, elements: input.localBlocks.filter((c) => fam(c) === f).sort() });
+  }
+  for (const [name, elements] of maps) {
+    const f = Number(name.slice(-1)) as Family;
+    sets.push({ name, kind: 'map', spec: `type ifname . ${addrType(f)} : verdict;`, elements: elements.sort() });
+  }
+  sets.push(...[...b.sets.values()].sort((x, y) => (x.name < y.name ? -1 : 1)));
+  const chains = [...baseChains(families), ...perEndpoint, ...[...b.chains.values()].sort((x, y) => (x.name < y.name ? -1 : 1))];
+  return { family: 'inet', name: POLICY_TABLE, sets, chains };
+}
