@@ -154,8 +154,9 @@ export class PolicyController {
     }
     this.applied = table;
     this.enforced = new Set(local.attachments.map((a) => a.hostIf));
+    const fingerprint = snapshotFingerprint(snapshot);
     if (JSON.stringify(problems) !== JSON.stringify(this.state.problems)) for (const p of problems) this.cfg.log.error(p);
-    this.state = { fingerprint: snapshotFingerprint(snapshot), syncs: this.state.syncs + 1, size: tableSize(table), lastSyncMs: Date.now() - started, problems };
+    this.state = { fingerprint, syncs: this.state.syncs + 1, size: tableSize(table), lastSyncMs: Date.now() - started, problems };
   }
 
   private async replace(table: NftTable): Promise<void> {

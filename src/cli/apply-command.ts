@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { isStoreError, type Store } from '../datastore/store.js';
-import { withLabStore } from '../lab/lab.js';
+import { waitPolicyConverged, withLabStore } from '../lab/lab.js';
 import { loadLab, resolveLabName } from '../lab/lab-state.js';
 import { describeObject, parseManifests } from '../model/manifest.js';
 import type { KObject } from '../model/objects.js';
@@ -17,6 +17,17 @@ interface StoreFlags {
   datastore?: string;
   datastoreDir?: string;
   etcdEndpoints?: string;
+}
+
+/** Kinds whose change alters what agents enforce. */
+const POLICY_KINDS = new Set(['NetworkPolicy', 'WeftClusterPolicy', 'Namespace', 'Pod']);
+
+/** In a lab, `apply` returns once every node enforces the result: a matrix right after is current. */
+async function waitForLab(o: StoreFlags & { wait?: boolean; json?: boolean }, objs: KObject[]): Promise<string | undefined> {
+  if (o.datastore || o.wait === false || !objs.some((x) => POLICY_KINDS.has(x.kind))) return undefined;
+  const state = loadLab(resolveLabName(o.lab));
+  const ms = await waitPolicyConverged(state);
+  return `policy in force on ${state.nodes.length} node${state.nodes.length === 1 ? '' : 's'} (${ms} ms)`;
 }
 
 async function withStore<R>(o: StoreFlags, fn: (s: Store) => Promise<R>): Promise<R> {
@@ -54,7 +65,8 @@ export function registerApplyCommands(program: Command): void {
     .description('create or update Kubernetes-shaped objects (YAML or JSON, several documents, Lists)')
     .requiredOption('-f, --filename <file>', 'the manifest ("-" for stdin)')
     .option('--json', 'machine-readable output')
-    .action(async (o: StoreFlags & { filename: string; json?: boolean }) => {
+    .option('--no-wait', 'in a lab: return without waiting until every node enforces the change')
+    .action(async (o: StoreFlags & { filename: string; json?: boolean; wait?: boolean }) => {
       const objs = read(o.filename);
       const done = await withStore(o, async (store) => {
         const results: Array<{ object: string; action: 'created' | 'configured' | 'unchanged' }> = [];
@@ -82,15 +94,18 @@ export function registerApplyCommands(program: Command): void {
         }
         return results;
       });
+      const waited = await waitForLab(o, objs);
       if (o.json) process.stdout.write(JSON.stringify(done, null, 2) + '\n');
       else for (const d of done) process.stdout.write(`${d.object} ${d.action}\n`);
+      if (waited && !o.json) process.stdout.write(`${waited}\n`);
     });
 
   storeFlags(program.command('delete'))
     .description('delete the objects a manifest names')
     .requiredOption('-f, --filename <file>', 'the manifest ("-" for stdin)')
     .option('--json', 'machine-readable output')
-    .action(async (o: StoreFlags & { filename: string; json?: boolean }) => {
+    .option('--no-wait', 'in a lab: return without waiting until every node enforces the change')
+    .action(async (o: StoreFlags & { filename: string; json?: boolean; wait?: boolean }) => {
       const objs = read(o.filename);
       const done = await withStore(o, async (store) => {
         const results: Array<{ object: string; action: 'deleted' | 'not found' }> = [];
@@ -100,7 +115,9 @@ export function registerApplyCommands(program: Command): void {
         }
         return results;
       });
+      const waited = await waitForLab(o, objs);
       if (o.json) process.stdout.write(JSON.stringify(done, null, 2) + '\n');
       else for (const d of done) process.stdout.write(`${d.object} ${d.action}\n`);
+      if (waited && !o.json) process.stdout.write(`${waited}\n`);
     });
 }

@@ -11,7 +11,7 @@ import { ipBatch } from '../kernel/ip.js';
 import { createNamedNetns, deleteNamedNetns } from '../kernel/netns.js';
 import type { KObject, NamespaceObject, PodObject } from '../model/objects.js';
 import { UserError } from '../util/user-error.js';
-import { withLabStore } from './lab.js';
+import { waitPolicyConverged, withLabStore } from './lab.js';
 import { labLock, loadLab, saveLab, type LabNode, type LabPod, type LabState } from './lab-state.js';
 import { ProbeClient, type PortSpec, type ProbeResult, type Protocol } from './pod-server.js';
 
@@ -52,7 +52,7 @@ export async function nsCreate(labName: string, ns: string, labels: Record<strin
 export async function nsLabel(labName: string, ns: string, set: Record<string, string>, remove: string[]): Promise<NamespaceObject> {
   if (remove.includes(METADATA_NAME) || METADATA_NAME in set) throw new UserError(`${METADATA_NAME} is set by the namespace itself and cannot be changed`);
   const state = loadLab(labName);
-  return withLabStore(state, (store) =>
+  const obj = await withLabStore(state, (store) =>
     updateWithRetry<NamespaceObject>(store, 'Namespace', ns, undefined, (o) => {
       const labels = { ...(o.metadata.labels ?? {}), ...set };
       for (const k of remove) delete labels[k];
@@ -60,6 +60,8 @@ export async function nsLabel(labName: string, ns: string, set: Record<string, s
       return o;
     }),
   );
+  await waitPolicyConverged(state);
+  return obj;
 }
 
 function runtimeFor(node: LabNode): CniRuntime {
@@ -162,6 +164,7 @@ export async function podCreate(labName: string, spec: PodCreate, cliEntry: stri
     }
     state.pods.push(pod);
     saveLab(state);
+    await waitPolicyConverged(state);
     return pod;
   });
 }
@@ -199,6 +202,7 @@ export async function podDelete(labName: string, ref: { namespace: string; name:
     await withLabStore(state, (store) => store.delete('Pod', pod.name, pod.namespace));
     state.pods = state.pods.filter((p) => p !== pod);
     saveLab(state);
+    await waitPolicyConverged(state);
   });
 }
 
@@ -216,6 +220,7 @@ export async function podLabel(labName: string, ref: { namespace: string; name: 
     );
     pod.labels = obj.metadata.labels ?? {};
     saveLab(state);
+    await waitPolicyConverged(state);
     return obj;
   });
 }

@@ -9,6 +9,8 @@ import { endProcess, startDaemon } from '../kernel/exec.js';
 import { ipBatch } from '../kernel/ip.js';
 import { deleteNamedNetns } from '../kernel/netns.js';
 import type { BackendType, NamespaceObject } from '../model/objects.js';
+import { snapshotFingerprint } from '../policy/from-objects.js';
+import { readSnapshot } from '../policy/load.js';
 import { UserError } from '../util/user-error.js';
 import { createNodeNetns, createSwitch, destroyNamespaces, EXTERNAL, labNamespaces } from './lab-net.js';
 import { labDir, labLock, labPrefix, listLabs, loadLab, saveLab, validateLabName, type LabNode, type LabState } from './lab-state.js';
@@ -107,6 +109,27 @@ export async function startNodeAgent(state: LabState, node: LabNode, cliEntry: s
     await waitForAgent(node.socket, 30_000, () => (child.exitCode !== null ? `exit ${child.exitCode}` : undefined));
   } catch (err) {
     throw new Error(`the agent of ${node.name} did not start: ${(err as Error).message} (log: ${node.log})`);
+  }
+}
+
+/**
+ * Waits until every agent enforces the datastore's current policy state: each reports the
+ * fingerprint of the objects its table was compiled from, and all must equal the one
+ * computed here from the store. Returns how long that took.
+ */
+export async function waitPolicyConverged(state: LabState, timeoutMs = 30_000): Promise<number> {
+  const t0 = Date.now();
+  const deadline = t0 + timeoutMs;
+  for (;;) {
+    const want = await withLabStore(state, async (store) => snapshotFingerprint((await readSnapshot(store)).snapshot));
+    const views = await Promise.all(state.nodes.map((n) => getHealth(n.socket).catch(() => undefined)));
+    // An agent that enforces no policy (--no-network-policy) has nothing to wait for.
+    if (views.every((h) => h !== undefined && (h.policy === undefined || h.policy.fingerprint === want))) return Date.now() - t0;
+    if (Date.now() > deadline) {
+      const seen = views.map((h, i) => `${state.nodes[i]?.name}: ${h?.policy ? (h.policy.fingerprint === want ? 'current' : `behind${h.policy.error ? ` (${h.policy.error})` : ''}`) : 'no policy status'}`).join('; ');
+      throw new Error(`policy did not reach every node within ${timeoutMs / 1000} s (${seen})`);
+    }
+    await new Promise((r) => setTimeout(r, 25));
   }
 }
 

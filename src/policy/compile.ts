@@ -16,10 +16,15 @@ import { describePeer, peerKey, peerSelectsPod } from './selector.js';
  * shared by every rule with the same selector, so a pod joining a selector is one element.
  * The table grows with policies + endpoints, not with their product.
  *
- *   forward  ─ egress_fwd (prio 0):  established → accept; jump egress
- *            ─ ingress_fwd (prio 10): established → accept; oif.daddr vmap @ep_in  → e_/n_ chains
- *   input    ─ egress_input (prio 0): established, IPv6 ND → accept; jump egress
+ *   forward  ─ egress_fwd (prio 0):  replies → accept; jump egress
+ *            ─ ingress_fwd (prio 10): replies → accept; oif.daddr vmap @ep_in  → e_/n_ chains
+ *   input    ─ egress_input (prio 0): replies, IPv6 ND → accept; jump egress
  *   egress:  iif.saddr vmap @ep_out → e_/n_ chains; a local-block address not in the map → drop
+ *
+ * Replies (conntrack's reply direction, and related ICMP errors) always pass. Every packet in
+ * the opening direction is judged, not only the first: a policy change that denies an open
+ * connection stops it at its next packet, and a UDP 5-tuple reused long after is judged anew.
+ * A pod that no policy isolates is one map lookup away from accept.
  *
  * A pod's chains: e_<if>_<dir> runs the WeftClusterPolicies selecting it in order (Allow →
  * accept, Deny → drop, Pass → goto the NetworkPolicy stage through the np_ maps), then
@@ -174,11 +179,12 @@ function baseChains(families: Family[]): NftChain[] {
   const field = (d: Dir): string => (d === 'ingress' ? 'daddr' : 'saddr');
   const dispatch = (stage: 'ep' | 'np', d: Dir): string[] => families.map((f) => `${ifKey(d)} . ${ipKw(f)} ${field(d)} vmap @${mapName(stage, d, f)}`);
   const unknown = (d: Dir): string[] => families.map((f) => `${ipKw(f)} ${field(d)} @local${f} counter drop ${nftComment(`a local pod address without policy (not yet attached, or spoofed): ${d}`)}`);
-  const established = 'ct state established,related accept';
+  const replies = 'ct direction reply accept';
+  const related = 'ct state related accept';
   return [
-    { name: 'egress_fwd', base: 'type filter hook forward priority filter; policy accept;', rules: [established, 'jump egress'] },
-    { name: 'egress_input', base: 'type filter hook input priority filter; policy accept;', rules: [established, ...(families.includes(6) ? ['icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit } accept'] : []), 'jump egress'] },
-    { name: 'ingress_fwd', base: 'type filter hook forward priority 10; policy accept;', rules: [established, ...dispatch('ep', 'ingress'), ...unknown('ingress')] },
+    { name: 'egress_fwd', base: 'type filter hook forward priority filter; policy accept;', rules: [replies, related, 'jump egress'] },
+    { name: 'egress_input', base: 'type filter hook input priority filter; policy accept;', rules: [replies, related, ...(families.includes(6) ? ['icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit } accept'] : []), 'jump egress'] },
+    { name: 'ingress_fwd', base: 'type filter hook forward priority 10; policy accept;', rules: [replies, related, ...dispatch('ep', 'ingress'), ...unknown('ingress')] },
     { name: 'egress', rules: [...dispatch('ep', 'egress'), ...unknown('egress')] },
     // Where a WeftClusterPolicy's Pass sends a packet: the pod's NetworkPolicy stage.
     { name: 'np_in', rules: [...dispatch('np', 'ingress'), 'counter drop'] },

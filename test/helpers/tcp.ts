@@ -24,3 +24,13 @@ export function tcpRequest(netns: string, host: string, port: number): string {
   const r = spawnSync('ip', ['netns', 'exec', netns, process.execPath, '-e', code], { encoding: 'utf8', timeout: 10_000 });
   return r.status === 0 ? r.stdout : '';
 }
+
+/**
+ * Sends one UDP datagram from `netns`, from a fixed source port (so two calls are one
+ * conntrack "connection"), and returns the reply ('' when none came within 1.5 s).
+ */
+export function udpFromPort(netns: string, host: string, port: number, sport: number): string {
+  const code = `const s=require('dgram').createSocket(${JSON.stringify(host.includes(':') ? 'udp6' : 'udp4')});s.bind(${sport},()=>{s.send('x',${port},${JSON.stringify(host)});});s.on('message',(m)=>{process.stdout.write(m.toString());process.exit(0)});setTimeout(()=>process.exit(2),1500);`;
+  const r = spawnSync('ip', ['netns', 'exec', netns, process.execPath, '-e', code], { encoding: 'utf8', timeout: 10_000 });
+  return r.status === 0 ? r.stdout : '';
+}
