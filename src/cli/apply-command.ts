@@ -12,7 +12,7 @@ import { openStore } from './agent-command.js';
  * `weft apply -f FILE` / `weft delete -f FILE`: Kubernetes-shaped objects into a datastore — the
  * lab's by default, or one named with --datastore.
  */
-interface StoreFlags {
+export interface StoreFlags {
   lab?: string;
   datastore?: string;
   datastoreDir?: string;
@@ -30,7 +30,7 @@ async function waitForLab(o: StoreFlags & { wait?: boolean; json?: boolean }, ob
   return `policy in force on ${state.nodes.length} node${state.nodes.length === 1 ? '' : 's'} (${ms} ms)`;
 }
 
-async function withStore<R>(o: StoreFlags, fn: (s: Store) => Promise<R>): Promise<R> {
+export async function withStore<R>(o: StoreFlags, fn: (s: Store) => Promise<R>): Promise<R> {
   if (o.datastore) {
     const store = await openStore(o);
     try {
@@ -42,7 +42,7 @@ async function withStore<R>(o: StoreFlags, fn: (s: Store) => Promise<R>): Promis
   return withLabStore(loadLab(resolveLabName(o.lab)), fn);
 }
 
-function read(file: string): KObject[] {
+export function readManifests(file: string): KObject[] {
   let text: string;
   try {
     text = file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8');
@@ -52,7 +52,7 @@ function read(file: string): KObject[] {
   return parseManifests(text, file);
 }
 
-function storeFlags(c: Command): Command {
+export function storeFlags(c: Command): Command {
   return c
     .option('--lab <name>', 'the lab whose datastore to use (default: the only lab running)')
     .option('--datastore <kind>', 'or a datastore: file or etcd')
@@ -67,7 +67,7 @@ export function registerApplyCommands(program: Command): void {
     .option('--json', 'machine-readable output')
     .option('--no-wait', 'in a lab: return without waiting until every node enforces the change')
     .action(async (o: StoreFlags & { filename: string; json?: boolean; wait?: boolean }) => {
-      const objs = read(o.filename);
+      const objs = readManifests(o.filename);
       const done = await withStore(o, async (store) => {
         const results: Array<{ object: string; action: 'created' | 'configured' | 'unchanged' }> = [];
         for (const obj of objs) {
@@ -106,7 +106,7 @@ export function registerApplyCommands(program: Command): void {
     .option('--json', 'machine-readable output')
     .option('--no-wait', 'in a lab: return without waiting until every node enforces the change')
     .action(async (o: StoreFlags & { filename: string; json?: boolean; wait?: boolean }) => {
-      const objs = read(o.filename);
+      const objs = readManifests(o.filename);
       const done = await withStore(o, async (store) => {
         const results: Array<{ object: string; action: 'deleted' | 'not found' }> = [];
         for (const obj of objs) {

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { fileURLToPath } from 'node:url';
 import { BACKENDS, type BackendType } from '../model/objects.js';
 import { UserError } from '../util/user-error.js';
+import { gridLines, legendLines, parseFamilies, parsePorts } from './grid.js';
 import { labDatastoreStart, labDatastoreStop, labDown, labNodeAdd, labNodeRemove, labStatus, labUp, waitConverged, type LabStatus } from '../lab/lab.js';
 import { loadLab } from '../lab/lab-state.js';
 import { labExec, labMatrix, labProbe, nsCreate, nsLabel, podCreate, podDelete, podLabel, type Family, type Matrix } from '../lab/lab-pods.js';
@@ -36,12 +37,6 @@ function parseProtoPort(text: string): { port: number; protocol: Protocol } {
   return { port, protocol: (m[2] as string).toUpperCase() as Protocol };
 }
 
-function parseFamilies(v: string): Family[] {
-  if (v === '4') return [4];
-  if (v === '6') return [6];
-  if (v === 'both' || v === 'all') return [4, 6];
-  throw new UserError(`--family ${v}: expected 4, 6 or both`);
-}
 
 function printStatus(s: LabStatus): void {
   out(`lab ${s.name}: ${s.nodes.length} nodes, ${s.backend} backend, ${s.datastore} datastore`);
@@ -63,20 +58,16 @@ export function printMatrix(m: Matrix): void {
     out('the lab has no pods yet: weft lab pod create NS/POD --port 80/TCP');
     return;
   }
-  const legend = m.pods.map((p, i) => `${String(i + 1).padStart(2)} ${p}`);
-  out('pods:');
-  for (const l of legend) out(`  ${l}`);
+  const lines = legendLines(m.pods);
   for (const c of m.cases) {
-    out(`\n${c.protocol}/${c.port} over IPv${c.family} — row: from, column: to; "." reachable, "X" blocked, "-" nothing listens`);
-    out(`     ${m.pods.map((_, i) => String(i + 1).padStart(3)).join('')}`);
-    m.pods.forEach((from, i) => {
-      const cells = m.pods.map((to) => {
+    lines.push(
+      ...gridLines(m.pods, `${c.protocol}/${c.port} over IPv${c.family} — row: from, column: to; "." reachable, "X" blocked, "-" nothing listens`, (from, to) => {
         const r = m.results.find((x) => x.from === from && x.to === to && x.port === c.port && x.protocol === c.protocol && x.family === c.family);
-        return (r?.ok ? '.' : r?.error === 'ECONNREFUSED' ? '-' : 'X').padStart(3);
-      });
-      out(`  ${String(i + 1).padStart(2)} ${cells.join('')}`);
-    });
+        return r?.ok ? '.' : r?.error === 'ECONNREFUSED' ? '-' : 'X';
+      }),
+    );
   }
+  for (const l of lines) out(l);
 }
 
 export function registerLabCommands(program: Command): void {
@@ -282,11 +273,7 @@ export function registerLabCommands(program: Command): void {
     .option(...nameOpt)
     .option('--json', 'machine-readable output')
     .action(async (o: { ports?: string; protocols: string; family: string; timeout: string; name?: string; json?: boolean }) => {
-      const ports = o.ports?.split(',').map((p) => {
-        const n = Number(p);
-        if (!/^\d+$/.test(p) || n < 1 || n > 65535) throw new UserError(`--ports ${o.ports}: expected port numbers, comma-separated`);
-        return n;
-      });
+      const ports = o.ports !== undefined ? parsePorts(o.ports) : undefined;
       const protocols = o.protocols.split(',').map((p) => {
         const u = p.toUpperCase();
         if (u !== 'TCP' && u !== 'UDP') throw new UserError(`--protocols ${o.protocols}: expected tcp and/or udp`);

@@ -7,6 +7,7 @@ import { registerDemoCommand } from './demo-command.js';
 import { registerInstallCommands } from './install-command.js';
 import { registerApplyCommands } from './apply-command.js';
 import { registerLabCommands } from './lab-command.js';
+import { registerPolicyCommands } from './policy-command.js';
 
 /** The `weft` command. One exit path: run() returns a status, main sets it. */
 export const VERSION = '0.1.0';
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerDemoCommand(program);
   registerLabCommands(program);
   registerApplyCommands(program);
+  registerPolicyCommands(program);
   const override = (c: Command): void => {
     c.exitOverride();
     c.commands.forEach(override);
