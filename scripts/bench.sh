@@ -1,5 +1,5 @@
 #!/bin/sh
-# One command per benchmark (root): ./scripts/bench.sh cni|datapath|memory|cluster [flags]
+# One command per benchmark (root): ./scripts/bench.sh cni|datapath|memory|cluster|policy [flags]
 # Installs what it needs on first use, builds, runs; results go to stdout (see docs/benchmarks.md).
 set -eu
 cd "$(dirname "$0")/.."
@@ -9,7 +9,8 @@ case "$which" in
   datapath) script=datapath ;;
   memory) script=agent-memory ;;
   cluster) script=cluster ;;
-  *) echo "usage: $0 cni|datapath|memory|cluster [flags]" >&2; exit 2 ;;
+  policy) script=policy ;;
+  *) echo "usage: $0 cni|datapath|memory|cluster|policy [flags]" >&2; exit 2 ;;
 esac
 shift
 ./scripts/setup.sh

@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import { addressOf } from '../cni/result.js';
 import { diffScript, fullScript, tableSize, type NftTable } from '../datapath/nft-ruleset.js';
 import { Informer } from '../datastore/informer.js';
@@ -32,6 +33,9 @@ const ADMIT_TIMEOUT_MS = 10_000;
 /** A whole-table rewrite now and then repairs changes made behind the agent's back. */
 const FULL_EVERY_MS = 5 * 60_000;
 
+/** 1-65535, wrapping; never 0 (a new connection's mark). */
+const nextGeneration = (g: number): number => (g % 0xffff) + 1;
+
 export class PolicyController {
   private readonly abort = new AbortController();
   private readonly namespaces: Informer<NamespaceObject>;
@@ -43,6 +47,8 @@ export class PolicyController {
   private readonly runner: Runner;
   private applied: NftTable | undefined;
   private lastFull = 0;
+  /** Random at start: connections marked by a previous agent's table are judged again. */
+  private generation = randomInt(1, 0x10000);
   private enforced = new Set<string>();
   private state: PolicyStatus = { syncs: 0, problems: [] };
   /** Pods fetched at ADD before their informer event arrived. */
@@ -138,8 +144,16 @@ export class PolicyController {
       nodes: this.nodes.items(),
       local: { node: this.cfg.nodeName, endpoints: local.endpoints },
     });
-    const table = compilePolicy({ snapshot, localBlocks: this.cfg.localBlocks, attachments: local.attachments });
-    const changes = this.applied && Date.now() - this.lastFull < FULL_EVERY_MS ? diffScript(this.applied, table) : undefined;
+    const compile = (generation: number): NftTable => compilePolicy({ snapshot, localBlocks: this.cfg.localBlocks, attachments: local.attachments, generation });
+    let table = compile(this.generation);
+    const full = !this.applied || Date.now() - this.lastFull >= FULL_EVERY_MS;
+    let changes = full ? undefined : diffScript(this.applied as NftTable, table);
+    // Any change is a new generation: every open connection's next packet is judged anew.
+    if (changes === undefined || changes.length > 0) {
+      this.generation = nextGeneration(this.generation);
+      table = compile(this.generation);
+      changes = full ? undefined : diffScript(this.applied as NftTable, table);
+    }
     try {
       if (changes === undefined) await this.replace(table);
       else if (changes.length > 0) await nftApply(changes.join('\n') + '\n');

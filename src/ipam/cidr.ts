@@ -68,10 +68,22 @@ export function formatAddress(family: Family, value: bigint): string {
   return ipaddr.fromByteArray(bytes).toString();
 }
 
-/** Canonical text of an address ("fd00:0::05" -> "fd00::5"). */
+const canonical = new Map<string, string>();
+
+/**
+ * Canonical text of an address ("fd00:0::05" -> "fd00::5"). Memoized: policy recomputes every
+ * pod's addresses on each sync, and ipaddr.js takes ~60 µs per IPv6 address (600 ms for 5000
+ * dual-stack pods, measured) — the same few thousand texts each time.
+ */
 export function canonicalAddress(text: string): string {
-  const a = parseAddress(text);
-  return formatAddress(a.family, a.value);
+  let c = canonical.get(text);
+  if (c === undefined) {
+    const a = parseAddress(text);
+    c = formatAddress(a.family, a.value);
+    if (canonical.size >= 200_000) canonical.clear();
+    canonical.set(text, c);
+  }
+  return c;
 }
 
 export function parseCidr(text: string): Cidr {

@@ -2,17 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseManifests } from './manifest.js';
 import type { WeftClusterPolicyObject } from './objects.js';
+import { wcpYaml } from '../../test/helpers/policy-yaml.js';
 
-const wcp = (spec: string): string => `apiVersion: weft.io/v1
-kind: WeftClusterPolicy
-metadata: {name: c}
-spec:
-${spec
-  .trim()
-  .split('\n')
-  .map((l) => `  ${l}`)
-  .join('\n')}
-`;
+const wcp = (spec: string): string => wcpYaml('c', spec);
 
 const rejects = (spec: string, expected: string): void => {
   assert.throws(

@@ -2,17 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseManifests } from './manifest.js';
 import type { NetworkPolicyObject } from './objects.js';
+import { npYaml } from '../../test/helpers/policy-yaml.js';
 
-const np = (spec: string, name = 'p'): string => `apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: ${name}, namespace: x}
-spec:
-${spec
-  .trim()
-  .split('\n')
-  .map((l) => `  ${l}`)
-  .join('\n')}
-`;
+const np = (spec: string, name = 'p'): string => npYaml('x', name, spec);
 
 const admitted = (spec: string): NonNullable<NetworkPolicyObject["spec"]> => (parseManifests(np(spec), "np.yaml")[0] as NetworkPolicyObject).spec as NonNullable<NetworkPolicyObject["spec"]>;
 

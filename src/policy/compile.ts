@@ -20,10 +20,14 @@ import { describePeer, peerKey, peerSelectsPod } from './selector.js';
  *            ─ ingress_fwd (prio 10): replies → accept; oif.daddr vmap @ep_in  → e_/n_ chains
  *   input    ─ egress_input (prio 0): replies, IPv6 ND → accept; jump egress
  *   egress:  iif.saddr vmap @ep_out → e_/n_ chains; a local-block address not in the map → drop
+ *   (ingress_fwd and egress first accept connections this generation already allowed;
+ *    allowing rules goto allow_in/allow_out, which mark the connection and accept)
  *
- * Replies (conntrack's reply direction, and related ICMP errors) always pass. Every packet in
- * the opening direction is judged, not only the first: a policy change that denies an open
- * connection stops it at its next packet, and a UDP 5-tuple reused long after is judged anew.
+ * Replies (conntrack's reply direction, and related ICMP errors) always pass. A connection's
+ * opening direction is judged by the table in force, not only at its first packet: what a rule
+ * allowed is remembered in the ct mark with the table's generation (see MARK), so while the
+ * table is unchanged later packets pass on one comparison, and after any change the next
+ * packet is judged by the new rules — a policy that now denies an open connection stops it.
  * A pod that no policy isolates is one map lookup away from accept.
  *
  * A pod's chains: e_<if>_<dir> runs the WeftClusterPolicies selecting it in order (Allow →
@@ -48,6 +52,8 @@ export interface CompileInput {
   snapshot: Snapshot;
   /** This node's pod ranges: an address in them with no map entry is dropped (no window at ADD). */
   localBlocks: string[];
+  /** 1-65535, different for every table applied: see MARK. */
+  generation?: number;
   attachments: LocalAttachment[];
 }
 
@@ -71,6 +77,20 @@ function outermost(cidrs: string[]): string[] {
     .filter((c) => !parsed.some((o) => o !== c && o.family === c.family && o.prefix < c.prefix && (c.network >> BigInt((c.family === 4 ? 32 : 128) - o.prefix)) === (o.network >> BigInt((o.family === 4 ? 32 : 128) - o.prefix))))
     .map((c) => c.text);
 }
+
+/** Port ranges, overlapping or adjacent ones merged (nft refuses overlapping intervals in a set). */
+export function mergeRanges(list: Array<[number, number]>): Array<[number, number]> {
+  const sorted = [...list].sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  const out: Array<[number, number]> = [];
+  for (const [lo, hi] of sorted) {
+    const last = out[out.length - 1];
+    if (last && lo <= last[1] + 1) last[1] = Math.max(last[1], hi);
+    else out.push([lo, hi]);
+  }
+  return out;
+}
+
+const rangeText = ([lo, hi]: [number, number]): string => (lo === hi ? `${lo}` : `${lo}-${hi}`);
 
 class Builder {
   readonly sets = new Map<string, NftSet>();
@@ -100,6 +120,25 @@ class Builder {
     return set;
   }
 
+  /**
+   * Lists of several ports or excepts become named sets shared by every rule with the same
+   * list: the kernel gives each anonymous set (`{ 80, 443 }` in a rule) a name by scanning the
+   * table's sets, so thousands of them made `nft -f` of 1000 policies take seconds.
+   */
+  portSetFor(ranges: Array<[number, number]>): string {
+    const text = ranges.map(rangeText).join(', ');
+    const name = `pt_${hash(text)}`;
+    if (!this.sets.has(name)) this.sets.set(name, { name, kind: 'set', spec: 'type inet_service; flags interval;', elements: ranges.map(rangeText) });
+    return name;
+  }
+
+  exceptSetFor(cidrs: string[], f: Family): string {
+    const sorted = [...cidrs].sort();
+    const name = `ex_${hash(sorted.join(','))}_${f}`;
+    if (!this.sets.has(name)) this.sets.set(name, { name, kind: 'set', spec: `type ${addrType(f)}; flags interval;`, elements: sorted });
+    return name;
+  }
+
   /** Conditions for "the other end is one of these peers": one per alternative, with its family. */
   peerConds(peers: Peer[] | 'any', d: Dir): Array<{ f?: Family; text: string }> {
     if (peers === 'any') return [{ text: '' }];
@@ -110,7 +149,8 @@ class Builder {
         const f = fam(p.cidr);
         if (!this.families.includes(f)) continue;
         const except = outermost(p.except);
-        out.push({ f, text: `${ipKw(f)} ${field} ${p.cidr}${except.length ? ` ${ipKw(f)} ${field} != { ${except.join(', ')} }` : ''}` });
+        const not = except.length === 0 ? '' : ` ${ipKw(f)} ${field} != ${except.length === 1 ? except[0] : `@${this.exceptSetFor(except, f)}`}`;
+        out.push({ f, text: `${ipKw(f)} ${field} ${p.cidr}${not}` });
       } else {
         for (const f of this.families) out.push({ f, text: `${ipKw(f)} ${field} @${this.peerSetFor(p, f)}` });
       }
@@ -122,7 +162,7 @@ class Builder {
   portConds(ports: PortMatch[] | 'any'): Array<{ f?: Family; text: string }> {
     if (ports === 'any') return [{ text: '' }];
     const out: Array<{ f?: Family; text: string }> = [];
-    const byProto = new Map<Protocol, string[] | 'all'>();
+    const byProto = new Map<Protocol, Array<[number, number]> | 'all'>();
     for (const pm of ports) {
       if (pm.name !== undefined) {
         for (const f of this.families) out.push({ f, text: `${ipKw(f)} daddr . ${pm.protocol.toLowerCase()} dport @${this.namedPortSetFor(pm.name, pm.protocol, f)}` });
@@ -131,11 +171,17 @@ class Builder {
       const cur = byProto.get(pm.protocol);
       if (cur === 'all') continue;
       if (pm.port === undefined) byProto.set(pm.protocol, 'all');
-      else byProto.set(pm.protocol, [...(cur ?? []), pm.endPort !== undefined && pm.endPort !== pm.port ? `${pm.port}-${pm.endPort}` : `${pm.port}`]);
+        else byProto.set(pm.protocol, [...(cur ?? []), [pm.port, pm.endPort ?? pm.port]]);
     }
     for (const [proto, list] of [...byProto.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
       const p = proto.toLowerCase();
-      out.push({ text: list === 'all' ? `meta l4proto ${p}` : `${p} dport { ${[...new Set(list)].join(', ')} }` });
+      if (list === 'all') {
+        out.push({ text: `meta l4proto ${p}` });
+        continue;
+      }
+      const ranges = mergeRanges(list);
+      const only = ranges.length === 1 ? (ranges[0] as [number, number]) : undefined;
+      out.push({ text: `${p} dport ${only ? rangeText(only) : `@${this.portSetFor(ranges)}`}` });
     }
     return out;
   }
@@ -155,7 +201,7 @@ class Builder {
   policyChainFor(p: Policy, d: Dir): string {
     const name = policyChain(p, d);
     if (!this.chains.has(name)) {
-      const rules = (p[d] ?? []).flatMap((r) => this.ruleLines(r.peers, r.ports, d, 'accept', `${p.namespace}/${p.name} ${d}[${r.index}]`));
+      const rules = (p[d] ?? []).flatMap((r) => this.ruleLines(r.peers, r.ports, d, `goto ${allowChain(d)}`, `${p.namespace}/${p.name} ${d}[${r.index}]`));
       this.chains.set(name, { name, rules });
     }
     return name;
@@ -165,7 +211,7 @@ class Builder {
     const name = clusterChain(c, d);
     if (!this.chains.has(name)) {
       const rules = c[d].flatMap((r) => {
-        const verdict = r.action === 'Allow' ? 'accept' : r.action === 'Deny' ? 'counter drop' : `goto np_${d === 'ingress' ? 'in' : 'out'}`;
+        const verdict = r.action === 'Allow' ? `goto ${allowChain(d)}` : r.action === 'Deny' ? 'counter drop' : `goto np_${d === 'ingress' ? 'in' : 'out'}`;
         return this.ruleLines(r.peers, r.ports, d, verdict, `cluster ${c.name} ${d}[${r.index}]${r.name ? ` ${r.name}` : ''} ${r.action}`);
       });
       this.chains.set(name, { name, rules });
@@ -174,7 +220,23 @@ class Builder {
   }
 }
 
-function baseChains(families: Family[]): NftChain[] {
+/**
+ * The verdict cache in conntrack's mark: an allowed connection carries the generation of the
+ * table that judged it, the egress one in the upper 16 bits, the ingress one in the lower
+ * (on one node a packet passes both). While the table is unchanged, its later packets pass on
+ * one comparison; a new table has a new generation, so the next packet of every connection
+ * is judged again by the new rules. Weft owns the ct mark of the node's connections.
+ */
+const MARK: Record<Dir, { field: number; keep: number; shift: number }> = {
+  egress: { field: 0xffff0000, keep: 0x0000ffff, shift: 16 },
+  ingress: { field: 0x0000ffff, keep: 0xffff0000, shift: 0 },
+};
+const hex32 = (n: number): string => `0x${(n >>> 0).toString(16).padStart(8, '0')}`;
+export const allowChain = (d: Dir): string => `allow_${d === 'ingress' ? 'in' : 'out'}`;
+const judged = (d: Dir, gen: number): string => `ct mark and ${hex32(MARK[d].field)} == ${hex32(gen << MARK[d].shift)} accept`;
+const remember = (d: Dir, gen: number): string => `ct mark set ct mark and ${hex32(MARK[d].keep)} or ${hex32(gen << MARK[d].shift)} accept`;
+
+function baseChains(families: Family[], gen: number): NftChain[] {
   const ifKey = (d: Dir): string => (d === 'ingress' ? 'oifname' : 'iifname');
   const field = (d: Dir): string => (d === 'ingress' ? 'daddr' : 'saddr');
   const dispatch = (stage: 'ep' | 'np', d: Dir): string[] => families.map((f) => `${ifKey(d)} . ${ipKw(f)} ${field(d)} vmap @${mapName(stage, d, f)}`);
@@ -184,16 +246,21 @@ function baseChains(families: Family[]): NftChain[] {
   return [
     { name: 'egress_fwd', base: 'type filter hook forward priority filter; policy accept;', rules: [replies, related, 'jump egress'] },
     { name: 'egress_input', base: 'type filter hook input priority filter; policy accept;', rules: [replies, related, ...(families.includes(6) ? ['icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit } accept'] : []), 'jump egress'] },
-    { name: 'ingress_fwd', base: 'type filter hook forward priority 10; policy accept;', rules: [replies, related, ...dispatch('ep', 'ingress'), ...unknown('ingress')] },
-    { name: 'egress', rules: [...dispatch('ep', 'egress'), ...unknown('egress')] },
+    { name: 'ingress_fwd', base: 'type filter hook forward priority 10; policy accept;', rules: [replies, related, judged('ingress', gen), ...dispatch('ep', 'ingress'), ...unknown('ingress')] },
+    { name: 'egress', rules: [judged('egress', gen), ...dispatch('ep', 'egress'), ...unknown('egress')] },
     // Where a WeftClusterPolicy's Pass sends a packet: the pod's NetworkPolicy stage.
     { name: 'np_in', rules: [...dispatch('np', 'ingress'), 'counter drop'] },
     { name: 'np_out', rules: [...dispatch('np', 'egress'), 'counter drop'] },
+    // Where every rule that allows goes: the connection remembers this table's verdict.
+    { name: allowChain('ingress'), rules: [remember('ingress', gen)] },
+    { name: allowChain('egress'), rules: [remember('egress', gen)] },
   ];
 }
 
 export function compilePolicy(input: CompileInput): NftTable {
   const { snapshot: s } = input;
+  const gen = input.generation ?? 1;
+  if (!Number.isInteger(gen) || gen < 1 || gen > 0xffff) throw new RangeError(`policy table generation ${gen}: expected an integer 1-65535`);
   const families = [...new Set(input.localBlocks.map(fam))].sort() as Family[];
   const b = new Builder(s, families);
   const byKey = new Map(s.endpoints.map((e) => [endpointKey(e), e]));
@@ -241,6 +308,6 @@ export function compilePolicy(input: CompileInput): NftTable {
     sets.push({ name, kind: 'map', spec: `type ifname . ${addrType(f)} : verdict;`, elements: elements.sort() });
   }
   sets.push(...[...b.sets.values()].sort((x, y) => (x.name < y.name ? -1 : 1)));
-  const chains = [...baseChains(families), ...perEndpoint, ...[...b.chains.values()].sort((x, y) => (x.name < y.name ? -1 : 1))];
+  const chains = [...baseChains(families, gen), ...perEndpoint, ...[...b.chains.values()].sort((x, y) => (x.name < y.name ? -1 : 1))];
   return { family: 'inet', name: POLICY_TABLE, sets, chains };
 }

@@ -5,6 +5,7 @@ import type { NamespaceObject, NetworkPolicyObject, NodeObject, PodObject, WeftC
 import { evaluate, hostOf, type FlowProtocol, type Verdict } from './evaluate.js';
 import { buildSnapshot } from './from-objects.js';
 import type { Snapshot } from './ir.js';
+import { npYaml, wcpYaml } from '../../test/helpers/policy-yaml.js';
 
 /**
  * The evaluator against the semantics of networking.k8s.io/v1 (../shared/reference/
@@ -52,17 +53,7 @@ function v(s: Snapshot, from: string, to: string, port: number | 'ICMP', protoco
 }
 const ok = (s: Snapshot, from: string, to: string, port: number | 'ICMP', protocol: FlowProtocol = 'TCP', family: 4 | 6 = 4): boolean => v(s, from, to, port, protocol, family).allowed;
 
-const np = (name: string, namespace: string, spec: string): string => `---
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: ${name}, namespace: ${namespace}}
-spec:
-${spec
-  .trim()
-  .split('\n')
-  .map((l) => `  ${l}`)
-  .join('\n')}
-`;
+const np = (name: string, namespace: string, spec: string): string => npYaml(namespace, name, spec);
 
 describe('policy evaluator: isolation', () => {
   it('without policies everything is allowed', () => {
@@ -198,17 +189,7 @@ describe('policy evaluator: nodes', () => {
   });
 });
 
-const wcp = (name: string, spec: string): string => `---
-apiVersion: weft.io/v1
-kind: WeftClusterPolicy
-metadata: {name: ${name}}
-spec:
-${spec
-  .trim()
-  .split('\n')
-  .map((l) => `  ${l}`)
-  .join('\n')}
-`;
+const wcp = wcpYaml;
 
 describe('policy evaluator: WeftClusterPolicy before NetworkPolicies', () => {
   const denyDb = wcp('no-web-to-db', 'priority: 10\nsubject: {pods: {podSelector: {matchLabels: {tier: db}}}}\ningress: [{name: no-web, action: Deny, from: [{pods: {podSelector: {matchLabels: {role: web}}}}]}]');

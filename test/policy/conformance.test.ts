@@ -11,6 +11,7 @@ import { startLab, type TestLab } from '../helpers/lab.js';
 import { Reach, confirmBlocked, renderGrid, setPolicies } from '../helpers/reachability.js';
 import { tcpRequest, udpFromPort } from '../helpers/tcp.js';
 import { ping } from '../helpers/env.js';
+import { npYaml, wcpYaml } from '../helpers/policy-yaml.js';
 
 /**
  * NetworkPolicy conformance in a two-node lab, modelled on upstream's netpol e2e: namespaces
@@ -49,28 +50,8 @@ function portsFor(ns: string): Array<{ name: string; port: number; protocol: 'TC
       ];
 }
 
-const np = (ns: string, name: string, spec: string): string => `---
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: ${name}, namespace: ${ns}}
-spec:
-${spec
-  .trim()
-  .split('\n')
-  .map((l) => `  ${l}`)
-  .join('\n')}
-`;
-const wcp = (name: string, spec: string): string => `---
-apiVersion: weft.io/v1
-kind: WeftClusterPolicy
-metadata: {name: ${name}}
-spec:
-${spec
-  .trim()
-  .split('\n')
-  .map((l) => `  ${l}`)
-  .join('\n')}
-`;
+const np = npYaml;
+const wcp = wcpYaml;
 
 let lab: TestLab;
 let ctx: Ctx;
@@ -388,13 +369,14 @@ describe('NetworkPolicy conformance (two-node lab, x/y/z × a/b/c, TCP/UDP 80/81
   });
 
   it('a policy change cuts the tracked connections it no longer allows, and no others', async () => {
-    await setPolicies(ctx.state, '');
+    // Allowed by a rule first: conntrack remembers that verdict (the ct mark) for this table.
+    await setPolicies(ctx.state, np('x', 'all', 'podSelector: {}\ningress: [{}]'));
     const netnsOf = (pod: string): string => lab.state().pods.find((p) => `${p.namespace}/${p.name}` === pod)?.netns as string;
     // Two UDP "connections" into x/a, each from a fixed source port: one from y/a, one from x/b.
     assert.match(udpFromPort(netnsOf('y/a'), ctx.addr('x/a', 4), 80, 40001), /^x\/a /);
     assert.match(udpFromPort(netnsOf('x/b'), ctx.addr('x/a', 4), 80, 40002), /^x\/a /);
     await setPolicies(ctx.state, np('x', 'same-ns', 'podSelector: {}\ningress: [{from: [{podSelector: {}}]}]'));
-    // Conntrack would pass the same 5-tuple as established; the agent deleted the entry.
+    // The new table has a new generation: the remembered verdicts no longer count.
     assert.equal(udpFromPort(netnsOf('y/a'), ctx.addr('x/a', 4), 80, 40001), '', 'the denied connection from y/a kept flowing');
     assert.match(udpFromPort(netnsOf('x/b'), ctx.addr('x/a', 4), 80, 40002), /^x\/a /, 'the still-allowed connection from x/b was disturbed');
     await setPolicies(ctx.state, '');
