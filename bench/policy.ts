@@ -4,12 +4,13 @@
  *  compile     — the agent's work per sync (objects → snapshot → nftables table) and the kernel's
  *                (`nft -f` of the whole table; of one change), and the table's size, for 10/100/1000
  *                policies over 1000/5000 endpoints; 0 policies is the reference in the same run.
+ *  diff        — `weft policy diff` of one added policy over the same synthetic clusters.
  *  label       — a pod label change to enforcement on every node, in a 2-node lab: by the agents'
  *                fingerprints and by the datapath itself (probes flip), for each datastore.
  *  throughput  — pod-to-pod TCP (iperf3, sockperf RR) across nodes with no policies vs 1000 in
  *                force, to a pod none selects and to a pod all 1000 select.
  *
- *   node build/bench/policy.js [--part compile|label|throughput|all] [--runs 5] [--seconds 3] [--changes 10] [--json FILE]
+ *   node build/bench/policy.js [--part compile|diff|label|throughput|all] [--runs 5] [--seconds 3] [--changes 10] [--json FILE]
  *
  * Needs root (scratch network namespaces and labs; the machine's own network is untouched).
  */
@@ -25,6 +26,7 @@ import { loadLab, type LabState } from '../src/lab/lab-state.js';
 import { ProbeClient } from '../src/lab/pod-server.js';
 import type { NamespaceObject, NetworkPolicyObject, PodObject } from '../src/model/objects.js';
 import { compilePolicy, type LocalAttachment } from '../src/policy/compile.js';
+import { flowDiff } from '../src/policy/explain.js';
 import { buildSnapshot, snapshotFingerprint, type SnapshotInput } from '../src/policy/from-objects.js';
 import { readPolicyInput, readSnapshot } from '../src/policy/load.js';
 import { CLI } from '../test/helpers/env.js';
@@ -164,6 +166,44 @@ async function compileBench(runs: number): Promise<CompileRow[]> {
     }
   } finally {
     spawnSync('ip', ['netns', 'del', netns]);
+  }
+  return rows;
+}
+
+// ---------------------------------------------------------------- policy diff
+
+interface DiffRow {
+  endpoints: number;
+  policies: number;
+  ms: number;
+  changes: number;
+}
+
+/**
+ * `weft policy diff` of one added policy over the synthetic cluster: an allow-all ingress in ns-1
+ * (every 50th pod); 5000 endpoints are left out (minutes).
+ */
+function diffBench(runs: number): DiffRow[] {
+  const rows: DiffRow[] = [];
+  for (const [E, P] of [[300, 100], [1000, 100], [1000, 1000]] as const) {
+    {
+      const s = synth(E, P);
+      const added: NetworkPolicyObject = { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { namespace: 'ns-1', name: 'added-allow-all' }, spec: { podSelector: {}, ingress: [{}] } };
+      const before = buildSnapshot(s.input).snapshot;
+      const after = buildSnapshot({ ...s.input, policies: [...s.input.policies, added] }).snapshot;
+      const times: number[] = [];
+      let changes = 0;
+      for (let r = 0; r < runs; r++) {
+        // Fresh snapshots each run: the evaluator's per-snapshot memo must not carry over.
+        const b = { ...before };
+        const a = { ...after };
+        const t0 = performance.now();
+        changes = flowDiff(b, a).length;
+        times.push(ms(t0));
+      }
+      process.stderr.write(`diff: ${P} policies / ${E} endpoints: ${fmt(median(times))} ms\n`);
+      rows.push({ endpoints: E, policies: P, ms: median(times), changes });
+    }
   }
   return rows;
 }
@@ -335,6 +375,18 @@ async function main(): Promise<void> {
       '| endpoints | policies | compile ms | nft -f full ms | chains | rules | sets | elements | script KiB | change: compile+diff ms | change: commands | change: nft ms |',
       '|---|---|---|---|---|---|---|---|---|---|---|---|',
       ...rows.map((r) => `| ${r.endpoints} | ${r.policies} | ${fmt(r.compileMs)} | ${fmt(r.fullApplyMs)} | ${r.size.chains} | ${r.size.rules} | ${r.size.sets} | ${r.size.elements} | ${r.scriptKiB.toFixed(0)} | ${fmt(r.changeCompileMs)} | ${r.changeCommands} | ${fmt(r.changeApplyMs)} |`),
+      '',
+    );
+  }
+  if (part === 'diff' || part === 'all') {
+    const rows = diffBench(Math.min(runs, 3));
+    all['diff'] = rows;
+    lines.push(
+      `\`weft policy diff\` of an added allow-all ingress in one of 50 namespaces whose pods were isolated (pure: both snapshots built; median of ${Math.min(runs, 3)} runs): every pod pair, both families, all ports, ICMP.`,
+      '',
+      '| endpoints | policies | diff ms | pod pairs with a change |',
+      '|---|---|---|---|',
+      ...rows.map((r) => `| ${r.endpoints} | ${r.policies} | ${fmt(r.ms)} | ${r.changes} |`),
       '',
     );
   }

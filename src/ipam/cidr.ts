@@ -32,7 +32,20 @@ export interface Address {
   value: bigint;
 }
 
+const parsed = new Map<string, Readonly<Address>>();
+
+/** Memoized (policy evaluation parses the same pod addresses millions of times); results are frozen. */
 export function parseAddress(text: string): Address {
+  let a = parsed.get(text);
+  if (a === undefined) {
+    a = Object.freeze(parseAddressText(text));
+    if (parsed.size >= 200_000) parsed.clear();
+    parsed.set(text, a);
+  }
+  return a;
+}
+
+function parseAddressText(text: string): Address {
   if (ipaddr.IPv4.isValidFourPartDecimal(text)) {
     return { family: 4, value: bytesToBigint(ipaddr.IPv4.parse(text).toByteArray()) };
   }

@@ -81,9 +81,37 @@ function inIpBlock(peer: Extract<Peer, { kind: 'ipBlock' }>, address: string): b
   return cidrContains(cidr(peer.cidr), a) && !peer.except.some((e) => cidrContains(cidr(e), a));
 }
 
+/** Peers' answers per (peer, endpoint or address): peers belong to an immutable snapshot. */
+const peerMemo = new WeakMap<Peer, WeakMap<Endpoint, boolean>>();
+
+const blockMemo = new WeakMap<Peer, Map<string, boolean>>();
+
 export function peerMatches(s: Snapshot, peer: Peer, other: Host): boolean {
-  if (peer.kind === 'ipBlock') return inIpBlock(peer, other.address);
-  return other.kind === 'pod' && peerSelectsPod(s, peer, other.endpoint);
+  if (peer.kind === 'ipBlock') {
+    let m = blockMemo.get(peer);
+    if (!m) {
+      m = new Map();
+      blockMemo.set(peer, m);
+    }
+    let v = m.get(other.address);
+    if (v === undefined) {
+      v = inIpBlock(peer, other.address);
+      if (m.size < 100_000) m.set(other.address, v);
+    }
+    return v;
+  }
+  if (other.kind !== 'pod') return false;
+  let m = peerMemo.get(peer);
+  if (!m) {
+    m = new WeakMap();
+    peerMemo.set(peer, m);
+  }
+  let v = m.get(other.endpoint);
+  if (v === undefined) {
+    v = peerSelectsPod(s, peer, other.endpoint);
+    m.set(other.endpoint, v);
+  }
+  return v;
 }
 
 /** Whether one ports entry admits the flow; a name resolves on the destination pod. */
@@ -122,14 +150,57 @@ export function policySelects(p: Policy, ep: Endpoint): boolean {
   return p.namespace === ep.namespace && matches(p.podSelector, ep.labels);
 }
 
-function evaluateDirection(s: Snapshot, direction: 'ingress' | 'egress', subject: Host, other: Host, flow: Flow): DirectionVerdict {
+/**
+ * Which policies select a pod, per snapshot: a snapshot is never changed once built, and
+ * `weft policy diff` asks the same question for millions of flows.
+ */
+interface Selection {
+  cluster: ClusterPolicy[];
+  ingress: Policy[];
+  egress: Policy[];
+  names: { ingress: string[]; egress: string[] };
+}
+const selecting = new WeakMap<Snapshot, WeakMap<Endpoint, Selection>>();
+
+function selectionOf(s: Snapshot, ep: Endpoint): Selection {
+  let bySnap = selecting.get(s);
+  if (!bySnap) {
+    bySnap = new WeakMap();
+    selecting.set(s, bySnap);
+  }
+  // Keyed by the endpoint object (as immutable as the snapshot): callers may evaluate a pod not in s.
+  let sel = bySnap.get(ep);
+  if (!sel) {
+    const ingress = s.policies.filter((p) => p.ingress !== undefined && policySelects(p, ep));
+    const egress = s.policies.filter((p) => p.egress !== undefined && policySelects(p, ep));
+    const names = (list: Policy[]): string[] => list.map((p) => `${p.namespace}/${p.name}`);
+    sel = { cluster: orderedClusterPolicies(s.clusterPolicies).filter((cp) => clusterPolicySelects(s, cp, ep)), ingress, egress, names: { ingress: names(ingress), egress: names(egress) } };
+    bySnap.set(ep, sel);
+  }
+  return sel;
+}
+
+/** WeftClusterPolicies selecting the pod, in evaluation order. */
+export function selectingClusterPolicies(s: Snapshot, ep: Endpoint): ClusterPolicy[] {
+  return selectionOf(s, ep).cluster;
+}
+
+function isolatingNames(s: Snapshot, ep: Endpoint, direction: 'ingress' | 'egress'): string[] {
+  return selectionOf(s, ep).names[direction];
+}
+
+/** NetworkPolicies isolating the pod in a direction. */
+export function isolatingPolicies(s: Snapshot, ep: Endpoint, direction: 'ingress' | 'egress'): Policy[] {
+  return selectionOf(s, ep)[direction];
+}
+
+function evaluateDirection(s: Snapshot, direction: 'ingress' | 'egress', subject: Host, other: Host, flow: Flow, explain: boolean): DirectionVerdict {
   if (subject.kind !== 'pod') return { direction, allowed: true, decision: 'not-a-pod', isolatedBy: [], misses: [] };
   const ep = subject.endpoint;
   const base = { direction, subject: endpointKey(ep), isolatedBy: [] as string[], misses: [] as string[] };
   let passedBy: RuleRef | undefined;
   // 1. Cluster policies, by priority: the first matching rule decides; Pass hands over.
-  tier: for (const cp of orderedClusterPolicies(s.clusterPolicies)) {
-    if (!clusterPolicySelects(s, cp, ep)) continue;
+  tier: for (const cp of selectingClusterPolicies(s, ep)) {
     for (const r of cp[direction]) {
       if (!r.peers.some((p) => peerMatches(s, p, other))) continue;
       if (r.ports !== 'any' && !r.ports.some((pm) => portMatches(pm, flow))) continue;
@@ -143,20 +214,22 @@ function evaluateDirection(s: Snapshot, direction: 'ingress' | 'egress', subject
   }
   const pass = passedBy ? { passedBy } : {};
   // 2. NetworkPolicies: isolated iff one selecting the pod covers this direction; then any rule allows.
-  const isolating = s.policies.filter((p) => p[direction] !== undefined && policySelects(p, ep));
+  const isolating = isolatingPolicies(s, ep, direction);
   if (isolating.length === 0) return { ...base, ...pass, allowed: true, decision: 'not-isolated' };
-  const isolatedBy = isolating.map((p) => `${p.namespace}/${p.name}`);
+  const isolatedBy = isolatingNames(s, ep, direction);
   const misses: string[] = [];
   for (const p of isolating) {
     const rules = p[direction] ?? [];
-    if (rules.length === 0) misses.push(`${p.namespace}/${p.name}: no ${direction} rules (denies all ${direction})`);
+    if (explain && rules.length === 0) misses.push(`${p.namespace}/${p.name}: no ${direction} rules (denies all ${direction})`);
     for (const r of rules) {
-      const where = `${p.namespace}/${p.name} ${direction}[${r.index}]`;
-      const peerOk = r.peers === 'any' || r.peers.some((peer) => peerMatches(s, peer, other));
       const portOk = r.ports === 'any' || r.ports.some((pm) => portMatches(pm, flow));
+      if (!portOk && !explain) continue;
+      const peerOk = r.peers === 'any' || r.peers.some((peer) => peerMatches(s, peer, other));
       if (peerOk && portOk) {
         return { ...base, ...pass, isolatedBy, allowed: true, decision: 'network-policy', by: { kind: 'NetworkPolicy', namespace: p.namespace, name: p.name, direction, rule: r.index } };
       }
+      if (!explain) continue;
+      const where = `${p.namespace}/${p.name} ${direction}[${r.index}]`;
       const why: string[] = [];
       if (!peerOk) why.push(`${direction === 'ingress' ? 'from' : 'to'} [${(r.peers as Peer[]).map(describePeer).join('; ')}] does not include ${describeHost(other)}`);
       if (!portOk) why.push(`ports [${(r.ports as PortMatch[]).map(describePort).join(', ')}] do not include ${describeFlowPort(flow)}${flow.dst.kind === 'pod' && (r.ports as PortMatch[]).some((pm) => pm.name) ? ` (named ports resolve on ${describeHost(flow.dst)})` : ''}`);
@@ -166,23 +239,33 @@ function evaluateDirection(s: Snapshot, direction: 'ingress' | 'egress', subject
   return { ...base, ...pass, isolatedBy, misses, allowed: false, decision: 'no-rule' };
 }
 
-export function evaluate(s: Snapshot, flow: Flow): Verdict {
+/** With `explain: false` the misses are left out (verdicts only, for bulk use). */
+export function evaluate(s: Snapshot, flow: Flow, opts: { explain?: boolean } = {}): Verdict {
+  const explain = opts.explain !== false;
   const { src, dst } = flow;
   if (src.kind === 'pod' && dst.kind === 'pod' && endpointKey(src.endpoint) === endpointKey(dst.endpoint)) {
     const v = (direction: 'ingress' | 'egress'): DirectionVerdict => ({ direction, subject: endpointKey(src.endpoint), allowed: true, decision: 'loopback', isolatedBy: [], misses: [] });
     return { allowed: true, egress: v('egress'), ingress: v('ingress') };
   }
-  const egress = evaluateDirection(s, 'egress', src, dst, flow);
+  const egress = evaluateDirection(s, 'egress', src, dst, flow, explain);
   const ingress =
     src.kind === 'node' && dst.kind === 'pod' && dst.endpoint.node === src.node.name
       ? { direction: 'ingress' as const, subject: endpointKey(dst.endpoint), allowed: true, decision: 'own-node' as const, isolatedBy: [], misses: [] }
-      : evaluateDirection(s, 'ingress', dst, src, flow);
+      : evaluateDirection(s, 'ingress', dst, src, flow, explain);
   return { allowed: egress.allowed && ingress.allowed, egress, ingress };
 }
 
 /** What an address is in this snapshot: a pod's, a node's, or neither. */
+const byAddress = new WeakMap<Snapshot, Map<string, Endpoint>>();
+
 export function hostOf(s: Snapshot, address: string): Host {
-  const ep = s.endpoints.find((e) => e.addresses.includes(address));
+  let index = byAddress.get(s);
+  if (!index) {
+    index = new Map();
+    for (const e of s.endpoints) for (const a of e.addresses) if (!index.has(a)) index.set(a, e);
+    byAddress.set(s, index);
+  }
+  const ep = index.get(address);
   if (ep) return { kind: 'pod', address, endpoint: ep };
   const node = s.nodes.find((n) => n.addresses.includes(address));
   if (node) return { kind: 'node', address, node };

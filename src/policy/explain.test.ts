@@ -9,6 +9,8 @@ import { evaluatedMatrix, flowDiff, parseFlowSpec, portSegments, resolveEnds, tr
 import { buildSnapshot, type SnapshotInput } from './from-objects.js';
 import type { Snapshot } from './ir.js';
 import { withChanges } from './what-if.js';
+import { scenarioArb, type GenContext, type Scenario } from '../../test/helpers/policy-gen.js';
+import type { NetworkPolicyObject, WeftClusterPolicyObject } from '../model/objects.js';
 
 /** `weft policy trace|matrix|diff` logic: the ends a user names, the text, the diff's exactness. */
 const ns = (name: string, labels: Record<string, string> = {}): NamespaceObject => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels } });
@@ -203,6 +205,15 @@ spec:
     assert.ok(back.every((c) => c.change === 'opens'));
   });
 
+  it('diff: pods alike in everything but their address are told apart by an ipBlock', () => {
+    const twin = { ...INPUT, pods: [...INPUT.pods, pod('shop', 'api-2', ['10.0.2.2', 'fd00::2:2'], { app: 'api' }, 'n2', [['http', 8080]])] };
+    const d = flowDiff(
+      snap(twin),
+      snap(withObjects(twin, 'apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: only-api-1, namespace: data}\nspec:\n  podSelector: {}\n  ingress: [{from: [{ipBlock: {cidr: 10.0.2.1/32}}]}]\n')),
+    );
+    assert.deepEqual(d.map((c) => `${c.from} ${c.what.join(',')}`).sort(), ['shop/api-2 TCP all ports,UDP all ports,SCTP all ports,ICMP', 'shop/frontend TCP all ports,UDP all ports,SCTP all ports,ICMP']);
+  });
+
   it('diff: no change, no flows; a namespace relabel is seen', () => {
     const s = snap(withObjects(INPUT, POLICIES));
     assert.deepEqual(flowDiff(s, s), []);
@@ -215,5 +226,94 @@ spec:
     const r = withChanges(INPUT, parseManifests('apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n', 't'), 'apply');
     assert.equal(r.ignored.length, 1);
     assert.deepEqual(r.input.policies, []);
+  });
+});
+
+describe('policy explain: diff by classes equals the brute force (property)', () => {
+  const NS = ['x', 'y', 'z'];
+  const PODS = NS.flatMap((n) => ['a', 'b', 'c'].map((p) => `${n}/${p}`));
+  const addrs = (i: number): string[] => [`10.244.${(i % 2) + 1}.${10 + i}`, `fd00:244:${(i % 2) + 1}::${10 + i}`];
+  const ctx: GenContext = { namespaces: NS, pods: PODS, ranges: ['10.244.0.0/16', '10.244.1.0/24', 'fd00:244::/48', 'fd00:244:1::/64'], podAddresses: Object.fromEntries(PODS.map((p, i) => [p, addrs(i)])) };
+  const snapOf = (sc: Scenario): Snapshot =>
+    snap({
+      namespaces: NS.map((n) => ns(n, sc.nsLabels[n] ?? {})),
+      pods: PODS.map((p, i) => {
+        const [namespace, name] = p.split('/') as [string, string];
+        return pod(namespace, name, i === 8 ? [addrs(i)[0] as string] : addrs(i), sc.podLabels[p] ?? {}, `n${i % 2}`, [['web', namespace === 'z' ? 81 : 80]]);
+      }),
+      weftEndpoints: [],
+      policies: sc.objects.filter((o) => o.kind === 'NetworkPolicy') as NetworkPolicyObject[],
+      clusterPolicies: sc.objects.filter((o) => o.kind === 'WeftClusterPolicy') as WeftClusterPolicyObject[],
+      nodes: [],
+    });
+
+  /** Every pair, family, protocol and global segment, evaluated one by one. */
+  type Ranges = Map<string, Array<[number, number]>>;
+  const add = (m: Ranges, key: string, r: [number, number]): void => {
+    m.set(key, [...(m.get(key) ?? []), r]);
+  };
+  /** Sorted, adjacent ranges joined: equal port sets give equal text. */
+  const normal = (m: Ranges): Record<string, string> =>
+    Object.fromEntries(
+      [...m.entries()].sort(([x], [y]) => (x < y ? -1 : 1)).map(([k, rs]) => {
+        const out: Array<[number, number]> = [];
+        for (const [lo, hi] of [...rs].sort((x, y) => x[0] - y[0])) {
+          const last = out[out.length - 1];
+          if (last && lo <= last[1] + 1) last[1] = Math.max(last[1], hi);
+          else out.push([lo, hi]);
+        }
+        return [k, JSON.stringify(out)];
+      }),
+    );
+
+  function brute(a: Snapshot, b: Snapshot): Ranges {
+    const out: Ranges = new Map();
+    for (const x of a.endpoints) {
+      for (const y of a.endpoints) {
+        if (x === y) continue;
+        for (const family of [4, 6] as const) {
+          const sa = x.addresses.find((z) => z.includes(':') === (family === 6));
+          const da = y.addresses.find((z) => z.includes(':') === (family === 6));
+          if (!sa || !da) continue;
+          const cases: Array<{ protocol: 'TCP' | 'UDP' | 'SCTP' | 'ICMP'; seg?: [number, number] }> = [
+            ...(['TCP', 'UDP', 'SCTP'] as const).flatMap((protocol) => portSegments([a, b], protocol).map((seg) => ({ protocol, seg }))),
+            { protocol: 'ICMP' },
+          ];
+          for (const c of cases) {
+            const flow = (s: Snapshot): Parameters<typeof evaluate>[1] => ({ src: hostOf(s, sa), dst: hostOf(s, da), protocol: c.protocol, ...(c.seg ? { port: c.seg[0] } : {}) });
+            const v0 = evaluate(a, flow(a)).allowed;
+            const v1 = evaluate(b, flow(b)).allowed;
+            if (v0 !== v1) add(out, `${x.namespace}/${x.name}>${y.namespace}/${y.name}|${family}|${c.protocol}|${v1 ? 'opens' : 'closes'}`, c.seg ?? [0, 0]);
+          }
+        }
+      }
+    }
+    return out;
+  }
+
+  /** The same set, read back from flowDiff's grouped text. */
+  function fromDiff(changes: ReturnType<typeof flowDiff>): Ranges {
+    const out: Ranges = new Map();
+    for (const c of changes) {
+      for (const w of c.what) {
+        const [protocol, ...rest] = w.split(' ');
+        const text = rest.join(' ');
+        const ranges: Array<[number, number]> = protocol === 'ICMP' ? [[0, 0]] : text === 'all ports' ? [[1, 65535]] : text.split(', ').map((r) => (r.includes('-') ? (r.split('-').map(Number) as [number, number]) : [Number(r), Number(r)]));
+        for (const f of c.families) for (const r of ranges) add(out, `${c.from}>${c.to}|${f}|${protocol}|${c.change}`, r);
+      }
+    }
+    return out;
+  }
+
+  it('every changed flow, and no other, for generated before/after pairs', () => {
+    fc.assert(
+      fc.property(scenarioArb(ctx), scenarioArb(ctx), fc.boolean(), (s0, s1, sameLabels) => {
+        // Half the runs change only the policies: labels equal, so classes of alike pods form.
+        const a = snapOf(s0);
+        const b = snapOf(sameLabels ? { ...s1, nsLabels: s0.nsLabels, podLabels: s0.podLabels } : s1);
+        assert.deepEqual(normal(fromDiff(flowDiff(a, b))), normal(brute(a, b)));
+      }),
+      { numRuns: 60 },
+    );
   });
 });

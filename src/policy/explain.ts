@@ -1,8 +1,8 @@
 import { canonicalAddress, isValidAddress } from '../ipam/cidr.js';
 import { UserError } from '../util/user-error.js';
-import { describeHost, evaluate, hostOf, type DirectionVerdict, type FlowProtocol, type Host, type RuleRef, type Verdict } from './evaluate.js';
+import { describeHost, evaluate, hostOf, isolatingPolicies, peerMatches, selectingClusterPolicies, type DirectionVerdict, type FlowProtocol, type Host, type RuleRef, type Verdict } from './evaluate.js';
 import type { Endpoint, Peer, PortMatch, Snapshot } from './ir.js';
-import { endpointKey } from './ir.js';
+import { endpointKey, namespaceLabels } from './ir.js';
 import { describePeer } from './selector.js';
 
 /**
@@ -157,7 +157,7 @@ export function evaluatedMatrix(s: Snapshot, cases: FlowCase[], pods: Endpoint[]
       for (const b of pods) {
         const da = b.addresses.find((x) => familyOf(x) === c.family);
         if (!da) continue;
-        const v = evaluate(s, { src: { kind: 'pod', address: sa, endpoint: a }, dst: { kind: 'pod', address: da, endpoint: b }, protocol: c.protocol, ...(c.port !== undefined ? { port: c.port } : {}) });
+        const v = evaluate(s, { src: { kind: 'pod', address: sa, endpoint: a }, dst: { kind: 'pod', address: da, endpoint: b }, protocol: c.protocol, ...(c.port !== undefined ? { port: c.port } : {}) }, { explain: false });
         out.push({ from: endpointKey(a), to: endpointKey(b), protocol: c.protocol, ...(c.port !== undefined ? { port: c.port } : {}), family: c.family, allowed: v.allowed });
       }
     }
@@ -169,28 +169,51 @@ export function evaluatedMatrix(s: Snapshot, cases: FlowCase[], pods: Endpoint[]
 
 const PORT_PROTOCOLS = ['TCP', 'UDP', 'SCTP'] as const;
 
+/** Ranges between cut points: [1, c1-1], [c1, c2-1], … up to 65535. */
+function segmentsFrom(cuts: Set<number>): Array<[number, number]> {
+  const sorted = [...cuts, 1].filter((p) => p >= 1 && p <= 65535);
+  const uniq = [...new Set(sorted)].sort((a, b) => a - b);
+  return uniq.map((lo, i) => [lo, (uniq[i + 1] ?? 65536) - 1]);
+}
+
+function addCuts(cuts: Set<number>, pm: PortMatch, protocol: string): void {
+  if (pm.protocol !== protocol || pm.port === undefined) return;
+  cuts.add(pm.port);
+  cuts.add((pm.endPort ?? pm.port) + 1);
+}
+
 /**
  * The port ranges of one protocol inside which no verdict can differ: every port a rule or a
  * pod names starts a range and ends one. Checking one port per range covers all 65535.
  */
 export function portSegments(snapshots: Snapshot[], protocol: (typeof PORT_PROTOCOLS)[number]): Array<[number, number]> {
-  const cuts = new Set<number>([1]);
-  const single = (p: number): void => {
-    cuts.add(p);
-    cuts.add(p + 1);
-  };
-  const addMatch = (pm: PortMatch): void => {
-    if (pm.protocol !== protocol || pm.port === undefined) return;
-    cuts.add(pm.port);
-    cuts.add((pm.endPort ?? pm.port) + 1);
-  };
+  const cuts = new Set<number>();
   for (const s of snapshots) {
-    for (const p of s.policies) for (const r of [...(p.ingress ?? []), ...(p.egress ?? [])]) if (r.ports !== 'any') r.ports.forEach(addMatch);
-    for (const c of s.clusterPolicies) for (const r of [...c.ingress, ...c.egress]) if (r.ports !== 'any') r.ports.forEach(addMatch);
-    for (const e of s.endpoints) for (const np of e.ports) if (np.protocol === protocol) single(np.port);
+    for (const p of s.policies) for (const r of [...(p.ingress ?? []), ...(p.egress ?? [])]) if (r.ports !== 'any') r.ports.forEach((pm) => addCuts(cuts, pm, protocol));
+    for (const c of s.clusterPolicies) for (const r of [...c.ingress, ...c.egress]) if (r.ports !== 'any') r.ports.forEach((pm) => addCuts(cuts, pm, protocol));
+    for (const e of s.endpoints) for (const np of e.ports) if (np.protocol === protocol) addCuts(cuts, { protocol, port: np.port }, protocol);
   }
-  const sorted = [...cuts].filter((p) => p >= 1 && p <= 65535).sort((a, b) => a - b);
-  return sorted.map((lo, i) => [lo, (sorted[i + 1] ?? 65536) - 1]);
+  return segmentsFrom(cuts);
+}
+
+/**
+ * The same for one flow's ends: only the rules the evaluator can reach for them (policies
+ * selecting the source for egress or the destination for ingress) and the destination's
+ * named ports can make the verdict depend on the port.
+ */
+function pairSegments(snapshots: Array<{ s: Snapshot; src: Endpoint; dst: Endpoint }>, protocol: (typeof PORT_PROTOCOLS)[number]): Array<[number, number]> {
+  const cuts = new Set<number>();
+  const rules = (list: Array<{ ports: PortMatch[] | 'any' }>): void => {
+    for (const r of list) if (r.ports !== 'any') r.ports.forEach((pm) => addCuts(cuts, pm, protocol));
+  };
+  for (const { s, src, dst } of snapshots) {
+    for (const p of isolatingPolicies(s, src, 'egress')) rules(p.egress ?? []);
+    for (const p of isolatingPolicies(s, dst, 'ingress')) rules(p.ingress ?? []);
+    for (const c of selectingClusterPolicies(s, src)) rules(c.egress);
+    for (const c of selectingClusterPolicies(s, dst)) rules(c.ingress);
+    for (const np of dst.ports) if (np.protocol === protocol) addCuts(cuts, { protocol, port: np.port }, protocol);
+  }
+  return segmentsFrom(cuts);
 }
 
 export interface FlowChange {
@@ -204,10 +227,11 @@ export interface FlowChange {
   reason: string;
 }
 
-function shortReason(s: Snapshot, v: Verdict): string {
+/** Why a flow is allowed or not after the change, in one line; the pods named are `from` and `to`. */
+function shortReason(s: Snapshot, v: Verdict, from: string, to: string): string {
   const d = [v.egress, v.ingress].find((x) => (v.allowed ? x.decision === 'cluster-policy' || x.decision === 'network-policy' : !x.allowed)) ?? v.ingress;
   if (d.decision === 'cluster-policy' || d.decision === 'network-policy') return `${d.direction} ${d.allowed ? 'allowed' : 'denied'} by ${describeRule(s, d.by as RuleRef)}`;
-  if (d.decision === 'no-rule') return `${d.direction} of ${d.subject} isolated by ${d.isolatedBy.join(', ')}; no rule allows`;
+  if (d.decision === 'no-rule') return `${d.direction} of ${d.direction === 'egress' ? from : to} isolated by ${d.isolatedBy.join(', ')}; no rule allows`;
   return 'no policy isolates either end';
 }
 
@@ -222,61 +246,118 @@ function rangesText(protocol: string, ranges: Array<[number, number]>): string {
   return `${protocol} ${merged.map(([lo, hi]) => (lo === hi ? `${lo}` : `${lo}-${hi}`)).join(', ')}`;
 }
 
+/** Every ipBlock peer the snapshots' rules name: an address's membership in each is all policy sees of it. */
+function ipBlockPeers(snapshots: Snapshot[]): Array<Extract<Peer, { kind: 'ipBlock' }>> {
+  const out = new Map<string, Extract<Peer, { kind: 'ipBlock' }>>();
+  const add = (peers: Peer[] | 'any'): void => {
+    if (peers !== 'any') for (const p of peers) if (p.kind === 'ipBlock') out.set(`${p.cidr}|${p.except.join(',')}`, p);
+  };
+  for (const s of snapshots) {
+    for (const p of s.policies) for (const r of [...(p.ingress ?? []), ...(p.egress ?? [])]) add(r.peers);
+    for (const c of s.clusterPolicies) for (const r of [...c.ingress, ...c.egress]) add(r.peers);
+  }
+  return [...out.values()];
+}
+
 /**
  * Which pod-to-pod flows change verdict from `before` to `after`: every ordered pair of pods
  * present in both (a pod only in one has no flows to compare), every family both have, every
  * port of TCP/UDP/SCTP (by segments) and ICMP. Grouped per pair, change and reason.
+ *
+ * Exact, and cheap where it can be: a flow's verdict depends only on what policy sees of its two
+ * ends — labels, namespace labels, named ports, node, which ipBlocks hold the address, and the
+ * policies selecting each — so pods alike in all of that (replicas) form one class, evaluated
+ * once per class pair, and pairs of two classes nothing changed for are skipped.
  */
 export function flowDiff(before: Snapshot, after: Snapshot): FlowChange[] {
   const keys = new Map(before.endpoints.map((e) => [endpointKey(e), e]));
   const pods = after.endpoints.filter((e) => keys.has(endpointKey(e))).map((e) => ({ after: e, before: keys.get(endpointKey(e)) as Endpoint }));
-  const segments = new Map(PORT_PROTOCOLS.map((p) => [p, portSegments([before, after], p)]));
-  const groups = new Map<string, { change: FlowChange; ranges: Map<string, Array<[number, number]>>; family: Family }>();
-  for (const a of pods) {
-    for (const b of pods) {
-      if (a === b) continue;
-      for (const family of [4, 6] as const) {
-        const ends = (s: Snapshot, x: Endpoint, y: Endpoint): { src: Host; dst: Host } | undefined => {
-          const sa = x.addresses.find((z) => familyOf(z) === family);
-          const da = y.addresses.find((z) => familyOf(z) === family);
-          return sa && da ? { src: hostOf(s, sa), dst: hostOf(s, da) } : undefined;
-        };
-        const e0 = ends(before, a.before, b.before);
-        const e1 = ends(after, a.after, b.after);
-        if (!e0 || !e1) continue;
+  type Pod = (typeof pods)[number];
+  const blocks = ipBlockPeers([before, after]);
+  const view = (s: Snapshot, e: Endpoint, address: string): unknown[] => [
+    e.namespace,
+    e.labels,
+    namespaceLabels(s, e.namespace),
+    e.ports,
+    e.node ?? null,
+    blocks.map((b) => peerMatches(s, b, { kind: 'address', address })),
+    selectingClusterPolicies(s, e),
+    isolatingPolicies(s, e, 'ingress'),
+    isolatingPolicies(s, e, 'egress'),
+  ];
+  const changes = new Map<string, { change: FlowChange; ranges: Map<string, Array<[number, number]>> }>();
+  const record = (from: Pod, to: Pod, family: Family, change: 'opens' | 'closes', reason: string, protocol: FlowProtocol, range?: [number, number]): void => {
+    const key = `${endpointKey(from.after)}|${endpointKey(to.after)}|${family}|${change}|${reason}`;
+    let g = changes.get(key);
+    if (!g) {
+      g = { change: { from: endpointKey(from.after), to: endpointKey(to.after), change, what: [], families: [family], reason }, ranges: new Map() };
+      changes.set(key, g);
+    }
+    const list = g.ranges.get(protocol) ?? [];
+    if (range && !list.some(([lo]) => lo === range[0])) list.push(range);
+    g.ranges.set(protocol, list);
+  };
+
+  for (const family of [4, 6] as const) {
+    const classes = new Map<string, { members: Array<{ pod: Pod; src0: string; src1: string }>; changed: boolean }>();
+    for (const pod of pods) {
+      const a0 = pod.before.addresses.find((z) => familyOf(z) === family);
+      const a1 = pod.after.addresses.find((z) => familyOf(z) === family);
+      if (!a0 || !a1) continue;
+      const v0 = JSON.stringify(view(before, pod.before, a0));
+      const v1 = JSON.stringify(view(after, pod.after, a1));
+      const key = `${v0}\n${v1}`;
+      const c = classes.get(key) ?? { members: [], changed: v0 !== v1 };
+      c.members.push({ pod, src0: a0, src1: a1 });
+      classes.set(key, c);
+    }
+    const list = [...classes.values()];
+    for (const A of list) {
+      for (const B of list) {
+        if (!A.changed && !B.changed) continue;
+        const x = A.members[0];
+        const y = A === B ? A.members[1] : B.members[0];
+        if (!x || !y) continue; // a class of one pod has no pair within itself
+        const at = (which: 'before' | 'after'): { src: Host; dst: Host } => ({
+          src: { kind: 'pod', address: which === 'before' ? x.src0 : x.src1, endpoint: x.pod[which] },
+          dst: { kind: 'pod', address: which === 'before' ? y.src0 : y.src1, endpoint: y.pod[which] },
+        });
+        const e0 = at('before');
+        const e1 = at('after');
+        const found: Array<{ protocol: FlowProtocol; range?: [number, number]; change: 'opens' | 'closes'; verdict: Verdict }> = [];
         const check = (protocol: FlowProtocol, range?: [number, number]): void => {
-          const port = range?.[0];
-          const flow = { protocol, ...(port !== undefined ? { port } : {}) };
-          const v0 = evaluate(before, { ...e0, ...flow });
-          const v1 = evaluate(after, { ...e1, ...flow });
-          if (v0.allowed === v1.allowed) return;
-          const change = v1.allowed ? 'opens' : 'closes';
-          const reason = shortReason(after, v1);
-          const key = `${endpointKey(a.after)}|${endpointKey(b.after)}|${family}|${change}|${reason}`;
-          let g = groups.get(key);
-          if (!g) {
-            g = { change: { from: endpointKey(a.after), to: endpointKey(b.after), change, what: [], families: [family], reason }, ranges: new Map(), family };
-            groups.set(key, g);
-          }
-          const list = g.ranges.get(protocol) ?? [];
-          if (range && !list.some(([lo]) => lo === range[0])) list.push(range);
-          g.ranges.set(protocol, list);
+          const flow = { protocol, ...(range ? { port: range[0] } : {}) };
+          const v0 = evaluate(before, { ...e0, ...flow }, { explain: false });
+          const v1 = evaluate(after, { ...e1, ...flow }, { explain: false });
+          if (v0.allowed !== v1.allowed) found.push({ protocol, ...(range ? { range } : {}), change: v1.allowed ? 'opens' : 'closes', verdict: v1 });
         };
-        for (const p of PORT_PROTOCOLS) for (const seg of segments.get(p) ?? []) check(p, seg);
+        const pair = [
+          { s: before, src: x.pod.before, dst: y.pod.before },
+          { s: after, src: x.pod.after, dst: y.pod.after },
+        ];
+        for (const p of PORT_PROTOCOLS) for (const seg of pairSegments(pair, p)) check(p, seg);
         check('ICMP');
+        if (found.length === 0) continue;
+        // Every pod pair of the two classes changes alike; the reason names each pair's own pods.
+        for (const from of A.members) {
+          for (const to of B.members) {
+            if (from === to) continue;
+            for (const f of found) record(from.pod, to.pod, family, f.change, shortReason(after, f.verdict, endpointKey(from.pod.after), endpointKey(to.pod.after)), f.protocol, f.range);
+          }
+        }
       }
     }
   }
   // The same change over IPv4 and IPv6 is one line.
   const merged = new Map<string, FlowChange>();
-  for (const g of groups.values()) {
+  for (const g of changes.values()) {
     const what = [...g.ranges.entries()].map(([proto, ranges]) => (proto === 'ICMP' ? 'ICMP' : rangesText(proto, ranges.sort((x, y) => x[0] - y[0]))));
     const key = `${g.change.from}|${g.change.to}|${g.change.change}|${g.change.reason}|${what.join(';')}`;
     const cur = merged.get(key);
-    if (cur) cur.families = [...cur.families, g.family].sort();
+    if (cur) cur.families = [...cur.families, ...g.change.families].sort();
     else merged.set(key, { ...g.change, what });
   }
-  return [...merged.values()];
+  return [...merged.values()].sort((a, b) => (a.from === b.from ? (a.to < b.to ? -1 : 1) : a.from < b.from ? -1 : 1));
 }
 
 /** How `weft policy diff` prints changes. */
