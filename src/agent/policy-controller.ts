@@ -85,6 +85,9 @@ export class PolicyController {
 
   /** Local records changed (DEL, GC): recompile. */
   attachmentsChanged(): void {
+    // After an ADD, admit() already synced with the new pod: nothing left to do.
+    const ready = this.cfg.records.list().filter((r) => r.state === 'ready' && r.addresses.length > 0);
+    if (ready.length === this.enforced.size && ready.every((r) => this.enforced.has(r.hostIf))) return;
     this.runner.trigger();
   }
 

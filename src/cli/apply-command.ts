@@ -60,13 +60,28 @@ export function storeFlags(c: Command): Command {
     .option('--etcd-endpoints <urls>', 'etcd client URLs');
 }
 
-export function registerApplyCommands(program: Command): void {
-  storeFlags(program.command('apply'))
-    .description('create or update Kubernetes-shaped objects (YAML or JSON, several documents, Lists)')
+type ManifestOptions = StoreFlags & { filename: string; json?: boolean; wait?: boolean };
+
+/** `apply` and `delete` take the same flags. */
+function manifestCommand(program: Command, name: string, description: string): Command {
+  return storeFlags(program.command(name))
+    .description(description)
     .requiredOption('-f, --filename <file>', 'the manifest ("-" for stdin)')
     .option('--json', 'machine-readable output')
-    .option('--no-wait', 'in a lab: return without waiting until every node enforces the change')
-    .action(async (o: StoreFlags & { filename: string; json?: boolean; wait?: boolean }) => {
+    .option('--no-wait', 'in a lab: return without waiting until every node enforces the change');
+}
+
+/** One line per object (or JSON), then, in a lab, when every node enforces the result. */
+async function report(o: ManifestOptions, objs: KObject[], done: Array<{ object: string; action: string }>): Promise<void> {
+  const waited = await waitForLab(o, objs);
+  if (o.json) process.stdout.write(JSON.stringify(done, null, 2) + '\n');
+  else for (const d of done) process.stdout.write(`${d.object} ${d.action}\n`);
+  if (waited && !o.json) process.stdout.write(`${waited}\n`);
+}
+
+export function registerApplyCommands(program: Command): void {
+  manifestCommand(program, 'apply', 'create or update Kubernetes-shaped objects (YAML or JSON, several documents, Lists)')
+    .action(async (o: ManifestOptions) => {
       const objs = readManifests(o.filename);
       const done = await withStore(o, async (store) => {
         const results: Array<{ object: string; action: 'created' | 'configured' | 'unchanged' }> = [];
@@ -94,18 +109,11 @@ export function registerApplyCommands(program: Command): void {
         }
         return results;
       });
-      const waited = await waitForLab(o, objs);
-      if (o.json) process.stdout.write(JSON.stringify(done, null, 2) + '\n');
-      else for (const d of done) process.stdout.write(`${d.object} ${d.action}\n`);
-      if (waited && !o.json) process.stdout.write(`${waited}\n`);
+      await report(o, objs, done);
     });
 
-  storeFlags(program.command('delete'))
-    .description('delete the objects a manifest names')
-    .requiredOption('-f, --filename <file>', 'the manifest ("-" for stdin)')
-    .option('--json', 'machine-readable output')
-    .option('--no-wait', 'in a lab: return without waiting until every node enforces the change')
-    .action(async (o: StoreFlags & { filename: string; json?: boolean; wait?: boolean }) => {
+  manifestCommand(program, 'delete', 'delete the objects a manifest names')
+    .action(async (o: ManifestOptions) => {
       const objs = readManifests(o.filename);
       const done = await withStore(o, async (store) => {
         const results: Array<{ object: string; action: 'deleted' | 'not found' }> = [];
@@ -115,9 +123,6 @@ export function registerApplyCommands(program: Command): void {
         }
         return results;
       });
-      const waited = await waitForLab(o, objs);
-      if (o.json) process.stdout.write(JSON.stringify(done, null, 2) + '\n');
-      else for (const d of done) process.stdout.write(`${d.object} ${d.action}\n`);
-      if (waited && !o.json) process.stdout.write(`${waited}\n`);
+      await report(o, objs, done);
     });
 }

@@ -120,17 +120,20 @@ export async function startNodeAgent(state: LabState, node: LabNode, cliEntry: s
 export async function waitPolicyConverged(state: LabState, timeoutMs = 30_000): Promise<number> {
   const t0 = Date.now();
   const deadline = t0 + timeoutMs;
-  for (;;) {
-    const want = await withLabStore(state, async (store) => snapshotFingerprint((await readSnapshot(store)).snapshot));
-    const views = await Promise.all(state.nodes.map((n) => getHealth(n.socket).catch(() => undefined)));
-    // An agent that enforces no policy (--no-network-policy) has nothing to wait for.
-    if (views.every((h) => h !== undefined && (h.policy === undefined || h.policy.fingerprint === want))) return Date.now() - t0;
-    if (Date.now() > deadline) {
-      const seen = views.map((h, i) => `${state.nodes[i]?.name}: ${h?.policy ? (h.policy.fingerprint === want ? 'current' : `behind${h.policy.error ? ` (${h.policy.error})` : ''}`) : 'no policy status'}`).join('; ');
-      throw new Error(`policy did not reach every node within ${timeoutMs / 1000} s (${seen})`);
+  // One store connection for the wait; the wanted state is read again each round (others may write).
+  return withLabStore(state, async (store) => {
+    for (;;) {
+      const want = snapshotFingerprint((await readSnapshot(store)).snapshot);
+      const views = await Promise.all(state.nodes.map((n) => getHealth(n.socket).catch(() => undefined)));
+      // An agent that enforces no policy (--no-network-policy) has nothing to wait for.
+      if (views.every((h) => h !== undefined && (h.policy === undefined || h.policy.fingerprint === want))) return Date.now() - t0;
+      if (Date.now() > deadline) {
+        const seen = views.map((h, i) => `${state.nodes[i]?.name}: ${h?.policy ? (h.policy.fingerprint === want ? 'current' : `behind${h.policy.error ? ` (${h.policy.error})` : ''}`) : 'no policy status'}`).join('; ');
+        throw new Error(`policy did not reach every node within ${timeoutMs / 1000} s (${seen})`);
+      }
+      await new Promise((r) => setTimeout(r, 25));
     }
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  });
 }
 
 /** Waits until every agent sees every other node (routes converged). */

@@ -81,37 +81,9 @@ function inIpBlock(peer: Extract<Peer, { kind: 'ipBlock' }>, address: string): b
   return cidrContains(cidr(peer.cidr), a) && !peer.except.some((e) => cidrContains(cidr(e), a));
 }
 
-/** Peers' answers per (peer, endpoint or address): peers belong to an immutable snapshot. */
-const peerMemo = new WeakMap<Peer, WeakMap<Endpoint, boolean>>();
-
-const blockMemo = new WeakMap<Peer, Map<string, boolean>>();
-
 export function peerMatches(s: Snapshot, peer: Peer, other: Host): boolean {
-  if (peer.kind === 'ipBlock') {
-    let m = blockMemo.get(peer);
-    if (!m) {
-      m = new Map();
-      blockMemo.set(peer, m);
-    }
-    let v = m.get(other.address);
-    if (v === undefined) {
-      v = inIpBlock(peer, other.address);
-      if (m.size < 100_000) m.set(other.address, v);
-    }
-    return v;
-  }
-  if (other.kind !== 'pod') return false;
-  let m = peerMemo.get(peer);
-  if (!m) {
-    m = new WeakMap();
-    peerMemo.set(peer, m);
-  }
-  let v = m.get(other.endpoint);
-  if (v === undefined) {
-    v = peerSelectsPod(s, peer, other.endpoint);
-    m.set(other.endpoint, v);
-  }
-  return v;
+  if (peer.kind === 'ipBlock') return inIpBlock(peer, other.address);
+  return other.kind === 'pod' && peerSelectsPod(s, peer, other.endpoint);
 }
 
 /** Whether one ports entry admits the flow; a name resolves on the destination pod. */
