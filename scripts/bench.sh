@@ -14,5 +14,6 @@ case "$which" in
 esac
 shift
 ./scripts/setup.sh
+. ./scripts/node-path.sh
 # Benchmarks measure weft, not this shell's environment: NODE_EXTRA_CA_CERTS slows every node start.
 exec env -u NODE_EXTRA_CA_CERTS node "build/bench/$script.js" "$@"

@@ -4,4 +4,5 @@
 set -eu
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
+. ./scripts/node-path.sh
 exec node dist/weft.mjs demo

@@ -4,4 +4,5 @@
 set -eu
 cd "$(dirname "$0")/.."
 FORCE_BUILD=1 ./scripts/setup.sh
+. ./scripts/node-path.sh
 exec node scripts/run-tests.mjs "$@"
