@@ -18,7 +18,7 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { getHealth } from '../src/agent/health-client.js';
-import { diffScript, fullScript, tableSize } from '../src/datapath/nft-ruleset.js';
+import { diffScript, fullScript, tableSize } from '../src/nftables/ruleset.js';
 import type { Store } from '../src/datastore/store.js';
 import { labDown, labUp, waitPolicyConverged, withLabStore } from '../src/lab/lab.js';
 import { nsCreate, podCreate } from '../src/lab/lab-pods.js';

@@ -1,5 +1,11 @@
-import { parseResult } from '../cni/convert.js';
-import { CniError, ErrorCode } from '../cni/errors.js';
+import { isIP } from 'node:net';
+import { podUidProblem } from '../cni/args.js';
+import { parseDns, parseResult } from '../cni/convert.js';
+import { validateContainerId, validateIfName } from '../cni/env.js';
+import { validateNetworkName } from '../cni/netconf.js';
+import { labelKeyProblem, labelValueProblem } from '../model/field-errors.js';
+import { dnsLabelProblem, dnsSubdomainProblem } from '../util/dns-names.js';
+import { CniError, ErrorCode, type ErrorCodeValue } from '../cni/errors.js';
 import type { AttachmentKey } from '../cni/netconf.js';
 import type { DnsConfig, Result } from '../cni/result.js';
 import { isSupportedVersion } from '../cni/version.js';
@@ -12,6 +18,8 @@ import { isSupportedVersion } from '../cni/version.js';
 export const CNI_PATH = '/v1/cni';
 export const HEALTH_PATH = '/v1/health';
 export const DEFAULT_SOCKET = '/run/weft/cni.sock';
+/** The largest request the agent reads: a config with its prevResult is kilobytes. */
+export const MAX_REQUEST_BYTES = 2 << 20;
 
 export type AgentCommand = 'ADD' | 'DEL' | 'CHECK' | 'GC' | 'STATUS';
 
@@ -84,9 +92,17 @@ function bad(msg: string): never {
   throw new CniError(ErrorCode.DecodingFailure, `invalid agent request: ${msg}`);
 }
 
+/** The same words the plugin would use, with the code it would give: the socket is an API too. */
+function refuse(code: ErrorCodeValue, msg: string, details?: string): never {
+  throw new CniError(code, msg, details);
+}
+
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
+
+/** Longest string field accepted: a path (PATH_MAX); everything else is far shorter. */
+const MAX_STRING = 4096;
 
 function str(o: Record<string, unknown>, k: string, required: boolean): string | undefined {
   const v = o[k];
@@ -95,12 +111,46 @@ function str(o: Record<string, unknown>, k: string, required: boolean): string |
     return undefined;
   }
   if (typeof v !== 'string') bad(`"${k}" must be a string`);
+  if (v.length > MAX_STRING || v.includes('\0')) bad(`"${k}" must be at most ${MAX_STRING} characters, without NUL`);
   return v;
 }
 
 const COMMANDS: readonly AgentCommand[] = ['ADD', 'DEL', 'CHECK', 'GC', 'STATUS'];
 
-/** Checks a request body from the socket. */
+/** The pod a request is for, held to Kubernetes' rules: these name datastore objects. */
+function parsePod(v: unknown): PodIdentity {
+  if (!isObject(v)) bad('"pod" must be an object');
+  const pod: PodIdentity = {};
+  const field = (k: 'namespace' | 'name' | 'uid', problem: (s: string) => string | undefined, arg: string): void => {
+    const s = str(v, k, false);
+    if (s === undefined) return;
+    const why = problem(s);
+    if (why) refuse(ErrorCode.InvalidEnvironment, `CNI_ARGS: ${arg}=${JSON.stringify(s)} is not valid: ${why}`);
+    pod[k] = s;
+  };
+  field('namespace', dnsLabelProblem, 'K8S_POD_NAMESPACE');
+  field('name', dnsSubdomainProblem, 'K8S_POD_NAME');
+  field('uid', podUidProblem, 'K8S_POD_UID');
+  if (v['labels'] !== undefined) {
+    const labels = v['labels'];
+    if (!isObject(labels)) bad('"pod.labels" must map strings to strings');
+    const out: Record<string, string> = {};
+    for (const [k, val] of Object.entries(labels)) {
+      if (typeof val !== 'string') bad('"pod.labels" must map strings to strings');
+      const why = labelKeyProblem(k) ?? labelValueProblem(val);
+      if (why) refuse(ErrorCode.InvalidNetworkConfig, `args.cni.labels: ${JSON.stringify(k)}=${JSON.stringify(val)} is not a valid label: ${why}`);
+      out[k] = val;
+    }
+    pod.labels = out;
+  }
+  return pod;
+}
+
+/**
+ * Checks a request body from the socket with the plugin's rules (the spec's container-id and
+ * interface-name rules, network names, CNI_ARGS values, addresses): whoever writes to the socket,
+ * nothing unchecked reaches a file name, a datastore key or a kernel command.
+ */
 export function parseCniRequest(body: unknown): CniRequest {
   if (!isObject(body)) bad('the body must be a JSON object');
   const command = str(body, 'command', true) as string;
@@ -111,15 +161,20 @@ export function parseCniRequest(body: unknown): CniRequest {
   const req: CniRequest = {
     command: command as AgentCommand,
     cniVersion,
-    network: str(body, 'network', true) as string,
+    network: validateNetworkName(str(body, 'network', true)),
     containerId: str(body, 'containerId', attachment) ?? '',
     ifName: str(body, 'ifName', attachment) ?? '',
     netns: str(body, 'netns', false) ?? '',
     requestedIps: [],
   };
+  if (attachment || req.containerId !== '') validateContainerId(req.containerId);
+  if (attachment || req.ifName !== '') validateIfName(req.ifName);
+  if ((command === 'ADD' || command === 'CHECK') && req.netns === '') refuse(ErrorCode.InvalidEnvironment, 'required env variables [CNI_NETNS] missing');
   const ips = body['requestedIps'];
   if (ips !== undefined) {
-    if (!Array.isArray(ips) || ips.some((i) => typeof i !== 'string')) bad('"requestedIps" must be a list of strings');
+    if (!Array.isArray(ips) || ips.some((i) => typeof i !== 'string') || ips.length > 8) bad('"requestedIps" must be a list of at most 8 strings');
+    // An address, or ADDRESS/PREFIX as the ips capability convention writes it.
+    for (const ip of ips as string[]) if (isIP(ip.replace(/\/\d{1,3}$/, '')) === 0) refuse(ErrorCode.InvalidNetworkConfig, `requested address ${JSON.stringify(ip)} is not an IP address`);
     req.requestedIps = ips as string[];
   }
   for (const k of ['requestedIpsSource', 'mac', 'macSource'] as const) {
@@ -131,9 +186,12 @@ export function parseCniRequest(body: unknown): CniRequest {
     if (typeof m !== 'number' || !Number.isInteger(m)) bad('"mtu" must be an integer');
     req.mtu = m;
   }
-  if (isObject(body['dns'])) req.dns = body['dns'] as DnsConfig;
+  if (body['dns'] !== undefined) {
+    const dns = parseDns(body['dns'], 'the agent request');
+    if (dns) req.dns = dns;
+  }
   if (body['prevResult'] !== undefined) req.prevResult = parseResult(body['prevResult'], '1.1.0');
-  if (isObject(body['pod'])) req.pod = body['pod'] as PodIdentity;
+  if (body['pod'] !== undefined) req.pod = parsePod(body['pod']);
   const valid = body['validAttachments'];
   if (valid !== undefined) {
     if (!Array.isArray(valid)) bad('"validAttachments" must be a list');

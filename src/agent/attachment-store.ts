@@ -28,8 +28,9 @@ export function recordKey(r: { containerId: string; ifName: string }): string {
   return `${r.containerId}\u0000${r.ifName}`;
 }
 
+/** Both parts encoded: whatever a request carried, the name has no "/" and stays in the directory. */
 function fileName(r: { containerId: string; ifName: string }): string {
-  const readable = `${r.containerId}@${encodeURIComponent(r.ifName)}`;
+  const readable = `${encodeURIComponent(r.containerId)}@${encodeURIComponent(r.ifName)}`;
   if (readable.length <= 200) return `${readable}.json`;
   return `${createHash('sha256').update(recordKey(r)).digest('hex')}.json`;
 }

@@ -8,6 +8,7 @@ import type { Datapath } from '../datapath/datapath.js';
 import { derivedMac, hostIfName, macRefusal } from '../datapath/names.js';
 import { buildResult, type AttachmentPlan } from '../datapath/plan.js';
 import { ownerKey, type Ipam } from '../ipam/ipam.js';
+import { NetnsError, type OpenNetns } from '../kernel/netns.js';
 import type { Logger } from '../util/log.js';
 import { KeyedMutex, SharedExclusiveLock } from '../util/mutex.js';
 import type { CniRequest } from './api.js';
@@ -71,16 +72,26 @@ export class CniService {
     return this.gcLock.runShared(() => this.perContainer.run(req.containerId, fn));
   }
 
-  private async requireNetns(netns: string): Promise<void> {
-    const kind = await this.deps.datapath.inspectNetns(netns);
-    if (kind === 'missing') {
-      throw new CniError(ErrorCode.InvalidEnvironment, `CNI_NETNS ${netns} does not exist`, 'it must name a network namespace, e.g. /run/netns/NAME or /proc/PID/ns/net');
+  /**
+   * Opens the pod's netns for the length of one request, checked to be a network namespace and
+   * not the node's own. Everything done inside or towards it uses this open file.
+   */
+  private async withNetns<T>(path: string, fn: (netns: OpenNetns) => Promise<T>): Promise<T> {
+    const hint = 'it must name a network namespace, e.g. /run/netns/NAME or /proc/PID/ns/net';
+    let netns: OpenNetns;
+    try {
+      netns = await this.deps.datapath.openNetns(path);
+    } catch (err) {
+      if (err instanceof NetnsError) throw new CniError(ErrorCode.InvalidEnvironment, err.message, hint);
+      throw err;
     }
-    if (kind === 'not-netns') {
-      throw new CniError(ErrorCode.InvalidEnvironment, `CNI_NETNS ${netns} is not a network namespace`, 'it must name a network namespace, e.g. /run/netns/NAME or /proc/PID/ns/net');
-    }
-    if (await this.deps.datapath.isOwnNetns(netns)) {
-      throw new CniError(ErrorCode.InvalidNetns, `CNI_NETNS ${netns} is the node's own network namespace`, 'a pod needs a network namespace of its own');
+    try {
+      if (netns.own) {
+        throw new CniError(ErrorCode.InvalidNetns, `CNI_NETNS ${JSON.stringify(path).slice(1, -1)} is the node's own network namespace`, 'a pod needs a network namespace of its own');
+      }
+      return await fn(netns);
+    } finally {
+      await netns.close();
     }
   }
 
@@ -119,9 +130,12 @@ export class CniService {
     };
   }
 
-  private async add(req: CniRequest): Promise<Result> {
+  private add(req: CniRequest): Promise<Result> {
+    return this.withNetns(req.netns, (netns) => this.addIn(req, netns));
+  }
+
+  private async addIn(req: CniRequest, netns: OpenNetns): Promise<Result> {
     const log = this.deps.log.child({ op: 'ADD', containerId: req.containerId, ifName: req.ifName });
-    await this.requireNetns(req.netns);
     const { records, ipam, datapath } = this.deps;
     const owner = { containerId: req.containerId, ifName: req.ifName, network: req.network };
     const hostIf = hostIfName(req.containerId, req.ifName);
@@ -139,7 +153,7 @@ export class CniService {
     if (existing?.state === 'ready' && existing.result) {
       // ADD again for a live attachment: the same answer, if the kernel still agrees.
       const plan = this.planFor(req, existing.addresses, existing.hostIf);
-      const problems = await this.compare(plan, existing.result, req.ifName, req.netns);
+      const problems = await this.compare(plan, existing.result, req.ifName, netns);
       if (problems.length === 0) {
         log.info('ADD repeated for an intact attachment; returning its result');
         return asInternal(existing.result);
@@ -170,7 +184,7 @@ export class CniService {
     const plan = this.planFor(req, addresses, hostIf);
     try {
       await this.reached('reserved');
-      await datapath.attach(plan, () => this.reached('host-side-done'));
+      await datapath.attach(plan, netns, () => this.reached('host-side-done'));
       await this.reached('attached');
     } catch (err) {
       await datapath.detach(hostIf).catch(() => undefined);
@@ -220,8 +234,8 @@ export class CniService {
     }
   }
 
-  private async compare(plan: AttachmentPlan, result: Result, ifName: string, netns: string): Promise<string[]> {
-    const idx = (result.interfaces ?? []).findIndex((i) => i.name === ifName && (i.sandbox ?? '') === netns);
+  private async compare(plan: AttachmentPlan, result: Result, ifName: string, netns: OpenNetns): Promise<string[]> {
+    const idx = (result.interfaces ?? []).findIndex((i) => i.name === ifName && (i.sandbox ?? '') === netns.path);
     const iface = idx >= 0 ? result.interfaces?.[idx] : undefined;
     const expectation: CheckExpectation = {
       plan,
@@ -229,13 +243,13 @@ export class CniService {
       expectedAddresses: (result.ips ?? []).filter((ip) => ip.interface === idx).map((ip) => ip.address),
     };
     const problems: string[] = [];
-    if (idx < 0) problems.push(`the result has no interface ${ifName} in netns ${netns}`);
+    if (idx < 0) problems.push(`the result has no interface ${ifName} in netns ${netns.path}`);
     const [node, pod] = await Promise.all([
       this.deps.datapath.observe(),
       this.deps.datapath.observe(netns).catch((err: Error) => err),
     ]);
     problems.push(...checkNodeSide(expectation, node));
-    if (pod instanceof Error) problems.push(`cannot inspect netns ${netns}: ${pod.message}`);
+    if (pod instanceof Error) problems.push(`cannot inspect netns ${netns.path}: ${pod.message}`);
     else problems.push(...checkPodSide(expectation, pod));
     return problems;
   }
@@ -244,7 +258,10 @@ export class CniService {
     if (!req.prevResult) {
       throw new CniError(ErrorCode.InvalidNetworkConfig, 'Required prevResult missing', 'CHECK needs the ADD result as prevResult');
     }
-    await this.requireNetns(req.netns);
+    await this.withNetns(req.netns, (netns) => this.checkIn(req, req.prevResult as Result, netns));
+  }
+
+  private async checkIn(req: CniRequest, prevResult: Result, netns: OpenNetns): Promise<void> {
     const rec = this.deps.records.get(req);
     const who = `container ${req.containerId} interface ${req.ifName}`;
     if (!rec || rec.state !== 'ready') {
@@ -255,12 +272,12 @@ export class CniService {
     for (const a of rec.addresses) {
       if (!held.includes(a)) problems.push(`IPAM: the reservation of ${a} is missing`);
     }
-    const listed = (req.prevResult.ips ?? []).map((ip) => addressOf(ip.address));
+    const listed = (prevResult.ips ?? []).map((ip) => addressOf(ip.address));
     for (const a of rec.addresses) {
       if (!listed.includes(a)) problems.push(`prevResult does not list the attachment's address ${a}`);
     }
     const plan = this.planFor(req, rec.addresses, rec.hostIf);
-    problems.push(...(await this.compare(plan, req.prevResult, req.ifName, req.netns)));
+    problems.push(...(await this.compare(plan, prevResult, req.ifName, netns)));
     if (problems.length > 0) {
       throw new CniError(ErrorCode.CheckFailed, `CHECK failed for ${who}: ${problems.join('; ')}`);
     }

@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { addressOf } from '../cni/result.js';
-import { diffScript, fullScript, tableSize, type NftTable } from '../datapath/nft-ruleset.js';
+import { diffScript, fullScript, tableSize, type NftTable } from '../nftables/ruleset.js';
 import { Informer } from '../datastore/informer.js';
 import type { Store } from '../datastore/store.js';
 import { nftApply, nftDeleteTable, NftError } from '../kernel/nft.js';

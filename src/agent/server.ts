@@ -4,10 +4,31 @@ import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import { asCniError, CniError, ErrorCode } from '../cni/errors.js';
 import type { Logger } from '../util/log.js';
-import { CNI_PATH, HEALTH_PATH, parseCniRequest, type CniReply, type HealthReply } from './api.js';
+import { CNI_PATH, HEALTH_PATH, MAX_REQUEST_BYTES, parseCniRequest, type CniReply, type HealthReply } from './api.js';
 import type { CniService } from './cni-service.js';
 
-const MAX_BODY = 1 << 20;
+/**
+ * The agent's side of the plugin socket: HTTP/1.1, one JSON request per CNI call.
+ *
+ * A request bigger than MAX_REQUEST_BYTES is refused with a non-retryable error that names the
+ * limit — read to its end first, so the client gets that answer rather than a broken pipe it
+ * would take for "agent down, retry". Past DRAIN_LIMIT_BYTES it is dropped unread.
+ */
+const DRAIN_LIMIT_BYTES = 64 << 20;
+
+/** Limits of the socket: a hung or leaking client cannot hold the agent's connections. */
+export const SOCKET_LIMITS = {
+  /** Connections open at once; more are refused until some close. */
+  maxConnections: 128,
+  /** A new connection must start its request within this; an idle kept-alive one is closed after it. */
+  firstRequestMs: 5_000,
+  keepAliveTimeoutMs: 2_000,
+  /** Request headers must be complete within this, the whole request within the next. */
+  headersTimeoutMs: 5_000,
+  requestTimeoutMs: 15_000,
+  /** While a request is served: silence for this long (longer than any CNI call takes) closes it. */
+  busyTimeoutMs: 130_000,
+} as const;
 
 /** HTTP status for a CNI error: the body always carries the CNI code, this only helps curl users. */
 function httpStatus(code: number): number {
@@ -32,8 +53,14 @@ async function readBody(req: IncomingMessage): Promise<unknown> {
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > MAX_BODY) throw new CniError(ErrorCode.IoFailure, `request body larger than ${MAX_BODY} bytes`);
-    chunks.push(chunk);
+    if (size > DRAIN_LIMIT_BYTES) {
+      req.destroy();
+      break;
+    }
+    if (size <= MAX_REQUEST_BYTES) chunks.push(chunk);
+  }
+  if (size > MAX_REQUEST_BYTES) {
+    throw new CniError(ErrorCode.IoFailure, `the request is ${size > DRAIN_LIMIT_BYTES ? 'more than 64 MiB' : `${size} bytes`}; the agent accepts at most ${MAX_REQUEST_BYTES} bytes (2 MiB)`, 'a network configuration this large is not one Weft can take');
   }
   try {
     return JSON.parse(Buffer.concat(chunks).toString('utf8'));
@@ -61,19 +88,48 @@ function socketAlive(path: string): Promise<boolean> {
   });
 }
 
-/** Serves the plugin's requests on a unix socket only root can open (mode 0600). */
+/**
+ * The socket's directory: made 0700, and made so again when it exists — unless it is a
+ * directory others share (world-writable, sticky like /tmp, or not root's), where changing its
+ * mode would break them and keeping it would let others replace the socket.
+ */
+async function prepareSocketDir(dir: string): Promise<void> {
+  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  const st = await fs.stat(dir);
+  const uid = process.getuid?.() ?? 0;
+  if (st.uid !== uid || (st.mode & 0o1002) !== 0 || dir === '/' || ['/run', '/var/run', '/tmp', '/var/tmp', '/dev/shm'].includes(dir)) {
+    throw new Error(`the socket's directory ${dir} is shared (${st.uid !== uid ? `owned by uid ${st.uid}` : (st.mode & 0o1002) !== 0 ? 'writable by others' : 'a system directory'}): give --socket a path in a directory of its own, e.g. /run/weft/cni.sock`);
+  }
+  if ((st.mode & 0o777) !== 0o700) await fs.chmod(dir, 0o700);
+}
+
+/** Serves the plugin's requests on a unix socket only root can open (mode 0600 from the start). */
 export async function startAgentServer(opts: AgentServerOptions): Promise<Server> {
   const { socketPath, service, log } = opts;
-  await fs.mkdir(dirname(socketPath), { recursive: true, mode: 0o700 });
+  await prepareSocketDir(dirname(socketPath));
   if (await socketAlive(socketPath)) {
     throw new Error(`another agent is already serving ${socketPath}; stop it or choose another --socket`);
   }
   await fs.rm(socketPath, { force: true });
 
-  const server = createServer((req, res) => {
-    void handle(req, res);
-  });
+  const server = createServer(
+    {
+      headersTimeout: SOCKET_LIMITS.headersTimeoutMs,
+      requestTimeout: SOCKET_LIMITS.requestTimeoutMs,
+      keepAliveTimeout: SOCKET_LIMITS.keepAliveTimeoutMs,
+      // How often those limits are checked (node's default is every 30 s).
+      connectionsCheckingInterval: 1_000,
+    },
+    (req, res) => {
+      void handle(req, res);
+    },
+  );
+  server.maxConnections = SOCKET_LIMITS.maxConnections;
+  // node's header timeout starts with the first byte: a connection that never sends one would
+  // be held until the busy timeout. (A socket timeout with no listener of ours is a destroy.)
+  server.on('connection', (socket) => socket.setTimeout(SOCKET_LIMITS.firstRequestMs));
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    req.socket.setTimeout(SOCKET_LIMITS.busyTimeoutMs);
     try {
       if (req.method === 'GET' && req.url === HEALTH_PATH) {
         send(res, 200, opts.health());
@@ -107,13 +163,18 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<Server
     }
   };
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(socketPath, () => {
-      server.off('error', reject);
-      resolve();
+  // Created 0600, not chmod-ed after: between a listen and a chmod anyone could connect.
+  const umask = process.umask(0o177);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(socketPath, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
-  await fs.chmod(socketPath, 0o600);
+  } finally {
+    process.umask(umask);
+  }
   return server;
 }

@@ -1,3 +1,4 @@
+import { dnsLabelProblem, dnsSubdomainProblem } from '../util/dns-names.js';
 import { CniError, ErrorCode } from './errors.js';
 
 /** CNI_ARGS keys Weft understands. Kubernetes runtimes send the K8S_* ones with IgnoreUnknown=1. */
@@ -58,9 +59,21 @@ export function parseCniArgs(input: string): CniArgs {
   }
   if (raw['IP'] !== undefined && raw['IP'] !== '') out.ips = raw['IP'].split(',').filter((s) => s !== '');
   if (raw['MAC'] !== undefined && raw['MAC'] !== '') out.mac = raw['MAC'];
-  if (raw['K8S_POD_NAMESPACE']) out.podNamespace = raw['K8S_POD_NAMESPACE'];
-  if (raw['K8S_POD_NAME']) out.podName = raw['K8S_POD_NAME'];
-  if (raw['K8S_POD_UID']) out.podUid = raw['K8S_POD_UID'];
+  if (raw['K8S_POD_NAMESPACE']) out.podNamespace = checked('K8S_POD_NAMESPACE', raw['K8S_POD_NAMESPACE'], dnsLabelProblem);
+  if (raw['K8S_POD_NAME']) out.podName = checked('K8S_POD_NAME', raw['K8S_POD_NAME'], dnsSubdomainProblem);
+  if (raw['K8S_POD_UID']) out.podUid = checked('K8S_POD_UID', raw['K8S_POD_UID'], podUidProblem);
   if (raw['K8S_POD_INFRA_CONTAINER_ID']) out.podInfraContainerId = raw['K8S_POD_INFRA_CONTAINER_ID'];
   return out;
+}
+
+/** A Kubernetes UID: a UUID as the API server makes them (at most 128 of a-z, A-Z, 0-9, "-"). */
+export function podUidProblem(s: string): string | undefined {
+  return /^[A-Za-z0-9-]{1,128}$/.test(s) ? undefined : 'must be 1-128 of letters, digits and "-" (a UUID)';
+}
+
+/** Pod identities name datastore objects and paths: Kubernetes' own rules, else code 4. */
+function checked(key: string, value: string, problem: (v: string) => string | undefined): string {
+  const why = problem(value);
+  if (why) throw new CniError(ErrorCode.InvalidEnvironment, `CNI_ARGS: ${key}=${JSON.stringify(value)} is not valid: ${why}`);
+  return value;
 }

@@ -1,4 +1,5 @@
-import { ip, ipBatch, IpError, isIpNotFound } from '../kernel/ip.js';
+import { ip, ipBatch, IpError, isIpNotFound, passedFdPath } from '../kernel/ip.js';
+import type { OpenNetns } from '../kernel/netns.js';
 import { hostSetupCommands, podSetupCommands, type AttachmentPlan } from './plan.js';
 import { isHostIfName } from './names.js';
 
@@ -20,11 +21,11 @@ export class AttachError extends Error {
  * veth of the same attachment (left by a crash) is removed and the step retried once. On a pod
  * side failure the pair is deleted again, so a failed attach leaves nothing behind.
  */
-export async function attach(plan: AttachmentPlan, afterHostSide?: () => Promise<void>): Promise<void> {
-  await createHostSide(plan, true);
+export async function attach(plan: AttachmentPlan, netns: OpenNetns, afterHostSide?: () => Promise<void>): Promise<void> {
+  await createHostSide(plan, netns, true);
   try {
     await afterHostSide?.();
-    await ipBatch(podSetupCommands(plan), { netns: plan.netns });
+    await ipBatch(podSetupCommands(plan), { netns });
   } catch (err) {
     await detach(plan.hostIf).catch(() => undefined);
     throw new AttachError(`configuring ${plan.ifName} in netns ${plan.netns} failed: ${(err as Error).message}`, 'kernel', {
@@ -33,15 +34,16 @@ export async function attach(plan: AttachmentPlan, afterHostSide?: () => Promise
   }
 }
 
-async function createHostSide(plan: AttachmentPlan, retry: boolean): Promise<void> {
+async function createHostSide(plan: AttachmentPlan, netns: OpenNetns, retry: boolean): Promise<void> {
   try {
-    await ipBatch(hostSetupCommands(plan));
+    // The pod's netns is the descriptor passed as fd 3, never its path as text.
+    await ipBatch(hostSetupCommands(plan, passedFdPath(0)), { fds: [netns.fd] });
   } catch (err) {
     if (!(err instanceof IpError)) throw err;
     if (err.line === 0 && err.reason === 'exists') {
       if (retry && (await linkExists(plan.hostIf))) {
         await detach(plan.hostIf);
-        return createHostSide(plan, false);
+        return createHostSide(plan, netns, false);
       }
       throw new AttachError(
         `interface ${plan.ifName} already exists in netns ${plan.netns}`,

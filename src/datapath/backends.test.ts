@@ -3,7 +3,9 @@ import { describe, it } from 'node:test';
 import { peersFrom } from '../cluster/peers.js';
 import type { LeaseObject, NodeObject } from '../model/objects.js';
 import { hostGwCommands, hostGwDesired } from './host-gw.js';
-import { masqueradeScript } from './masquerade.js';
+import { batchLine } from '../kernel/ip.js';
+import { fullScript } from '../nftables/ruleset.js';
+import { masqueradeTable } from './masquerade.js';
 import { vtepMac, vxlanCommands, vxlanDesired, type VxlanState } from './vxlan.js';
 
 const now = Date.parse('2026-11-28T00:00:00Z');
@@ -56,8 +58,8 @@ describe('vxlan (pure)', () => {
       routes: new Map([['10.244.2.0/24', '10.244.2.1']]),
     };
     const c = vxlanCommands(state, have);
-    assert.deepEqual(c.ipDel, ['route del 10.244.2.0/24 dev weft.vxlan proto 77', 'neigh del 10.244.2.1 dev weft.vxlan']);
-    assert.deepEqual(c.bridgeDel, ['fdb del 02:00:00:00:00:0c dev weft.vxlan dst 198.18.0.12 self']);
+    assert.deepEqual(c.ipDel.map(batchLine), ['route del 10.244.2.0/24 dev weft.vxlan proto 77', 'neigh del 10.244.2.1 dev weft.vxlan']);
+    assert.deepEqual(c.bridgeDel.map(batchLine), ['fdb del 02:00:00:00:00:0c dev weft.vxlan dst 198.18.0.12 self']);
     assert.equal(c.ipAdd.length, 4);
   });
 
@@ -83,7 +85,7 @@ describe('host-gw (pure)', () => {
       'host-gw needs every node on one L2 segment: node far (10.9.0.5) is reached via router 198.18.0.1; use the vxlan backend',
       'host-gw: node far has no IPv6 underlay address, so its block fd00:10:244:2::/64 is unreachable',
     ]);
-    assert.deepEqual(hostGwCommands(state, { routes: new Map([['10.244.7.0/24', '198.18.0.17']]) }), [
+    assert.deepEqual(hostGwCommands(state, { routes: new Map([['10.244.7.0/24', '198.18.0.17']]) }).map(batchLine), [
       'route replace 10.244.1.0/24 via 198.18.0.11 proto 77',
       'route replace fd00:10:244:1::/64 via fd18::11 proto 77',
       'route del 10.244.7.0/24 proto 77',
@@ -93,8 +95,8 @@ describe('host-gw (pure)', () => {
 
 describe('masquerade (pure)', () => {
   it('masquerades leaving the cluster range, never inside it, per family, as one replacing transaction', () => {
-    const s = masqueradeScript(['10.244.0.0/16', 'fd00:10:244::/56']);
-    assert.match(s, /^table inet weft_masq\ndelete table inet weft_masq\ntable inet weft_masq \{/);
+    const s = fullScript(masqueradeTable(['10.244.0.0/16', 'fd00:10:244::/56']));
+    assert.match(s, /^add table inet weft_masq\ndelete table inet weft_masq\nadd table inet weft_masq\nadd chain inet weft_masq postrouting \{ type nat hook postrouting/);
     assert.match(s, /ip saddr 10\.244\.0\.0\/16 ip daddr != 10\.244\.0\.0\/16 masquerade/);
     assert.match(s, /ip6 saddr fd00:10:244::\/56 ip6 daddr != fd00:10:244::\/56 masquerade/);
   });

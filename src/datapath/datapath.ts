@@ -1,4 +1,4 @@
-import { inspectNetns, isOwnNetns, type NetnsKind } from '../kernel/netns.js';
+import { openNetns, type OpenNetns } from '../kernel/netns.js';
 import { readSysctl } from '../kernel/sysctl.js';
 import { attach, detach, listHostIfs } from './attach.js';
 import { observeNetns, type ObservedNetns } from './observe.js';
@@ -7,14 +7,14 @@ import type { AttachmentPlan } from './plan.js';
 /** What the CNI service needs from the kernel, in one seam. */
 export interface Datapath {
   /** `afterHostSide` runs between the node-side and pod-side steps (a test fault point). */
-  attach(plan: AttachmentPlan, afterHostSide?: () => Promise<void>): Promise<void>;
+  attach(plan: AttachmentPlan, netns: OpenNetns, afterHostSide?: () => Promise<void>): Promise<void>;
   /** False when it was already gone. */
   detach(hostIf: string): Promise<boolean>;
   listHostIfs(): Promise<string[]>;
   /** undefined: the node's own netns. */
-  observe(netns?: string): Promise<ObservedNetns>;
-  inspectNetns(path: string): Promise<NetnsKind>;
-  isOwnNetns(path: string): Promise<boolean>;
+  observe(netns?: OpenNetns): Promise<ObservedNetns>;
+  /** Opens a pod's netns by the path a runtime gave; NetnsError when it is not one. */
+  openNetns(path: string): Promise<OpenNetns>;
   /** The forwarding sysctls of these families that are off on the node. */
   forwardingOff(families: ReadonlyArray<4 | 6>): Promise<string[]>;
 }
@@ -36,7 +36,6 @@ export const kernelDatapath: Datapath = {
   detach,
   listHostIfs,
   observe: observeNetns,
-  inspectNetns,
-  isOwnNetns,
+  openNetns,
   forwardingOff,
 };

@@ -1,4 +1,4 @@
-import { ipBatch, ipJsonBatch } from '../kernel/ip.js';
+import { ipBatch, ipc, ipJsonBatch, type IpCommand } from '../kernel/ip.js';
 import type { Peer } from '../cluster/peers.js';
 import { ROUTE_PROTO, weftRoutes } from './routes.js';
 
@@ -35,10 +35,10 @@ export function hostGwDesired(peers: Peer[], direct: (addr: string) => string | 
   return { state: { routes }, problems };
 }
 
-export function hostGwCommands(want: HostGwState, have: HostGwState): string[] {
-  const cmds: string[] = [];
-  for (const [dst, via] of want.routes) if (have.routes.get(dst) !== via) cmds.push(`route replace ${dst} via ${via} proto ${ROUTE_PROTO}`);
-  for (const [dst] of have.routes) if (!want.routes.has(dst)) cmds.push(`route del ${dst} proto ${ROUTE_PROTO}`);
+export function hostGwCommands(want: HostGwState, have: HostGwState): IpCommand[] {
+  const cmds: IpCommand[] = [];
+  for (const [dst, via] of want.routes) if (have.routes.get(dst) !== via) cmds.push(ipc`route replace ${dst} via ${via} proto ${ROUTE_PROTO}`);
+  for (const [dst] of have.routes) if (!want.routes.has(dst)) cmds.push(ipc`route del ${dst} proto ${ROUTE_PROTO}`);
   return cmds;
 }
 
@@ -58,7 +58,7 @@ export class HostGwBackend {
   private async gateways(addrs: string[]): Promise<Map<string, string | undefined>> {
     const out = new Map<string, string | undefined>();
     if (addrs.length === 0) return out;
-    const res = await ipJsonBatch(addrs.map((a) => `route get ${a}`));
+    const res = await ipJsonBatch(addrs.map((a) => ipc`route get ${a}`));
     addrs.forEach((a, i) => out.set(a, ((res[i] as Array<{ gateway?: string }>)[0] ?? {}).gateway));
     return out;
   }
@@ -74,7 +74,7 @@ export class HostGwBackend {
   }
 
   async teardown(): Promise<void> {
-    const cmds = (await weftRoutes()).map((r) => `route del ${r.dst} proto ${ROUTE_PROTO}`);
+    const cmds = (await weftRoutes()).map((r) => ipc`route del ${r.dst} proto ${ROUTE_PROTO}`);
     await ipBatch(cmds).catch(() => undefined);
   }
 }

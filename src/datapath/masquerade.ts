@@ -1,4 +1,6 @@
 import { nftApply, nftDeleteTable, nftListTable } from '../kernel/nft.js';
+import { fullScript, type NftTable } from '../nftables/ruleset.js';
+import { nftCidr, nftComment } from '../nftables/tokens.js';
 
 /**
  * Masquerade for traffic from pods to anything outside the cluster's pod ranges; never between
@@ -11,23 +13,18 @@ function ruleComment(cidr: string): string {
   return `weft: masquerade pods of ${cidr} leaving the cluster`;
 }
 
-/** The whole table as one nft transaction (pure). Adding then deleting makes it replace. */
-export function masqueradeScript(clusterCidrs: string[]): string {
+/** The whole table (pure); written with the ruleset's full script, which replaces it. */
+export function masqueradeTable(clusterCidrs: string[]): NftTable {
   const rules = clusterCidrs.map((c) => {
     const fam = c.includes(':') ? 'ip6' : 'ip';
-    return `    ${fam} saddr ${c} ${fam} daddr != ${c} masquerade comment "${ruleComment(c)}"`;
+    return `${fam} saddr ${nftCidr(c)} ${fam} daddr != ${nftCidr(c)} masquerade ${nftComment(ruleComment(c))}`;
   });
-  return [
-    `table inet ${MASQ_TABLE}`,
-    `delete table inet ${MASQ_TABLE}`,
-    `table inet ${MASQ_TABLE} {`,
-    '  chain postrouting {',
-    '    type nat hook postrouting priority srcnat; policy accept;',
-    ...rules,
-    '  }',
-    '}',
-    '',
-  ].join('\n');
+  return {
+    family: 'inet',
+    name: MASQ_TABLE,
+    sets: [],
+    chains: [{ name: 'postrouting', base: 'type nat hook postrouting priority srcnat; policy accept;', rules }],
+  };
 }
 
 /** The rule comments in the live table, or undefined when there is no table. */
@@ -48,7 +45,7 @@ export class Masquerade {
     const live = await nftListTable('inet', MASQ_TABLE);
     const want = this.clusterCidrs.map(ruleComment).sort();
     if (live && JSON.stringify(comments(live).sort()) === JSON.stringify(want)) return false;
-    await nftApply(masqueradeScript(this.clusterCidrs));
+    await nftApply(fullScript(masqueradeTable(this.clusterCidrs)));
     return true;
   }
 

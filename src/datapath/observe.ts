@@ -1,4 +1,5 @@
-import { ipJsonBatch } from '../kernel/ip.js';
+import { ipc, ipJsonBatch } from '../kernel/ip.js';
+import type { OpenNetns } from '../kernel/netns.js';
 
 /** What `ip -json` reports, reduced to the fields CHECK compares. */
 export interface ObservedLink {
@@ -63,8 +64,8 @@ function routes(v: unknown): ObservedRoute[] {
 }
 
 /** One process per netns: links, addresses, main-table routes of both families. */
-export async function observeNetns(netns?: string): Promise<ObservedNetns> {
-  const [l, a, r] = await ipJsonBatch(['link show', 'addr show', 'route show table all'], {
+export async function observeNetns(netns?: OpenNetns): Promise<ObservedNetns> {
+  const [l, a, r] = await ipJsonBatch([ipc`link show`, ipc`addr show`, ipc`route show table all`], {
     details: true,
     ...(netns !== undefined ? { netns } : {}),
   });

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { batchLine, IpArgumentError } from '../kernel/ip.js';
 import { buildResult, hostSetupCommands, podSetupCommands, type AttachmentPlan } from './plan.js';
 
 const plan: AttachmentPlan = {
@@ -17,9 +18,9 @@ const plan: AttachmentPlan = {
 
 describe('plan', () => {
   it('creates the pair with the peer directly in the pod netns, then host routes', () => {
-    assert.deepEqual(hostSetupCommands(plan), [
-      'link add weft0123456789a mtu 1450 address 02:00:00:00:00:01 type veth peer name eth0 mtu 1450 address 02:00:00:00:00:02 netns /run/netns/p',
-      'link set weft0123456789a up',
+    assert.deepEqual(hostSetupCommands(plan, '/proc/self/fd/3').map(batchLine), [
+      'link add name weft0123456789a mtu 1450 address 02:00:00:00:00:01 type veth peer name eth0 mtu 1450 address 02:00:00:00:00:02 netns /proc/self/fd/3',
+      'link set dev weft0123456789a up',
       'addr add 169.254.1.1/32 dev weft0123456789a scope host',
       'addr add fe80::1/64 dev weft0123456789a nodad',
       'route add 10.0.0.5/32 dev weft0123456789a scope link',
@@ -28,7 +29,7 @@ describe('plan', () => {
   });
 
   it('adds the address before the onlink default route in the pod', () => {
-    const cmds = podSetupCommands(plan);
+    const cmds = podSetupCommands(plan).map(batchLine);
     const addr = cmds.indexOf('addr add 10.0.0.5/32 dev eth0');
     const route = cmds.indexOf('route append default via 169.254.1.1 dev eth0 onlink');
     assert.ok(addr >= 0 && route > addr);
@@ -38,7 +39,14 @@ describe('plan', () => {
 
   it('an IPv4-only attachment has no IPv6 configuration', () => {
     const p = { ...plan, addresses: [plan.addresses[0] as AttachmentPlan['addresses'][number]] };
-    assert.ok(![...hostSetupCommands(p), ...podSetupCommands(p)].some((c) => c.includes('fe80') || c.includes('fd00')));
+    assert.ok(![...hostSetupCommands(p, '/proc/self/fd/3'), ...podSetupCommands(p)].map(batchLine).some((c) => c.includes('fe80') || c.includes('fd00')));
+  });
+
+  it('a value can never become a second argument or command: a name with a space, newline or "#" is refused', () => {
+    for (const ifName of ['eth0 up', 'eth0\naddr add 10.9.9.9/32 dev lo', 'eth0#x', "eth'0", '']) {
+      assert.throws(() => podSetupCommands({ ...plan, ifName }).map(batchLine), IpArgumentError, JSON.stringify(ifName));
+    }
+    assert.throws(() => hostSetupCommands(plan, '/run/netns/a b').map(batchLine), IpArgumentError);
   });
 
   it('builds the result: [host veth, pod iface], ips pointing at the pod end, routes via the gateways', () => {

@@ -1,5 +1,6 @@
 import type { Result, ResultInterface, ResultIP, ResultRoute, DnsConfig } from '../cni/result.js';
 import { isDnsEmpty } from '../cni/result.js';
+import { ipc, type IpCommand } from '../kernel/ip.js';
 
 /**
  * The routed-veth attachment (design §4) as data: the ip commands for the node side and for the
@@ -34,20 +35,18 @@ export interface AttachmentPlan {
  * plugin such as tuning changes the pod's MAC). 169.254.1.1 has host scope, so the node never
  * picks it as the source of its own traffic to pods; fe80::1 is nodad, so the node has a usable
  * link-local source for neighbour solicitations at once (the kernel's own is tentative ~1 s).
+ * `podNetns` names the pod's netns for `ip` (a descriptor's /proc/self/fd path, never the
+ * runtime's path text).
  */
-export function hostSetupCommands(p: AttachmentPlan): string[] {
+export function hostSetupCommands(p: AttachmentPlan, podNetns: string): IpCommand[] {
   const cmds = [
-    `link add ${p.hostIf} mtu ${p.mtu} address ${p.hostMac} type veth peer name ${p.ifName} mtu ${p.mtu} address ${p.podMac} netns ${p.netns}`,
-    `link set ${p.hostIf} up`,
+    ipc`link add name ${p.hostIf} mtu ${p.mtu} address ${p.hostMac} type veth peer name ${p.ifName} mtu ${p.mtu} address ${p.podMac} netns ${podNetns}`,
+    ipc`link set dev ${p.hostIf} up`,
   ];
-  if (p.addresses.some((a) => a.family === 4)) cmds.push(`addr add ${GATEWAY_V4}/32 dev ${p.hostIf} scope host`);
-  if (p.addresses.some((a) => a.family === 6)) cmds.push(`addr add ${GATEWAY_V6}/64 dev ${p.hostIf} nodad`);
+  if (p.addresses.some((a) => a.family === 4)) cmds.push(ipc`addr add ${GATEWAY_V4}/32 dev ${p.hostIf} scope host`);
+  if (p.addresses.some((a) => a.family === 6)) cmds.push(ipc`addr add ${GATEWAY_V6}/64 dev ${p.hostIf} nodad`);
   for (const a of p.addresses) {
-    cmds.push(
-      a.family === 4
-        ? `route add ${a.address}/32 dev ${p.hostIf} scope link`
-        : `route add ${a.address}/128 dev ${p.hostIf}`,
-    );
+    cmds.push(a.family === 4 ? ipc`route add ${a.address}/32 dev ${p.hostIf} scope link` : ipc`route add ${a.address}/128 dev ${p.hostIf}`);
   }
   return cmds;
 }
@@ -58,21 +57,13 @@ export function hostSetupCommands(p: AttachmentPlan): string[] {
  * an IPv4 address). Default routes are appended, so a second attachment in the same pod (eth1)
  * adds a fallback instead of failing.
  */
-export function podSetupCommands(p: AttachmentPlan): string[] {
-  const cmds = [`link set ${p.ifName} up`];
+export function podSetupCommands(p: AttachmentPlan): IpCommand[] {
+  const cmds = [ipc`link set dev ${p.ifName} up`];
   for (const a of p.addresses) {
-    cmds.push(
-      a.family === 4
-        ? `addr add ${a.address}/32 dev ${p.ifName}`
-        : `addr add ${a.address}/128 dev ${p.ifName} nodad`,
-    );
+    cmds.push(a.family === 4 ? ipc`addr add ${a.address}/32 dev ${p.ifName}` : ipc`addr add ${a.address}/128 dev ${p.ifName} nodad`);
   }
   for (const a of p.addresses) {
-    cmds.push(
-      a.family === 4
-        ? `route append default via ${GATEWAY_V4} dev ${p.ifName} onlink`
-        : `route append default via ${GATEWAY_V6} dev ${p.ifName}`,
-    );
+    cmds.push(a.family === 4 ? ipc`route append default via ${GATEWAY_V4} dev ${p.ifName} onlink` : ipc`route append default via ${GATEWAY_V6} dev ${p.ifName}`);
   }
   return cmds;
 }

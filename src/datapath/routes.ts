@@ -1,4 +1,4 @@
-import { ipJsonBatch, ip } from '../kernel/ip.js';
+import { ipc, ipJsonBatch, ip } from '../kernel/ip.js';
 
 /** Routes Weft installs are marked with their own protocol number, so it only ever touches its own. */
 export const ROUTE_PROTO = 77;
@@ -11,7 +11,7 @@ export interface ObservedRoute {
 
 /** Weft's routes of both families, as the kernel has them. */
 export async function weftRoutes(): Promise<ObservedRoute[]> {
-  const [v4] = await ipJsonBatch([`route show proto ${ROUTE_PROTO}`]);
+  const [v4] = await ipJsonBatch([ipc`route show proto ${ROUTE_PROTO}`]);
   const v6 = JSON.parse(await ip(['-6', '-json', 'route', 'show', 'proto', String(ROUTE_PROTO)])) as unknown[];
   return [...(v4 as unknown[]), ...v6].map((r) => {
     const o = r as { dst: string; gateway?: string; dev?: string };

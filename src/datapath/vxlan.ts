@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { bridgeBatch, fdbShow } from '../kernel/bridge.js';
-import { ip, ipBatch, isIpNotFound } from '../kernel/ip.js';
+import { ip, ipBatch, ipc, isIpNotFound, type IpCommand } from '../kernel/ip.js';
 import { nodeAddressOf } from '../cluster/blocks.js';
 import type { Peer } from '../cluster/peers.js';
 import { ROUTE_PROTO, weftRoutes } from './routes.js';
@@ -63,17 +63,17 @@ export function vxlanDesired(peers: Peer[]): { state: VxlanState; problems: stri
 }
 
 /** The commands that turn `have` into `want` (pure): adds before the routes that use them, removals after. */
-export function vxlanCommands(want: VxlanState, have: VxlanState): { bridge: string[]; ipAdd: string[]; ipDel: string[]; bridgeDel: string[] } {
-  const bridge: string[] = [];
-  const bridgeDel: string[] = [];
-  const ipAdd: string[] = [];
-  const ipDel: string[] = [];
-  for (const [mac, dst] of want.fdb) if (have.fdb.get(mac) !== dst) bridge.push(`fdb replace ${mac} dev ${VXLAN_DEV} dst ${dst} self permanent`);
-  for (const [mac, dst] of have.fdb) if (!want.fdb.has(mac)) bridgeDel.push(`fdb del ${mac} dev ${VXLAN_DEV} dst ${dst} self`);
-  for (const [addr, mac] of want.neigh) if (have.neigh.get(addr) !== mac) ipAdd.push(`neigh replace ${addr} lladdr ${mac} dev ${VXLAN_DEV} nud permanent`);
-  for (const [dst, gw] of want.routes) if (have.routes.get(dst) !== gw) ipAdd.push(`route replace ${dst} via ${gw} dev ${VXLAN_DEV} onlink proto ${ROUTE_PROTO}`);
-  for (const [dst] of have.routes) if (!want.routes.has(dst)) ipDel.push(`route del ${dst} dev ${VXLAN_DEV} proto ${ROUTE_PROTO}`);
-  for (const [addr] of have.neigh) if (!want.neigh.has(addr)) ipDel.push(`neigh del ${addr} dev ${VXLAN_DEV}`);
+export function vxlanCommands(want: VxlanState, have: VxlanState): { bridge: IpCommand[]; ipAdd: IpCommand[]; ipDel: IpCommand[]; bridgeDel: IpCommand[] } {
+  const bridge: IpCommand[] = [];
+  const bridgeDel: IpCommand[] = [];
+  const ipAdd: IpCommand[] = [];
+  const ipDel: IpCommand[] = [];
+  for (const [mac, dst] of want.fdb) if (have.fdb.get(mac) !== dst) bridge.push(ipc`fdb replace ${mac} dev ${VXLAN_DEV} dst ${dst} self permanent`);
+  for (const [mac, dst] of have.fdb) if (!want.fdb.has(mac)) bridgeDel.push(ipc`fdb del ${mac} dev ${VXLAN_DEV} dst ${dst} self`);
+  for (const [addr, mac] of want.neigh) if (have.neigh.get(addr) !== mac) ipAdd.push(ipc`neigh replace ${addr} lladdr ${mac} dev ${VXLAN_DEV} nud permanent`);
+  for (const [dst, gw] of want.routes) if (have.routes.get(dst) !== gw) ipAdd.push(ipc`route replace ${dst} via ${gw} dev ${VXLAN_DEV} onlink proto ${ROUTE_PROTO}`);
+  for (const [dst] of have.routes) if (!want.routes.has(dst)) ipDel.push(ipc`route del ${dst} dev ${VXLAN_DEV} proto ${ROUTE_PROTO}`);
+  for (const [addr] of have.neigh) if (!want.neigh.has(addr)) ipDel.push(ipc`neigh del ${addr} dev ${VXLAN_DEV}`);
   return { bridge, ipAdd, ipDel, bridgeDel };
 }
 
@@ -108,17 +108,17 @@ export class VxlanBackend {
     const have = await this.device();
     const d = have?.linkinfo?.info_data;
     const matches = have?.linkinfo?.info_kind === 'vxlan' && d?.id === c.vni && d?.port === c.port && d?.local === c.localIp && have.address === c.mac;
-    const cmds: string[] = [];
-    if (have && !matches) cmds.push(`link del ${VXLAN_DEV}`);
+    const cmds: IpCommand[] = [];
+    if (have && !matches) cmds.push(ipc`link del dev ${VXLAN_DEV}`);
     if (!have || !matches) {
-      cmds.push(`link add ${VXLAN_DEV} address ${c.mac} mtu ${this.podMtu} type vxlan id ${c.vni} dstport ${c.port} local ${c.localIp} dev ${c.uplinkDev} nolearning`);
+      cmds.push(ipc`link add name ${VXLAN_DEV} address ${c.mac} mtu ${this.podMtu} type vxlan id ${c.vni} dstport ${c.port} local ${c.localIp} dev ${c.uplinkDev} nolearning`);
     } else if (have.mtu !== this.podMtu) {
-      cmds.push(`link set ${VXLAN_DEV} mtu ${this.podMtu}`);
+      cmds.push(ipc`link set dev ${VXLAN_DEV} mtu ${this.podMtu}`);
     }
-    cmds.push(`link set ${VXLAN_DEV} up`);
+    cmds.push(ipc`link set dev ${VXLAN_DEV} up`);
     for (const b of c.blocks) {
       const a = nodeAddressOf(b);
-      cmds.push(a.includes(':') ? `addr replace ${a}/128 dev ${VXLAN_DEV} nodad` : `addr replace ${a}/32 dev ${VXLAN_DEV}`);
+      cmds.push(a.includes(':') ? ipc`addr replace ${a}/128 dev ${VXLAN_DEV} nodad` : ipc`addr replace ${a}/32 dev ${VXLAN_DEV}`);
     }
     await ipBatch(cmds);
   }

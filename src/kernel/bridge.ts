@@ -1,4 +1,5 @@
 import { CommandError, run } from './exec.js';
+import { batchLine, type IpCommand } from './ip.js';
 
 /** iproute2's `bridge` tool, for the forwarding database of a VXLAN device. */
 export interface FdbEntry {
@@ -13,8 +14,10 @@ export async function fdbShow(dev: string): Promise<FdbEntry[]> {
   return list.map((e) => ({ mac: e.mac, dst: e.dst, permanent: e.state === 'permanent' }));
 }
 
-export async function bridgeBatch(lines: string[]): Promise<void> {
-  if (lines.length === 0) return;
+/** `bridge -batch -`: the same line syntax as ip's, so the same token rules (batchLine). */
+export async function bridgeBatch(commands: readonly IpCommand[]): Promise<void> {
+  if (commands.length === 0) return;
+  const lines = commands.map(batchLine);
   try {
     await run('bridge', ['-batch', '-'], { input: lines.join('\n') + '\n', timeoutMs: 10_000 });
   } catch (err) {

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
 /**
@@ -13,6 +13,8 @@ export interface RunOptions {
   env?: NodeJS.ProcessEnv;
   /** Resolve instead of rejecting on a non-zero exit (the caller inspects exitCode). */
   allowFailure?: boolean;
+  /** Open descriptors the program gets as fd 3, 4, … (e.g. a netns it names /proc/self/fd/3). */
+  passFds?: readonly number[];
 }
 
 export interface RunResult {
@@ -83,9 +85,9 @@ export function run(file: string, args: readonly string[], opts: RunOptions = {}
   const timeoutMs = opts.timeoutMs ?? 10_000;
   return new Promise((resolve, reject) => {
     const child = spawn(file, args, {
-      stdio: ['pipe', 'pipe', 'pipe'],
+      stdio: ['pipe', 'pipe', 'pipe', ...(opts.passFds ?? [])],
       env: opts.env ?? process.env,
-    });
+    }) as ChildProcessWithoutNullStreams;
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let timedOut = false;

@@ -1,27 +1,106 @@
-import { promises as fs } from 'node:fs';
+import { constants, promises as fs } from 'node:fs';
 import { run } from './exec.js';
 
-/** statfs magic of the nsfs filesystem that backs /proc/PID/ns/net and /run/netns/NAME. */
-const NSFS_MAGIC = 0x6e736673;
+/**
+ * Network namespaces: a pod's, opened by the path a runtime gave and checked to be a network
+ * namespace; and the named ones (`ip netns`) the lab, the demo and the tests make.
+ *
+ * A pod's netns is opened once and used through that open file from then on: commands that
+ * work inside it or move an interface into it are given the descriptor (as /proc/self/fd/3 in
+ * the child), never the path as text — a path is whatever the caller sent (a symlink, a name
+ * with a newline) and may change between a check and a use.
+ */
+export type NetnsProblem = 'missing' | 'not-netns' | 'denied';
 
-export type NetnsKind = 'netns' | 'missing' | 'not-netns';
-
-/** What a CNI_NETNS path points at, without entering it. */
-export async function inspectNetns(path: string): Promise<NetnsKind> {
-  try {
-    const st = await fs.statfs(path);
-    return st.type === NSFS_MAGIC ? 'netns' : 'not-netns';
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return 'missing';
-    throw err;
+export class NetnsError extends Error {
+  readonly code = 'ERR_NETNS';
+  constructor(
+    readonly path: string,
+    readonly reason: NetnsProblem,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'NetnsError';
   }
 }
 
-/** True when `path` is the netns this process runs in (then a "pod" would be the node itself). */
-export async function isOwnNetns(path: string): Promise<boolean> {
-  const [a, b] = await Promise.all([fs.stat(path), fs.stat('/proc/self/ns/net')]);
-  return a.ino === b.ino && a.dev === b.dev;
+export interface OpenNetns {
+  /** The path as given, for messages and results only. */
+  readonly path: string;
+  readonly fd: number;
+  /** True when it is the namespace this process runs in. */
+  readonly own: boolean;
+  close(): Promise<void>;
+}
+
+const show = (path: string): string => JSON.stringify(path).slice(1, -1);
+
+function problem(path: string, err: unknown): NetnsError | undefined {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT' || code === 'ENOTDIR') return new NetnsError(path, 'missing', `CNI_NETNS ${show(path)} does not exist`);
+  if (code === 'EACCES' || code === 'EPERM') return new NetnsError(path, 'denied', `CNI_NETNS ${show(path)} cannot be opened: permission denied`);
+  if (code === 'ELOOP' || code === 'ENAMETOOLONG' || code === 'EISDIR' || code === 'ENXIO' || code === 'EINVAL') {
+    return new NetnsError(path, 'not-netns', `CNI_NETNS ${show(path)} is not a network namespace (${code})`);
+  }
+  return undefined;
+}
+
+/**
+ * The kind of namespace an open descriptor is: /proc/PID/ns/* descriptors name it ("net:[…]");
+ * a bind mount of one (/run/netns/NAME) shows its path, and its mount's root in mountinfo
+ * names the kind instead. undefined: not a namespace at all.
+ */
+async function namespaceKind(fd: number): Promise<string | undefined> {
+  const link = await fs.readlink(`/proc/self/fd/${fd}`);
+  const direct = /^(\w+):\[\d+\]$/.exec(link);
+  if (direct) return direct[1];
+  const info = await fs.readFile(`/proc/self/fdinfo/${fd}`, 'utf8');
+  const mntId = /^mnt_id:\s*(\d+)/m.exec(info)?.[1];
+  if (mntId === undefined) return undefined;
+  for (const line of (await fs.readFile('/proc/self/mountinfo', 'utf8')).split('\n')) {
+    const f = line.split(' ');
+    if (f[0] !== mntId) continue;
+    const fstype = f[f.indexOf('-') + 1];
+    return fstype === 'nsfs' ? /^(\w+):\[\d+\]$/.exec(f[3] ?? '')?.[1] : undefined;
+  }
+  return undefined;
+}
+
+/**
+ * Opens CNI_NETNS and checks it is a network namespace: missing, not a namespace (a file, a
+ * directory, a FIFO, a uts or mount namespace…) and not permitted are NetnsErrors that say so.
+ * O_NONBLOCK and O_NOCTTY: a FIFO or a terminal given as a netns must not hang or adopt us
+ * (libuv opens with O_CLOEXEC: no other child inherits it).
+ */
+export async function openNetns(path: string): Promise<OpenNetns> {
+  if (typeof path !== 'string' || path === '' || path.includes('\0') || Buffer.byteLength(path) > 4096) {
+    throw new NetnsError(String(path), 'not-netns', 'CNI_NETNS must be a path of 1-4096 bytes without NUL');
+  }
+  let st;
+  try {
+    st = await fs.stat(path);
+  } catch (err) {
+    throw problem(path, err) ?? err;
+  }
+  if (!st.isFile()) throw new NetnsError(path, 'not-netns', `CNI_NETNS ${show(path)} is not a network namespace (it is a ${st.isDirectory() ? 'directory' : 'special file'})`);
+  let handle;
+  try {
+    handle = await fs.open(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  } catch (err) {
+    throw problem(path, err) ?? err;
+  }
+  try {
+    const kind = await namespaceKind(handle.fd);
+    if (kind !== 'net') {
+      throw new NetnsError(path, 'not-netns', `CNI_NETNS ${show(path)} is not a network namespace (${kind ? `it is a ${kind} namespace` : 'it is a plain file'})`);
+    }
+    const [mine, ours] = await Promise.all([handle.stat(), fs.stat('/proc/self/ns/net')]);
+    const fh = handle;
+    return { path, fd: fh.fd, own: mine.ino === ours.ino && mine.dev === ours.dev, close: () => fh.close() };
+  } catch (err) {
+    await handle.close();
+    throw err;
+  }
 }
 
 /** Named network namespaces (`ip netns add`), used by the lab, the demo and the tests. */

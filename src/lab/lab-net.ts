@@ -1,5 +1,5 @@
 import { endProcess } from '../kernel/exec.js';
-import { ipBatch } from '../kernel/ip.js';
+import { ipBatch, ipc } from '../kernel/ip.js';
 import { createNamedNetns, deleteNamedNetns, listNamedNetns, netnsPids } from '../kernel/netns.js';
 import { sysctlIn } from '../kernel/sysctl.js';
 
@@ -27,35 +27,35 @@ export async function createSwitch(sw: string, ext: string): Promise<void> {
   await createNamedNetns(sw);
   await ipBatch(
     [
-      'link set lo up',
-      'link add br0 type bridge',
-      'link set br0 up',
-      `addr add ${UNDERLAY.gwV4}/24 dev br0`,
-      `addr add ${UNDERLAY.gwV6}/64 dev br0 nodad`,
+      ipc`link set lo up`,
+      ipc`link add br0 type bridge`,
+      ipc`link set br0 up`,
+      ipc`addr add ${UNDERLAY.gwV4}/24 dev br0`,
+      ipc`addr add ${UNDERLAY.gwV6}/64 dev br0 nodad`,
     ],
     { netns: path(sw) },
   );
   await sysctlIn(path(sw), 'net.ipv4.ip_forward', '1');
   await sysctlIn(path(sw), 'net.ipv6.conf.all.forwarding', '1');
   await createNamedNetns(ext);
-  await ipBatch(['link set lo up'], { netns: path(ext) });
+  await ipBatch([ipc`link set lo up`], { netns: path(ext) });
   await ipBatch(
     [
-      `link add ext0 type veth peer name eth0 netns ${path(ext)}`,
-      'link set ext0 up',
-      `addr add ${EXTERNAL.routerV4}/24 dev ext0`,
-      `addr add ${EXTERNAL.routerV6}/64 dev ext0 nodad`,
+      ipc`link add ext0 type veth peer name eth0 netns ${path(ext)}`,
+      ipc`link set ext0 up`,
+      ipc`addr add ${EXTERNAL.routerV4}/24 dev ext0`,
+      ipc`addr add ${EXTERNAL.routerV6}/64 dev ext0 nodad`,
     ],
     { netns: path(sw) },
   );
   await ipBatch(
     [
-      `addr add ${EXTERNAL.v4}/24 dev eth0`,
-      `addr add ${EXTERNAL.v6}/64 dev eth0 nodad`,
-      'link set eth0 up',
+      ipc`addr add ${EXTERNAL.v4}/24 dev eth0`,
+      ipc`addr add ${EXTERNAL.v6}/64 dev eth0 nodad`,
+      ipc`link set eth0 up`,
       // Only towards the underlay: pod ranges are unknown out here.
-      `route add ${UNDERLAY.v4}.0/24 via ${EXTERNAL.routerV4}`,
-      `route add ${UNDERLAY.v6}:/64 via ${EXTERNAL.routerV6}`,
+      ipc`route add ${UNDERLAY.v4}.0/24 via ${EXTERNAL.routerV4}`,
+      ipc`route add ${UNDERLAY.v6}:/64 via ${EXTERNAL.routerV6}`,
     ],
     { netns: path(ext) },
   );
@@ -64,15 +64,15 @@ export async function createSwitch(sw: string, ext: string): Promise<void> {
 export async function createNodeNetns(sw: string, nodeNs: string, index: number): Promise<string[]> {
   const ips = nodeIps(index);
   await createNamedNetns(nodeNs);
-  await ipBatch([`link add n${index} type veth peer name eth0 netns ${path(nodeNs)}`, `link set n${index} master br0`, `link set n${index} up`], { netns: path(sw) });
+  await ipBatch([ipc`link add n${index} type veth peer name eth0 netns ${path(nodeNs)}`, ipc`link set n${index} master br0`, ipc`link set n${index} up`], { netns: path(sw) });
   await ipBatch(
     [
-      'link set lo up',
-      `addr add ${ips[0]}/24 dev eth0`,
-      `addr add ${ips[1]}/64 dev eth0 nodad`,
-      'link set eth0 up',
-      `route add default via ${UNDERLAY.gwV4}`,
-      `route add default via ${UNDERLAY.gwV6}`,
+      ipc`link set lo up`,
+      ipc`addr add ${ips[0] as string}/24 dev eth0`,
+      ipc`addr add ${ips[1] as string}/64 dev eth0 nodad`,
+      ipc`link set eth0 up`,
+      ipc`route add default via ${UNDERLAY.gwV4}`,
+      ipc`route add default via ${UNDERLAY.gwV6}`,
     ],
     { netns: path(nodeNs) },
   );

@@ -7,7 +7,7 @@ import { CniRuntime, type RuntimeConf } from '../cniruntime/runtime.js';
 import { isStoreError, type Store } from '../datastore/store.js';
 import { endProcess, startDaemon } from '../kernel/exec.js';
 import { runInNetns } from '../kernel/interactive.js';
-import { ipBatch } from '../kernel/ip.js';
+import { ipBatch, ipc } from '../kernel/ip.js';
 import { createNamedNetns, deleteNamedNetns } from '../kernel/netns.js';
 import type { KObject, NamespaceObject, PodObject } from '../model/objects.js';
 import { UserError } from '../util/user-error.js';
@@ -137,7 +137,7 @@ export async function podCreate(labName: string, spec: PodCreate, cliEntry: stri
     try {
       mkdirSync(join(state.dir, 'pods'), { recursive: true });
       await createNamedNetns(pod.netns);
-      await ipBatch(['link set lo up'], { netns: `/run/netns/${pod.netns}` });
+      await ipBatch([ipc`link set lo up`], { netns: `/run/netns/${pod.netns}` });
       const list = await loadNetwork(node.confDir);
       const raw = await rt.add(list, podConf(pod));
       attached = true;

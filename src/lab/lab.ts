@@ -6,7 +6,7 @@ import { FileStore } from '../datastore/file-store.js';
 import { isStoreError, type Store } from '../datastore/store.js';
 import { install } from '../install/install.js';
 import { endProcess, startDaemon } from '../kernel/exec.js';
-import { ipBatch } from '../kernel/ip.js';
+import { ipBatch, ipc } from '../kernel/ip.js';
 import { deleteNamedNetns } from '../kernel/netns.js';
 import type { BackendType, NamespaceObject } from '../model/objects.js';
 import { snapshotFingerprint } from '../policy/from-objects.js';
@@ -275,7 +275,7 @@ export async function labNodeRemove(name: string, nodeName: string): Promise<voi
     state.pods = state.pods.filter((x) => x.node !== nodeName);
     if (node.agentPid) await endProcess(node.agentPid, 10_000);
     // The switch port first: a deleted netns takes its veths down asynchronously.
-    await ipBatch([`link del n${node.name.replace('node-', '')}`], { netns: `/run/netns/${state.switchNetns}` }).catch(() => undefined);
+    await ipBatch([ipc`link del n${node.name.replace('node-', '')}`], { netns: `/run/netns/${state.switchNetns}` }).catch(() => undefined);
     await deleteNamedNetns(node.netns);
     state.nodes = state.nodes.filter((n) => n !== node);
     saveLab(state);

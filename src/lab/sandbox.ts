@@ -8,7 +8,7 @@ import { install } from '../install/install.js';
 import { loadNetwork } from '../cniruntime/loader.js';
 import { CniRuntime, type RuntimeConf } from '../cniruntime/runtime.js';
 import type { NetworkConfigList } from '../cniruntime/conflist.js';
-import { ipBatch } from '../kernel/ip.js';
+import { ipBatch, ipc } from '../kernel/ip.js';
 import { createNamedNetns, deleteNamedNetns } from '../kernel/netns.js';
 import { startDaemon } from '../kernel/exec.js';
 
@@ -82,7 +82,7 @@ export async function startSandbox(o: SandboxOptions): Promise<Sandbox> {
   };
   try {
     await createNamedNetns(sb.nodeNetns);
-    await ipBatch(['link set lo up', `addr add ${SANDBOX_NODE_ADDRESS}/32 dev lo`], { netns: sb.nodeNetnsPath });
+    await ipBatch([ipc`link set lo up`, ipc`addr add ${SANDBOX_NODE_ADDRESS}/32 dev lo`], { netns: sb.nodeNetnsPath });
     await install({
       binDir: sb.binDir,
       confDir: sb.confDir,
@@ -146,7 +146,7 @@ export async function createPodNetns(sb: Sandbox, name: string): Promise<string>
   const ns = `${sb.prefix}-${name}`;
   await createNamedNetns(ns);
   sb.pods.add(ns);
-  await ipBatch(['link set lo up'], { netns: `/run/netns/${ns}` });
+  await ipBatch([ipc`link set lo up`], { netns: `/run/netns/${ns}` });
   return `/run/netns/${ns}`;
 }
 

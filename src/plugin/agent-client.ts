@@ -1,4 +1,4 @@
-import { CNI_PATH, type CniReply, type CniRequest } from '../agent/api.js';
+import { CNI_PATH, MAX_REQUEST_BYTES, type CniReply, type CniRequest } from '../agent/api.js';
 import { parseResult } from '../cni/convert.js';
 import { CniError, ErrorCode, parseErrorObject } from '../cni/errors.js';
 
@@ -59,7 +59,12 @@ export async function httpPost(socket: string, path: string, body: string, timeo
 }
 
 export async function callAgent(socket: string, req: CniRequest, timeoutMs = 120_000): Promise<CniReply> {
-  const { status, body: text } = await httpPost(socket, CNI_PATH, JSON.stringify(req), timeoutMs).catch((err: NodeJS.ErrnoException) => {
+  const body = JSON.stringify(req);
+  // Bigger is refused here, without sending it.
+  if (Buffer.byteLength(body) > MAX_REQUEST_BYTES) {
+    throw new CniError(ErrorCode.IoFailure, `the request is ${Buffer.byteLength(body)} bytes; the agent accepts at most ${MAX_REQUEST_BYTES} bytes (2 MiB)`);
+  }
+  const { status, body: text } = await httpPost(socket, CNI_PATH, body, timeoutMs).catch((err: NodeJS.ErrnoException) => {
     const unreachable = err.code === 'ENOENT' || err.code === 'ECONNREFUSED' || err.code === 'EACCES';
     const what = unreachable ? `the weft agent is not reachable at ${socket} (${err.code})` : `the weft agent at ${socket} failed: ${err.message}`;
     const hint = unreachable ? 'start it with `weft agent`, or check "socket" in the network config' : undefined;

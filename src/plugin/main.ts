@@ -1,22 +1,45 @@
-import { readFileSync, writeSync } from 'node:fs';
-import { runPlugin } from './run.js';
+import { fstatSync, readFileSync, writeSync } from 'node:fs';
+import { runPlugin, STDIN_LIMIT_BYTES, STDIN_TIMEOUT_MS } from './run.js';
 
 /**
- * The config on stdin. A synchronous read of fd 0 avoids setting up stream machinery in a
- * process that lives for one request; a non-blocking fd 0 (EAGAIN) falls back to the stream.
+ * The config on stdin, at most STDIN_LIMIT_BYTES and within STDIN_TIMEOUT_MS: a runtime writes
+ * it and closes stdin at once, so a stdin that stays open or never ends is refused rather than
+ * waited on forever. A pipe is read as a non-blocking stream (a blocking read in libuv's thread
+ * pool would outlive the answer and even keep process.exit from returning); a file is read whole.
  */
-function readStdin(): Promise<Buffer> {
-  try {
-    return Promise.resolve(readFileSync(0));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') return Promise.reject(err as Error);
+async function readStdin(): Promise<Buffer> {
+  const st = fstatSync(0);
+  if (st.isFile() || st.isCharacterDevice()) {
+    if (st.size > STDIN_LIMIT_BYTES) throw tooLarge();
+    const data = readFileSync(0);
+    if (data.length > STDIN_LIMIT_BYTES) throw tooLarge();
+    return data;
   }
+  const { Socket } = await import('node:net');
   return new Promise((resolve, reject) => {
+    const stream = new Socket({ fd: 0, readable: true, writable: false });
     const chunks: Buffer[] = [];
-    process.stdin.on('data', (c: Buffer) => chunks.push(c));
-    process.stdin.on('end', () => resolve(Buffer.concat(chunks)));
-    process.stdin.on('error', reject);
+    let size = 0;
+    const finish = (err: Error | undefined): void => {
+      clearTimeout(timer);
+      stream.removeAllListeners('data');
+      stream.destroy();
+      if (err) reject(err);
+      else resolve(Buffer.concat(chunks, size));
+    };
+    const timer = setTimeout(() => finish(new Error(`stdin was not closed within ${STDIN_TIMEOUT_MS / 1000} s (the network configuration must be written and stdin closed)`)), STDIN_TIMEOUT_MS);
+    stream.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > STDIN_LIMIT_BYTES) finish(tooLarge());
+      else chunks.push(c);
+    });
+    stream.once('end', () => finish(undefined));
+    stream.once('error', (err) => finish(err));
   });
+}
+
+function tooLarge(): Error {
+  return new Error(`the network configuration on stdin is larger than ${STDIN_LIMIT_BYTES} bytes (1 MiB), the most Weft reads`);
 }
 
 /**

@@ -1,6 +1,6 @@
 import { convertResult } from '../cni/convert.js';
 import { asCniError, CniError, ErrorCode } from '../cni/errors.js';
-import { inspectNetns } from '../kernel/netns.js';
+import { NetnsError, openNetns } from '../kernel/netns.js';
 import { IMPLEMENTED_VERSION, SUPPORTED_VERSIONS } from '../cni/version.js';
 import { callAgent } from './agent-client.js';
 import { parseInvocation } from './invocation.js';
@@ -10,6 +10,10 @@ import { parseInvocation } from './invocation.js';
  * caller's version. Output goes to stdout (result or error object), logs to stderr, and the exit
  * code is 0 on success, 1 on any failure — the reference skel's contract.
  */
+/** The most of stdin the plugin reads, and how long it waits for stdin to close. */
+export const STDIN_LIMIT_BYTES = 1 << 20;
+export const STDIN_TIMEOUT_MS = 10_000;
+
 export interface PluginIO {
   env: Readonly<Record<string, string | undefined>>;
   readStdin: () => Promise<Buffer>;
@@ -44,10 +48,15 @@ export async function runPlugin(io: PluginIO): Promise<number> {
   }
 }
 
-/** Refuses a CNI_NETNS that is not a network namespace before anything is sent or changed. */
+/**
+ * Refuses a CNI_NETNS that is not a network namespace before anything is sent or changed (the
+ * agent checks again, on its own open of it).
+ */
 async function requireNetns(path: string): Promise<void> {
-  const kind = await inspectNetns(path);
-  const hint = 'it must name a network namespace, e.g. /run/netns/NAME or /proc/PID/ns/net';
-  if (kind === 'missing') throw new CniError(ErrorCode.InvalidEnvironment, `CNI_NETNS ${path} does not exist`, hint);
-  if (kind === 'not-netns') throw new CniError(ErrorCode.InvalidEnvironment, `CNI_NETNS ${path} is not a network namespace`, hint);
+  try {
+    await (await openNetns(path)).close();
+  } catch (err) {
+    if (err instanceof NetnsError) throw new CniError(ErrorCode.InvalidEnvironment, err.message, 'it must name a network namespace, e.g. /run/netns/NAME or /proc/PID/ns/net');
+    throw err;
+  }
 }

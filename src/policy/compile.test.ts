@@ -77,7 +77,7 @@ spec:
 
 describe('policy compiler: the verdict cache', () => {
   it('a new generation changes only the mark rules; allowing rules go through the marking chains', async () => {
-    const { diffScript } = await import('../datapath/nft-ruleset.js');
+    const { diffScript } = await import('../nftables/ruleset.js');
     const snapshot = buildSnapshot({
       namespaces: [],
       pods: [{ apiVersion: 'v1', kind: 'Pod', metadata: { namespace: 'x', name: 'a', labels: { app: 'web' } }, spec: { nodeName: 'me', containers: [{ name: 'c' }] }, status: { podIPs: [{ ip: '10.1.0.2' }] } }],

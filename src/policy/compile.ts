@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { parseCidrMasked } from '../ipam/cidr.js';
-import { nftComment, type NftChain, type NftSet, type NftTable } from '../datapath/nft-ruleset.js';
+import type { NftChain, NftSet, NftTable } from '../nftables/ruleset.js';
+import { nftAddr, nftCidr, nftComment, nftHex32, nftIfname, nftPort } from '../nftables/tokens.js';
 import type { ClusterPolicy, Endpoint, Peer, Policy, PortMatch, Protocol, Snapshot } from './ir.js';
 import { endpointKey, orderedClusterPolicies } from './ir.js';
 import { clusterPolicySelects, policySelects } from './evaluate.js';
@@ -90,7 +91,7 @@ export function mergeRanges(list: Array<[number, number]>): Array<[number, numbe
   return out;
 }
 
-const rangeText = ([lo, hi]: [number, number]): string => (lo === hi ? `${lo}` : `${lo}-${hi}`);
+const rangeText = ([lo, hi]: [number, number]): string => nftPort(lo, hi);
 
 class Builder {
   readonly sets = new Map<string, NftSet>();
@@ -105,7 +106,7 @@ class Builder {
   peerSetFor(peer: Extract<Peer, { kind: 'pods' }>, f: Family): string {
     const name = peerSet(peer, f);
     if (!this.sets.has(name)) {
-      const elements = this.s.endpoints.filter((e) => peerSelectsPod(this.s, peer, e)).flatMap((e) => e.addresses.filter((a) => fam(a) === f));
+      const elements = this.s.endpoints.filter((e) => peerSelectsPod(this.s, peer, e)).flatMap((e) => e.addresses.filter((a) => fam(a) === f).map(nftAddr));
       this.sets.set(name, { name, kind: 'set', spec: `type ${addrType(f)}; ${nftComment(describePeer(peer))};`, elements: [...new Set(elements)].sort() });
     }
     return name;
@@ -114,7 +115,7 @@ class Builder {
   namedPortSetFor(name: string, proto: Protocol, f: Family): string {
     const set = namedPortSet(name, proto, f);
     if (!this.sets.has(set)) {
-      const elements = this.s.endpoints.flatMap((e) => e.ports.filter((p) => p.name === name && p.protocol === proto).flatMap((p) => e.addresses.filter((a) => fam(a) === f).map((a) => `${a} . ${p.port}`)));
+      const elements = this.s.endpoints.flatMap((e) => e.ports.filter((p) => p.name === name && p.protocol === proto).flatMap((p) => e.addresses.filter((a) => fam(a) === f).map((a) => `${nftAddr(a)} . ${nftPort(p.port)}`)));
       this.sets.set(set, { name: set, kind: 'set', spec: `type ${addrType(f)} . inet_service; ${nftComment(`pods' ${proto} port named ${name}`)};`, elements: [...new Set(elements)].sort() });
     }
     return set;
@@ -135,7 +136,7 @@ class Builder {
   exceptSetFor(cidrs: string[], f: Family): string {
     const sorted = [...cidrs].sort();
     const name = `ex_${hash(sorted.join(','))}_${f}`;
-    if (!this.sets.has(name)) this.sets.set(name, { name, kind: 'set', spec: `type ${addrType(f)}; flags interval;`, elements: sorted });
+    if (!this.sets.has(name)) this.sets.set(name, { name, kind: 'set', spec: `type ${addrType(f)}; flags interval;`, elements: sorted.map(nftCidr) });
     return name;
   }
 
@@ -149,8 +150,8 @@ class Builder {
         const f = fam(p.cidr);
         if (!this.families.includes(f)) continue;
         const except = outermost(p.except);
-        const not = except.length === 0 ? '' : ` ${ipKw(f)} ${field} != ${except.length === 1 ? except[0] : `@${this.exceptSetFor(except, f)}`}`;
-        out.push({ f, text: `${ipKw(f)} ${field} ${p.cidr}${not}` });
+        const not = except.length === 0 ? '' : ` ${ipKw(f)} ${field} != ${except.length === 1 ? nftCidr(except[0] as string) : `@${this.exceptSetFor(except, f)}`}`;
+        out.push({ f, text: `${ipKw(f)} ${field} ${nftCidr(p.cidr)}${not}` });
       } else {
         for (const f of this.families) out.push({ f, text: `${ipKw(f)} ${field} @${this.peerSetFor(p, f)}` });
       }
@@ -231,7 +232,7 @@ const MARK: Record<Dir, { field: number; keep: number; shift: number }> = {
   egress: { field: 0xffff0000, keep: 0x0000ffff, shift: 16 },
   ingress: { field: 0x0000ffff, keep: 0xffff0000, shift: 0 },
 };
-const hex32 = (n: number): string => `0x${(n >>> 0).toString(16).padStart(8, '0')}`;
+const hex32 = (n: number): string => nftHex32(n >>> 0);
 export const allowChain = (d: Dir): string => `allow_${d === 'ingress' ? 'in' : 'out'}`;
 const judged = (d: Dir, gen: number): string => `ct mark and ${hex32(MARK[d].field)} == ${hex32(gen << MARK[d].shift)} accept`;
 const remember = (d: Dir, gen: number): string => `ct mark set ct mark and ${hex32(MARK[d].keep)} or ${hex32(gen << MARK[d].shift)} accept`;
@@ -292,7 +293,7 @@ export function compilePolicy(input: CompileInput): NftTable {
       for (const a of att.addresses) {
         const f = fam(a);
         if (!families.includes(f)) continue;
-        const key = `"${att.hostIf}" . ${a}`;
+        const key = `${nftIfname(att.hostIf)} . ${nftAddr(a)}`;
         maps.get(mapName('ep', d, f))?.push(`${key} : ${epVerdict}`);
         if (cps.length > 0) maps.get(mapName('np', d, f))?.push(`${key} : ${npVerdict}`);
       }
@@ -301,7 +302,7 @@ export function compilePolicy(input: CompileInput): NftTable {
 
   const sets: NftSet[] = [];
   for (const f of families) {
-    sets.push({ name: `local${f}`, kind: 'set', spec: `type ${addrType(f)}; flags interval; ${nftComment("this node's pod ranges")};`, elements: input.localBlocks.filter((c) => fam(c) === f).sort() });
+    sets.push({ name: `local${f}`, kind: 'set', spec: `type ${addrType(f)}; flags interval; ${nftComment("this node's pod ranges")};`, elements: input.localBlocks.filter((c) => fam(c) === f).sort().map(nftCidr) });
   }
   for (const [name, elements] of maps) {
     const f = Number(name.slice(-1)) as Family;

@@ -3,7 +3,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
-import { diffScript, fullScript, type NftTable } from '../../src/datapath/nft-ruleset.js';
+import { diffScript, fullScript, type NftTable } from '../../src/nftables/ruleset.js';
 import type { NamespaceObject, NetworkPolicyObject, PodObject, WeftClusterPolicyObject } from '../../src/model/objects.js';
 import { compilePolicy } from '../../src/policy/compile.js';
 import { buildSnapshot } from '../../src/policy/from-objects.js';

@@ -1,8 +1,15 @@
+import { nftIdent, NftTokenError } from './tokens.js';
+
 /**
  * A desired nftables table as data, and the one transaction that takes the kernel from one
  * version of it to the next (pure). Controllers compute the whole table; only what changed
  * is written — set elements added or removed, changed chains flushed and refilled — in
  * dependency order, as one `nft -f` script, so the kernel never shows a half-made state.
+ *
+ * This is the one place nftables text is put together (policy and masquerade both come here).
+ * Values enter through tokens.ts; every statement is checked again here before it is written
+ * (assertStatement), so no value, however it got into a table, can end a statement, open a
+ * block or start a comment: the script nft runs is always the one Weft meant.
  */
 export interface NftSet {
   name: string;
@@ -37,11 +44,68 @@ export function elementKey(set: Pick<NftSet, 'kind'>, element: string): string {
   return i < 0 ? element : element.slice(0, i);
 }
 
-/** nft comments are double-quoted strings without escapes, at most 128 bytes. */
-export function nftComment(text: string): string {
-  const clean = text.replace(/["\\\n\r]/g, "'");
-  const bytes = Buffer.from(clean);
-  return `comment "${bytes.length <= 120 ? clean : `${bytes.subarray(0, 117).toString().replace(/\uFFFD$/, '')}...`}"`;
+export type StatementKind = 'rule' | 'element' | 'declaration';
+
+/** Characters allowed outside strings, per kind; strings are printable ASCII without \\ and ". */
+const OUTSIDE: Record<StatementKind, string> = {
+  rule: 'A-Za-z0-9 _.:/@!=<>&|,*{}-',
+  // An element is one key (and value): a "," or brace would smuggle in more elements.
+  element: 'A-Za-z0-9 _.:/@!=<>&|*-',
+  // Declarations are Weft's own text ("type ipv4_addr; flags interval;"): ";" separates them.
+  declaration: 'A-Za-z0-9 _.:/@!=<>&|,*{};-',
+};
+const PATTERN = Object.fromEntries(
+  Object.entries(OUTSIDE).map(([k, chars]) => [k, new RegExp(`^(?:[${chars}]|"[\\x20\\x21\\x23-\\x5b\\x5d-\\x7e]*")*$`)]),
+) as Record<StatementKind, RegExp>;
+
+/**
+ * Throws unless `text` is one statement's worth of nft syntax: outside strings only the
+ * characters Weft's statements of that kind use — never "#", a newline, or (but in Weft's own
+ * declarations) ";" — and balanced braces; inside strings printable ASCII without \\ or ".
+ */
+export function assertStatement(text: string, what: string, kind: StatementKind = 'rule'): void {
+  if (typeof text !== 'string') throw new NftTokenError(what, text, 'not text');
+  // One regular expression for the common case: tables hold tens of thousands of elements.
+  if (PATTERN[kind].test(text) && balanced(text)) return;
+  let quoted = false;
+  for (const ch of text) {
+    const c = ch.charCodeAt(0);
+    if (quoted) {
+      if (ch === '"') quoted = false;
+      else if (c < 0x20 || c > 0x7e || ch === '\\') throw new NftTokenError(what, text, `character ${JSON.stringify(ch)} inside a string`);
+    } else if (ch === '"') quoted = true;
+    else if (!new RegExp(`[${OUTSIDE[kind]}]`).test(ch)) throw new NftTokenError(what, text, `character ${JSON.stringify(ch)} outside a string`);
+  }
+  if (quoted) throw new NftTokenError(what, text, 'an unterminated string');
+  throw new NftTokenError(what, text, 'unbalanced braces');
+}
+
+function balanced(text: string): boolean {
+  if (!text.includes('{') && !text.includes('}')) return true;
+  let depth = 0;
+  let quoted = false;
+  for (const ch of text) {
+    if (ch === '"') quoted = !quoted;
+    else if (!quoted && ch === '{') depth++;
+    else if (!quoted && ch === '}' && --depth < 0) return false;
+  }
+  return depth === 0;
+}
+
+/** Every name and statement of a table, checked before any of it becomes a script. */
+export function assertTable(t: NftTable): void {
+  if (t.family !== 'inet' && t.family !== 'ip' && t.family !== 'ip6') throw new NftTokenError('table family', t.family, 'expected inet, ip or ip6');
+  nftIdent(t.name, 'table name');
+  for (const s of t.sets) {
+    nftIdent(s.name, 'set name');
+    assertStatement(s.spec, `set ${s.name}: declaration`, 'declaration');
+    for (const e of s.elements) assertStatement(e, `set ${s.name}: element`, 'element');
+  }
+  for (const c of t.chains) {
+    nftIdent(c.name, 'chain name');
+    if (c.base !== undefined) assertStatement(c.base, `chain ${c.name}: hook`, 'declaration');
+    for (const r of c.rules) assertStatement(r, `chain ${c.name}: rule`);
+  }
 }
 
 function chunks<T>(list: T[]): T[][] {
@@ -68,6 +132,7 @@ export function fullScript(t: NftTable): string {
  * changes (a set's type or a base chain's hook changed): then the table is replaced.
  */
 export function diffScript(from: NftTable | undefined, to: NftTable): string[] | undefined {
+  assertTable(to);
   const out: string[] = [];
   if (!from) out.push(`add table ${to.family} ${to.name}`);
   const oldSets = new Map((from?.sets ?? []).map((s) => [s.name, s]));
