@@ -5,11 +5,12 @@ import { FORWARDING_SYSCTL, kernelDatapath, type Datapath } from '../datapath/da
 import { bootId, ensureSysctl } from '../kernel/sysctl.js';
 import type { Cidr } from '../ipam/cidr.js';
 import { Ipam } from '../ipam/ipam.js';
+import { processStartTime } from '../util/lock-file.js';
 import type { Logger } from '../util/log.js';
 import { AttachmentStore } from './attachment-store.js';
 import { ClusterNode, type ClusterNodeConfig } from './cluster-node.js';
 import { CniService, type CniServiceDeps } from './cni-service.js';
-import { PolicyController } from './policy-controller.js';
+import { APPLIED_TABLE_FILE, PolicyController } from './policy-controller.js';
 import { startAgentServer } from './server.js';
 
 /** The node agent's wiring: state, IPAM, the CNI service and its socket. */
@@ -46,22 +47,14 @@ async function lockStateDir(stateDir: string): Promise<string> {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const other = Number((await fs.readFile(pidFile, 'utf8').catch(() => '')).trim());
-      if (Number.isInteger(other) && other > 0 && other !== process.pid && isAlive(other)) {
+      // A zombie (killed, not yet reaped) is as gone as a dead process.
+      if (Number.isInteger(other) && other > 0 && other !== process.pid && processStartTime(other) !== undefined) {
         throw new Error(`another weft agent (pid ${other}) is using state dir ${stateDir}`);
       }
       await fs.rm(pidFile, { force: true }); // left by an agent that was killed
     }
   }
   throw new Error(`cannot lock state dir ${stateDir}`);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /**
@@ -82,6 +75,7 @@ async function dropStateOfOtherBoot(stateDir: string, log: Logger): Promise<void
     });
     await fs.rm(join(stateDir, 'attachments'), { recursive: true, force: true });
     await fs.rm(join(stateDir, 'ipam', 'reservations'), { recursive: true, force: true });
+    await fs.rm(join(stateDir, APPLIED_TABLE_FILE), { force: true });
   }
   if (previous !== current) await fs.writeFile(file, current + '\n', { mode: 0o600 });
 }
@@ -106,7 +100,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     // Policy needs the cluster's objects, so it comes with a datastore; on by default there.
     const policy =
       clusterNode && cfg.cluster && cfg.cluster.networkPolicy !== false
-        ? new PolicyController({ store: cfg.cluster.store, nodeName: cfg.cluster.nodeName, localBlocks: clusterNode.blocks, records, log: log.child({ controller: 'policy' }) })
+        ? new PolicyController({ store: cfg.cluster.store, nodeName: cfg.cluster.nodeName, localBlocks: clusterNode.blocks, records, log: log.child({ controller: 'policy' }), stateDir: cfg.stateDir })
         : undefined;
     policyController = policy;
     const service = new CniService({
@@ -142,6 +136,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
           mtu,
           ...(clusterNode ? { cluster: clusterNode.status() } : {}),
           ...(policy ? { policy: policy.status() } : {}),
+          ...(clusterNode ? { rejected: [...new Set([...clusterNode.rejected(), ...(policy?.rejected() ?? [])])].sort() } : {}),
         };
       },
     });

@@ -64,6 +64,8 @@ export interface HealthReply {
   /** Present when the agent enforces network policy. */
   policy?: PolicyStatus;
   mtu: number;
+  /** Objects in the datastore this agent leaves out because they are not usable, one line each. */
+  rejected?: string[];
 }
 
 /** A cluster member's view, in the health answer. `peers` are the nodes it has routes to. */
@@ -74,6 +76,10 @@ export interface ClusterStatus {
   peers: string[];
   problems: string[];
   datastoreConnected: boolean;
+  /** Peers whose agent is not renewing its lease (still routed: a crashed agent is not a dead node). */
+  silentAgents: Array<{ node: string; lastSeen?: string | undefined; silentSeconds?: number | undefined }>;
+  /** How long an agent may stay silent before its node counts as gone (0: never). */
+  nodeGraceSeconds: number;
 }
 
 /** Policy enforcement on this node. */
@@ -117,20 +123,19 @@ function str(o: Record<string, unknown>, k: string, required: boolean): string |
 
 const COMMANDS: readonly AgentCommand[] = ['ADD', 'DEL', 'CHECK', 'GC', 'STATUS'];
 
-/** The pod a request is for, held to Kubernetes' rules: these name datastore objects. */
+/**
+ * The pod a request is for, held to Kubernetes' rules (the plugin's, cni/args.ts): these name
+ * datastore objects. Names that are not Kubernetes names mean no pod identity, never a path.
+ */
 function parsePod(v: unknown): PodIdentity {
   if (!isObject(v)) bad('"pod" must be an object');
   const pod: PodIdentity = {};
-  const field = (k: 'namespace' | 'name' | 'uid', problem: (s: string) => string | undefined, arg: string): void => {
-    const s = str(v, k, false);
-    if (s === undefined) return;
-    const why = problem(s);
-    if (why) refuse(ErrorCode.InvalidEnvironment, `CNI_ARGS: ${arg}=${JSON.stringify(s)} is not valid: ${why}`);
-    pod[k] = s;
-  };
-  field('namespace', dnsLabelProblem, 'K8S_POD_NAMESPACE');
-  field('name', dnsSubdomainProblem, 'K8S_POD_NAME');
-  field('uid', podUidProblem, 'K8S_POD_UID');
+  const namespace = str(v, 'namespace', false);
+  const name = str(v, 'name', false);
+  const uid = str(v, 'uid', false);
+  if (namespace !== undefined && !dnsLabelProblem(namespace)) pod.namespace = namespace;
+  if (name !== undefined && !dnsSubdomainProblem(name)) pod.name = name;
+  if (uid !== undefined && !podUidProblem(uid)) pod.uid = uid;
   if (v['labels'] !== undefined) {
     const labels = v['labels'];
     if (!isObject(labels)) bad('"pod.labels" must map strings to strings');

@@ -1,4 +1,5 @@
-import { claimBlocks, ensureClusterNetwork, leaveCluster, registerNode, renewLease, type ClusterDefaults } from '../cluster/membership.js';
+import { DEFAULT_NODE_GRACE_SECONDS, longDead, silentAgents, type SilentAgent } from '../cluster/liveness.js';
+import { claimBlocksReporting, ensureClusterNetwork, leaveCluster, registerNode, removeGoneNode, renewLease, type ClusterDefaults, type NodeInfo } from '../cluster/membership.js';
 import { peersFrom, type Peer } from '../cluster/peers.js';
 import { Informer } from '../datastore/informer.js';
 import type { Store } from '../datastore/store.js';
@@ -7,7 +8,7 @@ import { Masquerade } from '../datapath/masquerade.js';
 import { findUplink, type Uplink } from '../datapath/uplink.js';
 import { VxlanBackend, vtepMac } from '../datapath/vxlan.js';
 import { parseCidr, type Cidr } from '../ipam/cidr.js';
-import { SYSTEM_NAMESPACE, type ClusterNetworkObject, type LeaseObject, type NodeObject } from '../model/objects.js';
+import { SYSTEM_NAMESPACE, type ClusterNetworkObject, type IPBlockObject, type LeaseObject, type NodeObject } from '../model/objects.js';
 import type { Logger } from '../util/log.js';
 import { Runner } from '../util/runner.js';
 import type { ClusterStatus } from './api.js';
@@ -16,9 +17,14 @@ import { syncEndpoints } from './endpoints.js';
 
 /**
  * This node as a member of a cluster: joins (network config, Node, lease, blocks), then keeps
- * the kernel converged with the cluster — routes/FDB to every live peer through the backend,
+ * the kernel converged with the cluster — routes/FDB to every peer through the backend,
  * masquerade, and this node's endpoints in the datastore. Every loop is level-triggered and
  * repairs drift on a timer; none removes anything while the datastore is unreachable.
+ *
+ * Peers are the nodes whose Node objects exist, whatever their agents do: a silent agent is
+ * reported (status().silentAgents), and only one silent for longer than the cluster's node grace
+ * makes its node count as gone (its Node and Lease are then removed, by whichever agent sees it
+ * first). A running agent keeps its own Node object present, as kubelet does.
  */
 export interface ClusterNodeConfig {
   store: Store;
@@ -34,8 +40,10 @@ export class ClusterNode {
   private readonly timers: NodeJS.Timeout[] = [];
   private peers: Peer[] = [];
   private problems: string[] = [];
+  private silent: SilentAgent[] = [];
   private nodes!: Informer<NodeObject>;
   private leases!: Informer<LeaseObject>;
+  private ipBlocks!: Informer<IPBlockObject>;
   private endpointsRunner: Runner | undefined;
 
   private constructor(
@@ -45,6 +53,9 @@ export class ClusterNode {
     readonly blocks: string[],
     readonly backend: Backend,
     private readonly masquerade: Masquerade,
+    private readonly info: NodeInfo,
+    /** What joining had to say that stays true (a block taken over from a gone node). */
+    private readonly joinNotes: string[],
   ) {}
 
   static async join(cfg: ClusterNodeConfig): Promise<ClusterNode> {
@@ -57,7 +68,10 @@ export class ClusterNode {
     // The lease first: a block whose holder has no lease looks free to other nodes.
     await renewLease(store, nodeName, network.spec.leaseDurationSeconds);
     await registerNode(store, info);
-    const blocks = await claimBlocks(store, nodeName, network);
+    const claimed = await claimBlocksReporting(store, nodeName, network);
+    const blocks = claimed.blocks;
+    const joinNotes = claimed.reclaimed.map((r) => `took over pod block ${r.cidr} from node ${r.from}, which is gone (no Node object, lease expired): pods it may still run with addresses of that block would clash`);
+    for (const n of joinNotes) log.warn(n);
     await registerNode(store, info, blocks);
     let backend: Backend;
     if (type === 'vxlan') {
@@ -79,7 +93,7 @@ export class ClusterNode {
     const masquerade = new Masquerade(network.spec.podCIDRs);
     await masquerade.reconcile();
     log.info('joined the cluster', { node: nodeName, backend: type, blocks, uplink: uplink.dev, underlay: uplink.ips, podMtu: backend.podMtu });
-    return new ClusterNode(cfg, network, uplink, blocks, backend, masquerade);
+    return new ClusterNode(cfg, network, uplink, blocks, backend, masquerade, info, joinNotes);
   }
 
   get podCidrs(): Cidr[] {
@@ -93,25 +107,43 @@ export class ClusterNode {
     const duration = this.network.spec.leaseDurationSeconds;
     this.nodes = new Informer<NodeObject>(store, 'Node', log);
     this.leases = new Informer<LeaseObject>(store, 'Lease', log, SYSTEM_NAMESPACE);
-    void this.nodes.run(signal);
-    void this.leases.run(signal);
+    this.ipBlocks = new Informer<IPBlockObject>(store, 'IPBlock', log);
+    for (const i of this.informers) void i.run(signal);
 
     const routes = new Runner(() => this.syncRoutes(), { name: 'routes', minIntervalMs: 50, resyncMs: 10_000, log });
-    this.nodes.onChange(() => routes.trigger());
-    this.leases.onChange(() => routes.trigger());
+    for (const i of this.informers) i.onChange(() => routes.trigger());
     // Leases expire without any event: look again as often as a lease could lapse.
     this.timers.push(setInterval(() => routes.trigger(), Math.max(1000, (duration * 1000) / 4)));
-    const endpoints = new Runner(() => syncEndpoints(store, nodeName, records.list()).then(() => undefined), { name: 'endpoints', minIntervalMs: 100, resyncMs: 30_000, log });
+    const endpoints = new Runner(() => syncEndpoints(store, nodeName, records.list(), log).then(() => undefined), { name: 'endpoints', minIntervalMs: 100, resyncMs: 30_000, log });
     this.endpointsRunner = endpoints;
-    const lease = new Runner(() => renewLease(store, nodeName, duration).then(() => undefined), { name: 'lease', minIntervalMs: 500, resyncMs: (duration * 1000) / 3, log });
+    const lease = new Runner(() => this.keepAlive(), { name: 'lease', minIntervalMs: 500, resyncMs: (duration * 1000) / 3, log });
     this.runners.push(routes, endpoints, lease);
     lease.start();
     endpoints.start();
-    // Not before both caches are filled: an empty cache means "no peers", and converging to
+    // Not before the caches are filled: an empty cache means "no peers", and converging to
     // that would delete every route — exactly what a restarting agent must never do.
-    void Promise.all([this.nodes.synced, this.leases.synced]).then(() => {
+    void Promise.all(this.informers.map((i) => i.synced)).then(() => {
       if (!signal.aborted) routes.start();
     });
+  }
+
+  private get informers(): Array<Informer<NodeObject> | Informer<LeaseObject> | Informer<IPBlockObject>> {
+    return [this.nodes, this.leases, this.ipBlocks];
+  }
+
+  /** Objects these informers left out because they are not usable. */
+  rejected(): string[] {
+    return this.informers.flatMap((i) => i?.rejected() ?? []);
+  }
+
+  /** The lease, and this node's Node object: a running agent's node stays registered (as kubelet's does). */
+  private async keepAlive(): Promise<void> {
+    const { store, nodeName, log } = this.cfg;
+    await renewLease(store, nodeName, this.network.spec.leaseDurationSeconds);
+    if (this.nodes?.connectedSince !== undefined && !this.nodes.get(nodeName)) {
+      log.warn('this node\'s Node object is gone while its agent runs: registering it again (stop the agent to remove a node)');
+      await registerNode(store, this.info, this.blocks);
+    }
   }
 
   /** Tell the endpoints loop that local attachments changed. */
@@ -120,22 +152,41 @@ export class ClusterNode {
   }
 
   private async syncRoutes(): Promise<void> {
-    const connectedSince = this.nodes.connectedSince === undefined || this.leases.connectedSince === undefined ? undefined : Math.max(this.nodes.connectedSince, this.leases.connectedSince);
-    const leases = new Map(this.leases.items().map((l) => [l.metadata.name, l]));
-    const peers = peersFrom(this.nodes.items(), leases, this.cfg.nodeName, {
-      now: Date.now(),
-      connectedSince,
-      leaseDurationSeconds: this.network.spec.leaseDurationSeconds,
-    });
+    const { store, nodeName, log } = this.cfg;
+    // Only on filled caches: an empty one means "no peers" (or no blocks held), and converging
+    // to that would delete routes — exactly what a restarting agent must never do.
+    if (!this.informers.every((i) => i.hasSynced)) return;
+    const connectedSince = this.informers.some((i) => i.connectedSince === undefined) ? undefined : Math.max(...this.informers.map((i) => i.connectedSince as number));
+    const holders = new Map(this.ipBlocks.items().map((b) => [b.spec.cidr, b.spec.node]));
+    const { peers, problems: peerProblems } = peersFrom(this.nodes.items(), nodeName, holders);
     const { problems, changes } = await this.backend.reconcile(peers);
     // Published only once the kernel has them: "peers" in the health answer means "routed".
     this.peers = peers;
-    if (await this.masquerade.reconcile()) this.cfg.log.warn('masquerade rules were missing or changed; restored');
-    if (changes > 0) this.cfg.log.info('routes converged', { peers: this.peers.map((p) => p.name), changes });
-    if (JSON.stringify(problems) !== JSON.stringify(this.problems)) {
-      for (const p of problems) this.cfg.log.error(p);
+    if (await this.masquerade.reconcile()) log.warn('masquerade rules were missing or changed; restored');
+    if (changes > 0) log.info('routes converged', { peers: this.peers.map((p) => p.name), changes });
+    const all = [...this.joinNotes, ...peerProblems, ...problems];
+    if (JSON.stringify(all) !== JSON.stringify(this.problems)) {
+      for (const p of all) if (!this.problems.includes(p)) log.error(p);
     }
-    this.problems = problems;
+    this.problems = all;
+
+    // Liveness is reported; only a silence longer than the node grace removes a node.
+    const leases = new Map(this.leases.items().map((l) => [l.metadata.name, l]));
+    const view = { now: Date.now(), connectedSince, leaseDurationSeconds: this.network.spec.leaseDurationSeconds };
+    const silent = silentAgents(this.nodes.items(), leases, nodeName, view);
+    const newlySilent = silent.filter((s) => !this.silent.some((o) => o.node === s.node));
+    for (const s of newlySilent) log.warn('a node\'s agent stopped renewing its lease; its routes stay', { node: s.node, lastSeen: s.lastSeen });
+    this.silent = silent;
+    for (const name of longDead(silent, leases, view, this.nodeGraceSeconds)) {
+      const node = this.nodes.get(name);
+      if (node && (await removeGoneNode(store, node))) {
+        log.warn('node removed from the cluster: its agent was silent for longer than the node grace', { node: name, graceSeconds: this.nodeGraceSeconds });
+      }
+    }
+  }
+
+  get nodeGraceSeconds(): number {
+    return this.network.spec.nodeGraceSeconds ?? DEFAULT_NODE_GRACE_SECONDS;
   }
 
   /** Waits until the routes loop has run after now (tests, lab). */
@@ -150,7 +201,9 @@ export class ClusterNode {
       blocks: this.blocks,
       peers: this.peers.map((p) => p.name),
       problems: this.problems,
-      datastoreConnected: this.nodes?.connectedSince !== undefined && this.leases?.connectedSince !== undefined,
+      datastoreConnected: this.nodes !== undefined && this.informers.every((i) => i.connectedSince !== undefined),
+      silentAgents: this.silent,
+      nodeGraceSeconds: this.nodeGraceSeconds,
     };
   }
 

@@ -3,6 +3,8 @@ import { addressOf } from '../cni/result.js';
 import type { Store } from '../datastore/store.js';
 import { isStoreError } from '../datastore/store.js';
 import { SYSTEM_NAMESPACE, WEFT_API, type WeftEndpointObject } from '../model/objects.js';
+import { isDnsSubdomain } from '../util/dns-names.js';
+import type { Logger } from '../util/log.js';
 import type { AttachmentRecord } from './attachment-store.js';
 
 /**
@@ -13,8 +15,14 @@ import type { AttachmentRecord } from './attachment-store.js';
  */
 export function endpointName(rec: Pick<AttachmentRecord, 'containerId' | 'ifName' | 'pod'>): { name: string; namespace: string } {
   if (rec.pod?.namespace && rec.pod.name) {
-    const name = rec.ifName === 'eth0' ? rec.pod.name : `${rec.pod.name}-${rec.ifName.toLowerCase().replace(/[^a-z0-9-]/g, '-')}`;
-    return { name, namespace: rec.pod.namespace };
+    if (rec.ifName === 'eth0') return { name: rec.pod.name, namespace: rec.pod.namespace };
+    // "pod-ifname", with the interface name made a valid name part: lower case, a-z0-9 and "-",
+    // no leading or trailing "-" ("net-" → "net", "Eth_1" → "eth-1"); a hash keeps it unique.
+    const part = rec.ifName.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');
+    const tail = `${part ? `${part}-` : ''}${createHash('sha256').update(rec.ifName).digest('hex').slice(0, 6)}`;
+    const head = rec.pod.name.slice(0, 252 - tail.length).replace(/[-.]+$/, '');
+    const name = `${head}-${tail}`;
+    if (isDnsSubdomain(name)) return { name, namespace: rec.pod.namespace };
   }
   const h = createHash('sha256').update(`${rec.containerId}\u0000${rec.ifName}`).digest('hex').slice(0, 16);
   return { name: `ep-${h}`, namespace: SYSTEM_NAMESPACE };
@@ -40,34 +48,55 @@ export function desiredEndpoints(node: string, records: AttachmentRecord[]): Wef
 
 const same = (a: WeftEndpointObject, b: WeftEndpointObject): boolean => JSON.stringify(a.spec) === JSON.stringify(b.spec);
 
-export async function syncEndpoints(store: Store, node: string, records: AttachmentRecord[]): Promise<number> {
+/**
+ * Converges this node's WeftEndpoints in the datastore with its records. One object failing
+ * (refused, a conflict) is logged and retried on the next run; the others carry on.
+ */
+export async function syncEndpoints(store: Store, node: string, records: AttachmentRecord[], log?: Logger): Promise<number> {
   const want = new Map(desiredEndpoints(node, records).map((e) => [`${e.metadata.namespace}/${e.metadata.name}`, e]));
   const have = (await store.list<WeftEndpointObject>('WeftEndpoint')).items.filter((e) => e.spec.node === node);
   let changes = 0;
+  const failures: string[] = [];
+  const attempt = async (what: string, fn: () => Promise<unknown>): Promise<void> => {
+    try {
+      await fn();
+      changes++;
+    } catch (err) {
+      failures.push(`${what}: ${(err as Error).message}`);
+    }
+  };
   for (const e of have) {
     const key = `${e.metadata.namespace}/${e.metadata.name}`;
     const w = want.get(key);
-    if (!w) {
-      await store.delete('WeftEndpoint', e.metadata.name, e.metadata.namespace, { resourceVersion: e.metadata.resourceVersion as string }).catch((err: unknown) => {
-        if (!isStoreError(err, 'Conflict')) throw err;
-      });
-      changes++;
-    } else if (!same(w, e)) {
-      await store.update({ ...w, metadata: { ...w.metadata, resourceVersion: e.metadata.resourceVersion as string } });
-      changes++;
-    }
     want.delete(key);
-  }
-  for (const w of want.values()) {
-    try {
-      await store.create(w);
-    } catch (err) {
-      if (!isStoreError(err, 'AlreadyExists')) throw err;
-      // Held by another node's record (a pod moved): take it over.
-      const cur = await store.get<WeftEndpointObject>('WeftEndpoint', w.metadata.name, w.metadata.namespace);
-      if (cur) await store.update({ ...w, metadata: { ...w.metadata, resourceVersion: cur.metadata.resourceVersion as string } });
+    if (!w) {
+      await attempt(`delete ${key}`, () =>
+        store.delete('WeftEndpoint', e.metadata.name, e.metadata.namespace, { resourceVersion: e.metadata.resourceVersion as string }).catch((err: unknown) => {
+          if (!isStoreError(err, 'Conflict')) throw err;
+        }),
+      );
+    } else if (!same(w, e)) {
+      await attempt(`update ${key}`, () => store.update({ ...w, metadata: { ...w.metadata, resourceVersion: e.metadata.resourceVersion as string } }));
     }
-    changes++;
+  }
+  for (const [key, w] of want) {
+    await attempt(`create ${key}`, async () => {
+      try {
+        await store.create(w);
+      } catch (err) {
+        if (!isStoreError(err, 'AlreadyExists')) throw err;
+        // Held by another node's record (a pod moved), or something unusable: take it over.
+        const cur = await store.get<WeftEndpointObject>('WeftEndpoint', w.metadata.name, w.metadata.namespace).catch((e: unknown) => {
+          if (isStoreError(e, 'Invalid')) return undefined;
+          throw e;
+        });
+        await store.update(cur ? { ...w, metadata: { ...w.metadata, resourceVersion: cur.metadata.resourceVersion as string } } : w);
+      }
+    });
+  }
+  if (failures.length > 0) {
+    log?.warn('some endpoints could not be recorded; the others were', { failures });
+    throw new Error(`${failures.length} endpoint change(s) failed: ${failures[0]}`);
   }
   return changes;
 }

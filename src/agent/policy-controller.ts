@@ -1,9 +1,12 @@
 import { randomInt } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { addressOf } from '../cni/result.js';
 import { diffScript, fullScript, tableSize, type NftTable } from '../nftables/ruleset.js';
 import { Informer } from '../datastore/informer.js';
 import type { Store } from '../datastore/store.js';
-import { nftApply, nftDeleteTable, NftError } from '../kernel/nft.js';
+import { nftApply, nftDeleteTable, NftError, nftTableExists } from '../kernel/nft.js';
+import { writeFileAtomic } from '../util/atomic-file.js';
 import type { NamespaceObject, NetworkPolicyObject, NodeObject, PodObject, WeftClusterPolicyObject, WeftEndpointObject } from '../model/objects.js';
 import { compilePolicy, POLICY_TABLE, type LocalAttachment } from '../policy/compile.js';
 import { buildSnapshot, snapshotFingerprint, type LocalEndpoint } from '../policy/from-objects.js';
@@ -27,7 +30,12 @@ export interface PolicyControllerConfig {
   localBlocks: string[];
   records: AttachmentStore;
   log: Logger;
+  /** Where the applied table is kept, so a restarted agent adopts it instead of rewriting it. */
+  stateDir?: string;
 }
+
+/** The table last applied, and its generation (in the state dir; dropped with a reboot). */
+export const APPLIED_TABLE_FILE = 'policy-table.json';
 
 const ADMIT_TIMEOUT_MS = 10_000;
 /** A whole-table rewrite now and then repairs changes made behind the agent's back. */
@@ -46,9 +54,21 @@ export class PolicyController {
   private readonly nodes: Informer<NodeObject>;
   private readonly runner: Runner;
   private applied: NftTable | undefined;
+  /** The generation `applied` was compiled with (the next sync may already have moved on). */
+  private appliedGeneration = 0;
   private lastFull = 0;
-  /** Random at start: connections marked by a previous agent's table are judged again. */
+  /**
+   * Random at a first start; a restarted agent adopts the generation of the table it finds in
+   * force (see adopt), so a restart rewrites nothing and re-judges no connection.
+   */
   private generation = randomInt(1, 0x10000);
+  private saveScheduled = false;
+  private ready = false;
+  private resolveReady: () => void = () => undefined;
+  /** Every cache filled and the table in force adopted: syncs may write from here on. */
+  private readonly readyNow = new Promise<void>((r) => {
+    this.resolveReady = r;
+  });
   private enforced = new Set<string>();
   private state: PolicyStatus = { syncs: 0, problems: [] };
   /** Pods fetched at ADD before their informer event arrived. */
@@ -78,8 +98,50 @@ export class PolicyController {
       void i.run(this.abort.signal);
       i.onChange(() => this.runner.trigger());
     }
-    void this.synced.then(() => {
+    void Promise.all([this.synced, this.adopt()]).then(() => {
+      this.ready = true;
+      this.resolveReady();
       if (!this.abort.signal.aborted) this.runner.start();
+    });
+  }
+
+  /**
+   * An agent restarted on a node whose table is still in force takes it as applied: the first
+   * sync then writes only what changed while it was away — usually nothing. Anything unusual
+   * (no file, no table, a file that does not parse) means a full write, as on a first start.
+   */
+  private async adopt(): Promise<void> {
+    const dir = this.cfg.stateDir;
+    if (!dir) return;
+    try {
+      const saved = JSON.parse(readFileSync(join(dir, APPLIED_TABLE_FILE), 'utf8')) as { generation?: unknown; table?: NftTable };
+      const gen = saved.generation;
+      const t = saved.table;
+      if (typeof gen !== 'number' || !Number.isInteger(gen) || gen < 1 || gen > 0xffff || t?.name !== POLICY_TABLE || !Array.isArray(t.sets) || !Array.isArray(t.chains)) return;
+      if (!(await nftTableExists('inet', POLICY_TABLE))) return;
+      this.applied = t;
+      this.appliedGeneration = gen;
+      this.generation = gen;
+      this.lastFull = Date.now();
+      this.cfg.log.info('adopted the policy table in force', { generation: gen });
+    } catch {
+      /* nothing to adopt */
+    }
+  }
+
+  /** Kept after the sync that applied it (never on the ADD path): the latest table only. */
+  private saveApplied(): void {
+    const dir = this.cfg.stateDir;
+    if (!dir || this.saveScheduled) return;
+    this.saveScheduled = true;
+    setImmediate(() => {
+      this.saveScheduled = false;
+      if (!this.applied) return;
+      try {
+        writeFileAtomic(join(dir, APPLIED_TABLE_FILE), JSON.stringify({ generation: this.appliedGeneration, table: this.applied }));
+      } catch (err) {
+        this.cfg.log.warn('could not keep the applied policy table; a restart will rewrite it', { error: (err as Error).message });
+      }
     });
   }
 
@@ -98,10 +160,11 @@ export class PolicyController {
   async admit(rec: AttachmentRecord): Promise<void> {
     const deadline = Date.now() + ADMIT_TIMEOUT_MS;
     const late = (what: string): Error => new Error(`policy for ${rec.pod?.namespace ?? '?'}/${rec.pod?.name ?? rec.containerId} is not in force: ${what}`);
-    await Promise.race([this.synced, new Promise((_, reject) => setTimeout(() => reject(late('the datastore has not been read yet')), ADMIT_TIMEOUT_MS))]);
+    await Promise.race([this.readyNow, new Promise((_, reject) => setTimeout(() => reject(late('the datastore has not been read yet')), ADMIT_TIMEOUT_MS))]);
     // The runtime usually writes the Pod before ADD; the informer may not have seen it yet.
     const { namespace, name } = rec.pod ?? {};
     if (namespace && name && !this.pods.get(name, namespace)) {
+      // Not found, unreachable or unusable: the informer's view stands.
       const pod = await this.cfg.store.get<PodObject>('Pod', name, namespace).catch(() => undefined);
       if (pod) this.early.set(`${namespace}/${name}`, pod);
     }
@@ -114,6 +177,11 @@ export class PolicyController {
 
   status(): PolicyStatus {
     return { ...this.state, problems: [...this.state.problems] };
+  }
+
+  /** Objects the informers left out because they are not usable. */
+  rejected(): string[] {
+    return this.informers.flatMap((i) => i.rejected());
   }
 
   private localView(): { endpoints: LocalEndpoint[]; attachments: LocalAttachment[] } {
@@ -131,6 +199,9 @@ export class PolicyController {
   }
 
   private async sync(): Promise<void> {
+    // Nothing before every cache is filled and a table in force is adopted: an empty cache
+    // means "no policies", and writing that would open every pod.
+    if (!this.ready) return;
     const started = Date.now();
     const local = this.localView();
     const pods = this.pods.items();
@@ -170,6 +241,8 @@ export class PolicyController {
       await this.replace(table);
     }
     this.applied = table;
+    this.appliedGeneration = this.generation;
+    if (changes === undefined || changes.length > 0) this.saveApplied();
     this.enforced = new Set(local.attachments.map((a) => a.hostIf));
     const fingerprint = snapshotFingerprint(snapshot);
     if (JSON.stringify(problems) !== JSON.stringify(this.state.problems)) for (const p of problems) this.cfg.log.error(p);

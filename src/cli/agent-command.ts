@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import type { ClusterNodeConfig } from '../agent/cluster-node.js';
 import { validateBlockSize } from '../cluster/blocks.js';
 import type { ClusterDefaults } from '../cluster/membership.js';
+import { admitted } from '../datastore/admitted-store.js';
 import { EtcdStore } from '../datastore/etcd-store.js';
 import { FileStore } from '../datastore/file-store.js';
 import type { Store } from '../datastore/store.js';
@@ -72,6 +73,7 @@ interface AgentOptions {
   vxlanVni: string;
   vxlanPort: string;
   leaseDuration: string;
+  nodeGrace: string;
   leaveOnExit?: boolean;
   networkPolicy: boolean;
 }
@@ -82,8 +84,35 @@ function intFlag(name: string, v: string, min: number, max: number): number {
   return n;
 }
 
-/** The datastore named by the flags. */
+/**
+ * An exception nothing expected means the agent's state can no longer be trusted: it logs and
+ * exits non-zero at once, so its supervisor (systemd, a DaemonSet) starts a fresh one, rather
+ * than running half-dead. Exiting is safe: the kernel state outlives the agent, and a restart
+ * changes nothing in any data path.
+ */
+function guardProcess(log: Logger): void {
+  const die = (what: string) => (err: unknown): void => {
+    log.error(`${what}: the agent exits so that its supervisor restarts it`, { error: err instanceof Error ? err.message : String(err), stack: err instanceof Error ? err.stack : undefined });
+    process.exit(70); // EX_SOFTWARE
+  };
+  process.on('uncaughtException', die('unexpected exception'));
+  process.on('unhandledRejection', die('unhandled promise rejection'));
+}
+
+/** "24h", "90m", "45s", "2d", "0" (never) → seconds. */
+export function parseDuration(flag: string, v: string): number {
+  const m = /^(\d{1,7})(s|m|h|d)?$/.exec(v.trim());
+  const n = m ? Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86_400 }[(m[2] ?? 's') as 's' | 'm' | 'h' | 'd'] : Number.NaN;
+  if (!m || n > 366 * 86_400) throw new UserError(`${flag} ${v}: expected a duration such as 24h, 90m or 2d (at most a year), or 0 for never`);
+  return n;
+}
+
+/** The datastore named by the flags; every object read from it or written to it is admitted. */
 export async function openStore(o: { datastore?: string; datastoreDir?: string; etcdEndpoints?: string }): Promise<Store> {
+  return admitted(await openRawStore(o));
+}
+
+async function openRawStore(o: { datastore?: string; datastoreDir?: string; etcdEndpoints?: string }): Promise<Store> {
   if (o.datastore === 'file') {
     if (!o.datastoreDir) throw new UserError('--datastore file needs --datastore-dir DIR (a directory several agents may share)');
     return FileStore.open(o.datastoreDir);
@@ -122,6 +151,7 @@ async function clusterConfig(o: AgentOptions, log: Logger): Promise<ClusterNodeC
       blockSize,
       backend: { type: backend as BackendType, vni: intFlag('vxlan-vni', o.vxlanVni, 1, 16_777_215), port: intFlag('vxlan-port', o.vxlanPort, 1, 65535) },
       leaseDurationSeconds: intFlag('lease-duration', o.leaseDuration, 3, 3600),
+      nodeGraceSeconds: parseDuration('--node-grace', o.nodeGrace),
     };
   }
   return { store: await openStore(o), nodeName: o.nodeName ?? hostname(), nodeIps, defaults, log, leaveOnExit: o.leaveOnExit === true, networkPolicy: o.networkPolicy };
@@ -147,13 +177,15 @@ export function registerAgentCommand(program: Command): void {
     .option('--backend <type>', 'first node only: vxlan or host-gw (default vxlan)')
     .option('--vxlan-vni <n>', 'first node only: VXLAN network identifier', '1')
     .option('--vxlan-port <n>', 'first node only: VXLAN UDP port', '8472')
-    .option('--lease-duration <s>', 'first node only: seconds a node stays alive without renewing its lease', '40')
-    .option('--leave-on-exit', 'on SIGTERM, leave the cluster: peers drop this node at once instead of after its lease expires')
+    .option('--lease-duration <s>', 'first node only: seconds an agent counts as alive without renewing its lease (reported; routes stay)', '40')
+    .option('--node-grace <duration>', 'first node only: how long an agent may stay silent before its node counts as gone and is removed (e.g. 24h, 90m; 0 = never)', '24h')
+    .option('--leave-on-exit', 'on SIGTERM, leave the cluster: peers drop this node and its blocks are freed (without it, a stopped agent\'s node keeps its routes)')
     .option('--no-network-policy', 'in a cluster: do not enforce NetworkPolicy and WeftClusterPolicy (every pod reaches every pod)')
     .action(async (o: AgentOptions) => {
       const level = o.logLevel as LogLevel;
       if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new UserError(`--log-level ${o.logLevel}: expected debug, info, warn or error`);
       const log = createLogger(level, { component: 'agent' });
+      guardProcess(log);
       const cluster = o.datastore !== undefined ? await clusterConfig(o, log) : undefined;
       const podCidrs = cluster ? undefined : parsePodCidrs(o.podCidr);
       const mtu = o.mtu !== undefined ? parseMtu(o.mtu) : undefined;

@@ -1,4 +1,6 @@
 import type { Command } from 'commander';
+import { formatSilence } from '../cluster/liveness.js';
+import { parseDuration } from './agent-command.js';
 import { fileURLToPath } from 'node:url';
 import { BACKENDS, type BackendType } from '../model/objects.js';
 import { UserError } from '../util/user-error.js';
@@ -41,8 +43,11 @@ function parseProtoPort(text: string): { port: number; protocol: Protocol } {
 function printStatus(s: LabStatus): void {
   out(`lab ${s.name}: ${s.nodes.length} nodes, ${s.backend} backend, ${s.datastore} datastore`);
   for (const n of s.nodes) {
-    out(`  ${n.name.padEnd(8)} ${n.agent.padEnd(7)} ${n.ips.join(' ').padEnd(34)} blocks ${n.blocks.join(' ') || '-'}  peers ${n.peers.join(',') || '-'}${n.datastoreConnected ? '' : '  (datastore unreachable)'}`);
+    // A node whose agent is down keeps its routes: say how long it has been silent.
+    out(`  ${n.name.padEnd(8)} ${n.agent.padEnd(7)} ${n.ips.join(' ').padEnd(34)} blocks ${n.blocks.join(' ') || '-'}  peers ${n.peers.join(',') || '-'}${n.agent === 'running' && !n.datastoreConnected ? '  (datastore unreachable)' : ''}`);
+    if (n.agent === 'down') out(`           ! agent not seen for ${n.agentSilentSeconds !== undefined ? formatSilence(n.agentSilentSeconds) : 'ever'}; its routes and pods stay until the node is removed`);
     for (const p of n.problems) out(`           ! ${p}`);
+    for (const r of n.rejected) out(`           ! left out (not usable): ${r}`);
   }
   out(`  namespaces: ${s.namespaces.map((n) => n.name).join(', ') || '-'}`);
   for (const p of s.pods) {
@@ -81,9 +86,10 @@ export function registerLabCommands(program: Command): void {
     .option('--nodes <k>', 'number of nodes', '3')
     .option('--backend <type>', `${BACKENDS.join(' or ')}`, 'vxlan')
     .option('--datastore <kind>', 'file or etcd (a real etcd in the lab)', 'file')
-    .option('--lease-duration <s>', 'node lease, seconds: how fast a dead node is noticed', '10')
+    .option('--lease-duration <s>', 'agent lease, seconds: how fast a silent agent is reported', '10')
+    .option('--node-grace <duration>', 'how long an agent may stay silent before its node counts as gone (e.g. 24h; 0 = never)', '24h')
     .option('--json', 'machine-readable output')
-    .action(async (o: { name: string; nodes: string; backend: string; datastore: string; leaseDuration: string; json?: boolean }) => {
+    .action(async (o: { name: string; nodes: string; backend: string; datastore: string; leaseDuration: string; nodeGrace: string; json?: boolean }) => {
       if (!(BACKENDS as readonly string[]).includes(o.backend)) throw new UserError(`--backend ${o.backend}: expected ${BACKENDS.join(' or ')}`);
       if (o.datastore !== 'file' && o.datastore !== 'etcd') throw new UserError(`--datastore ${o.datastore}: expected file or etcd`);
       const nodes = Number(o.nodes);
@@ -97,6 +103,7 @@ export function registerLabCommands(program: Command): void {
         datastore: o.datastore,
         cliEntry: cliEntry(),
         leaseDurationSeconds: lease,
+        nodeGraceSeconds: parseDuration('--node-grace', o.nodeGrace),
         progress: o.json ? () => undefined : (l) => out(`- ${l}`),
       });
       if (o.json) json(await labStatus(o.name));

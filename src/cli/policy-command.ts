@@ -26,7 +26,7 @@ const json = (v: unknown): void => out(JSON.stringify(v, null, 2));
 async function load(o: StoreFlags): Promise<{ input: SnapshotInput; snapshot: Snapshot }> {
   const input = await withStore(o, (s: Store) => readPolicyInput(s));
   const { snapshot, problems } = buildSnapshot(input);
-  for (const p of problems) process.stderr.write(`weft: warning: ${p}\n`);
+  for (const p of [...input.rejected, ...problems]) process.stderr.write(`weft: warning: ${p}\n`);
   return { input, snapshot };
 }
 

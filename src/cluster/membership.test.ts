@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { FileStore } from '../datastore/file-store.js';
-import type { ClusterNetworkObject, IPBlockObject, LeaseObject } from '../model/objects.js';
+import type { ClusterNetworkObject, IPBlockObject, LeaseObject, NodeObject } from '../model/objects.js';
 import { candidateBlocks, nodeAddressOf, validateBlockSize } from './blocks.js';
 import { isAlive } from './liveness.js';
-import { claimBlocks, ensureClusterNetwork, leaveCluster, registerNode, renewLease, type ClusterDefaults } from './membership.js';
+import { claimBlocks, claimBlocksReporting, ensureClusterNetwork, leaveCluster, RECLAIMED_FROM, registerNode, removeGoneNode, renewLease, type ClusterDefaults } from './membership.js';
 import { parseCidr } from '../ipam/cidr.js';
 
 const defaults = (over: Partial<ClusterDefaults> = {}): ClusterDefaults => ({
@@ -105,7 +105,7 @@ describe('membership on a shared store', () => {
     });
   });
 
-  it('a node keeps its blocks across restarts; a dead node\'s block is taken over; a live one\'s never', async () => {
+  it('a node keeps its blocks across restarts; a silent agent\'s node keeps them too; only a gone node\'s are taken over, and it says so', async () => {
     await withStore(async (open) => {
       const net = (await ensureClusterNetwork(open(), defaults({ podCIDRs: ['10.250.0.0/23'] }))) as ClusterNetworkObject;
       const now = Date.now();
@@ -115,17 +115,37 @@ describe('membership on a shared store', () => {
       assert.deepEqual(await claimBlocks(open(), 'a', net, now), [blockA], 'same block after a restart');
       const [blockB] = await claimBlocks(open(), 'b', net, now);
       assert.notEqual(blockB, blockA);
+      await registerNode(open(), { name: 'a', ips: ['198.18.0.11'], backend: 'vxlan' }, [blockA as string]);
+      await registerNode(open(), { name: 'b', ips: ['198.18.0.12'], backend: 'vxlan' }, [blockB as string]);
       await renewLease(open(), 'c', 10, now);
       await assert.rejects(claimBlocks(open(), 'c', net, now), /no free \/24 block left/);
-      // Eleven seconds later, only b and c renewed: a is dead, c takes its block.
-      const later = now + 11_000;
-      await renewLease(open(), 'b', 10, later);
+      // An hour later neither a nor b renewed: their agents are silent, but their Nodes exist.
+      const later = now + 3600_000;
       await renewLease(open(), 'c', 10, later);
-      assert.deepEqual(await claimBlocks(open(), 'c', net, later), [blockA]);
+      await assert.rejects(claimBlocks(open(), 'c', net, later), /no free \/24 block left/, 'a crashed agent is not a dead node');
+      // a is removed (its Node deleted, its lease expired): now its block may be taken, loudly.
+      await open().delete('Node', 'a');
+      const got = await claimBlocksReporting(open(), 'c', net, later);
+      assert.deepEqual(got.blocks, [blockA]);
+      assert.deepEqual(got.reclaimed, [{ cidr: blockA, from: 'a' }]);
+      const stored = (await open().list<IPBlockObject>('IPBlock')).items.find((b) => b.spec.cidr === blockA);
+      assert.match(stored?.metadata.annotations?.[RECLAIMED_FROM] ?? '', /^a at /);
       await registerNode(open(), { name: 'c', ips: ['198.18.0.13'], backend: 'vxlan' }, [blockA as string]);
       await leaveCluster(open(), 'c');
       assert.equal((await open().list<IPBlockObject>('IPBlock')).items.some((b) => b.spec.node === 'c'), false);
       assert.equal(await open().get('Node', 'c'), undefined);
+    });
+  });
+
+  it('a gone node is removed only if its Node is still the version judged', async () => {
+    await withStore(async (open) => {
+      const v1 = await registerNode(open(), { name: 'x', ips: ['198.18.0.20'], backend: 'vxlan' }, ['10.250.0.0/24']);
+      await registerNode(open(), { name: 'x', ips: ['198.18.0.20'], backend: 'vxlan' }, ['10.250.0.0/24']); // the agent came back
+      assert.equal(await removeGoneNode(open(), v1), false);
+      assert.ok(await open().get('Node', 'x'));
+      const v2 = await open().get<NodeObject>('Node', 'x');
+      assert.equal(await removeGoneNode(open(), v2 as NodeObject), true);
+      assert.equal(await open().get('Node', 'x'), undefined);
     });
   });
 });

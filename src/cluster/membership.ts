@@ -26,11 +26,17 @@ export interface ClusterDefaults {
   blockSize: { ipv4: number; ipv6: number };
   backend: { type: BackendType; vni?: number; port?: number };
   leaseDurationSeconds: number;
+  /** How long an agent may be silent before its node counts as gone (liveness.ts); 0 = never. */
+  nodeGraceSeconds?: number;
 }
 
 /** Reads the cluster network, creating it from `defaults` if this is the first node. */
 export async function ensureClusterNetwork(store: Store, defaults: ClusterDefaults | undefined): Promise<ClusterNetworkObject> {
-  const existing = await store.get<ClusterNetworkObject>('ClusterNetwork', CLUSTER_NETWORK_NAME);
+  const existing = await store.get<ClusterNetworkObject>('ClusterNetwork', CLUSTER_NETWORK_NAME).catch((err: unknown) => {
+    if (!isStoreError(err, 'Invalid')) throw err;
+    // No node can join a cluster whose network it cannot read: say so, and what fixes it.
+    throw new StoreError('Invalid', `the cluster's network settings cannot be used: ${err.message} (correct the ClusterNetwork "default" in the datastore, or delete it and start the first agent with --cluster-cidr)`);
+  });
   if (existing) return existing;
   if (!defaults) {
     throw new StoreError('NotFound', 'the datastore has no ClusterNetwork "default" yet: give the first agent --cluster-cidr (and --backend)');
@@ -44,12 +50,21 @@ export async function ensureClusterNetwork(store: Store, defaults: ClusterDefaul
   }
 }
 
-/** Read-modify-write with retries on Conflict. */
+/**
+ * Read-modify-write with retries on Conflict. This node's own object holding something unusable
+ * (written past admission) is replaced whole: the node is the one that knows what it must say.
+ */
 async function upsert<T extends NodeObject | LeaseObject>(store: Store, kind: string, name: string, namespace: string | undefined, make: (current: T | undefined) => T): Promise<T> {
   for (let attempt = 0; attempt < 10; attempt++) {
-    const current = await store.get<T>(kind, name, namespace);
+    let unusable = false;
+    const current = await store.get<T>(kind, name, namespace).catch((err: unknown) => {
+      if (!isStoreError(err, 'Invalid')) throw err;
+      unusable = true;
+      return undefined;
+    });
     const next = make(current);
     try {
+      if (unusable) return await store.update(next);
       return current ? await store.update(next) : await store.create(next);
     } catch (err) {
       if (!isStoreError(err, 'Conflict') && !isStoreError(err, 'AlreadyExists')) throw err;
@@ -108,49 +123,91 @@ export async function renewLease(store: Store, node: string, durationSeconds: nu
 
 /**
  * One block per family of the cluster range for `node`: the one it already holds, else the first
- * free one, else one whose holder's lease expired (taken over by compare-and-swap).
+ * block nobody holds. Only when none is left, a block whose node is gone — no Node object, and no
+ * lease renewed within its duration — is taken over: pods on that node may still use its
+ * addresses, so the takeover is never silent (`reclaimed` says so, and the IPBlock keeps
+ * weft.io/reclaimed-from). A node whose agent merely crashed keeps its Node object and its blocks.
  */
+export interface ClaimedBlocks {
+  blocks: string[];
+  /** Blocks taken over from nodes that are gone, with whom from. */
+  reclaimed: Array<{ cidr: string; from: string }>;
+}
+
+export const RECLAIMED_FROM = 'weft.io/reclaimed-from';
+
 export async function claimBlocks(store: Store, node: string, network: ClusterNetworkObject, now = Date.now()): Promise<string[]> {
-  const out: string[] = [];
+  return (await claimBlocksReporting(store, node, network, now)).blocks;
+}
+
+export async function claimBlocksReporting(store: Store, node: string, network: ClusterNetworkObject, now = Date.now()): Promise<ClaimedBlocks> {
+  const out: ClaimedBlocks = { blocks: [], reclaimed: [] };
   for (const text of network.spec.podCIDRs) {
     const cluster = parseCidr(text);
     const prefix = cluster.family === 4 ? network.spec.blockSize.ipv4 : network.spec.blockSize.ipv6;
-    out.push(await claimOne(store, node, cluster.family, text, prefix, now));
+    const got = await claimOne(store, node, cluster.family, text, prefix, now);
+    out.blocks.push(got.cidr);
+    if (got.from) out.reclaimed.push({ cidr: got.cidr, from: got.from });
   }
   return out;
 }
 
-async function claimOne(store: Store, node: string, family: Family, clusterText: string, prefix: number, now: number): Promise<string> {
+async function claimOne(store: Store, node: string, family: Family, clusterText: string, prefix: number, now: number): Promise<{ cidr: string; from?: string }> {
   const cluster = parseCidr(clusterText);
   const blocks = new Map((await store.list<IPBlockObject>('IPBlock')).items.map((b) => [b.spec.cidr, b]));
   const mine = [...blocks.values()].find(
     (b) => b.spec.node === node && b.spec.family === family && cidrContains(cluster, { family, value: parseCidr(b.spec.cidr).network }),
   );
-  if (mine) return mine.spec.cidr;
+  if (mine) return { cidr: mine.spec.cidr };
   const leases = new Map((await store.list<LeaseObject>('Lease', SYSTEM_NAMESPACE)).items.map((l) => [l.metadata.name, l]));
-  const expired = (b: IPBlockObject): boolean => {
+  const nodes = new Set((await store.list<NodeObject>('Node')).items.map((n) => n.metadata.name));
+  const gone = (b: IPBlockObject): boolean => {
+    if (nodes.has(b.spec.node)) return false;
     const exp = leaseExpiresAt(leases.get(b.spec.node));
     return exp === undefined || exp <= now;
   };
+  const want = (c: { text: string }): IPBlockObject => ({ apiVersion: WEFT_API, kind: 'IPBlock', metadata: { name: blockName(c.text) }, spec: { cidr: c.text, family, node } });
+  const raced = (err: unknown): void => {
+    // Another node won this block a moment ago (or its name holds something unusable): the next one.
+    if (!isStoreError(err, 'AlreadyExists') && !isStoreError(err, 'Conflict')) throw err;
+  };
   for (const c of candidateBlocks(cluster, prefix)) {
-    const existing = blocks.get(c.text);
-    const want: IPBlockObject = { apiVersion: WEFT_API, kind: 'IPBlock', metadata: { name: blockName(c.text) }, spec: { cidr: c.text, family, node } };
+    if (blocks.has(c.text)) continue;
     try {
-      if (!existing) {
-        await store.create(want);
-        return c.text;
-      }
-      if (existing.spec.node === node) return c.text;
-      if (expired(existing)) {
-        await store.update({ ...want, metadata: { ...existing.metadata } });
-        return c.text;
-      }
+      await store.create(want(c));
+      return { cidr: c.text };
     } catch (err) {
-      if (!isStoreError(err, 'AlreadyExists') && !isStoreError(err, 'Conflict')) throw err;
-      // Another node won this block a moment ago: the next one.
+      raced(err);
     }
   }
-  throw new StoreError('Conflict', `no free /${prefix} block left in the cluster range ${clusterText} for node ${node}`);
+  for (const c of candidateBlocks(cluster, prefix)) {
+    const existing = blocks.get(c.text);
+    if (!existing || !gone(existing)) continue;
+    const w = want(c);
+    try {
+      await store.update({ ...w, metadata: { ...existing.metadata, annotations: { ...(existing.metadata.annotations ?? {}), [RECLAIMED_FROM]: `${existing.spec.node} at ${new Date(now).toISOString()}` } } });
+      return { cidr: c.text, from: existing.spec.node };
+    } catch (err) {
+      raced(err);
+    }
+  }
+  throw new StoreError('Conflict', `no free /${prefix} block left in the cluster range ${clusterText} for node ${node} (every block belongs to a node that exists or whose agent renewed its lease)`);
+}
+
+/**
+ * A node counted as gone (its agent silent for longer than the cluster's grace): its Node and
+ * Lease are deleted — only if the Node is still the version judged, so an agent that came back
+ * meanwhile wins. Its blocks stay named after it until another node needs them (claimOne).
+ */
+export async function removeGoneNode(store: Store, node: NodeObject): Promise<boolean> {
+  try {
+    const removed = await store.delete('Node', node.metadata.name, undefined, { resourceVersion: node.metadata.resourceVersion as string });
+    if (removed) await store.delete('Lease', node.metadata.name, SYSTEM_NAMESPACE);
+    return removed;
+  } catch (err) {
+    if (isStoreError(err, 'Conflict')) return false;
+    throw err;
+  }
 }
 
 /** A node leaving on purpose: its blocks, its Node and its lease go at once (no TTL wait). */

@@ -1,9 +1,14 @@
-import { NODE_ANNOTATIONS, type LeaseObject, type NodeObject } from '../model/objects.js';
-import { isAlive, type LivenessView } from './liveness.js';
+import { NODE_ANNOTATIONS, type NodeObject } from '../model/objects.js';
 
 /**
- * The other nodes this node must reach (pure): every node with pod blocks and a live lease,
- * except itself, with what its peers' backends need from it.
+ * The other nodes this node must reach (pure): every node with pod blocks, except itself, with
+ * what its peers' backends need from it — whatever its agent is doing. A node's routes stay
+ * while its Node object exists; a crashed or upgrading agent changes nothing here (its liveness
+ * is reported, see liveness.ts). A node leaves when its Node object is removed.
+ *
+ * Where the cluster's blocks are leased through IPBlock objects, `holders` (block → node) is
+ * the truth: a Node's podCIDRs count only where that node holds the block, so a Node object
+ * naming someone else's block (a mistake, or a forgery) never steers another node's traffic.
  */
 export interface Peer {
   name: string;
@@ -14,20 +19,26 @@ export interface Peer {
   backend: string | undefined;
 }
 
-export function peersFrom(nodes: NodeObject[], leases: Map<string, LeaseObject>, self: string, view: LivenessView): Peer[] {
-  const out: Peer[] = [];
+export function peersFrom(nodes: NodeObject[], self: string, holders?: ReadonlyMap<string, string>): { peers: Peer[]; problems: string[] } {
+  const peers: Peer[] = [];
+  const problems: string[] = [];
   for (const n of nodes) {
     const name = n.metadata.name;
     if (name === self) continue;
-    const blocks = n.spec?.podCIDRs ?? [];
+    const listed = n.spec?.podCIDRs ?? [];
+    const blocks = holders === undefined ? [...listed] : listed.filter((b) => holders.get(b) === name);
+    for (const b of listed) {
+      if (holders === undefined || holders.get(b) === name) continue;
+      const holder = holders.get(b);
+      problems.push(`node ${name} lists pod block ${b}, which ${holder ? `node ${holder} holds` : 'no IPBlock gives it'}: not routed to ${name}`);
+    }
     if (blocks.length === 0) continue;
-    if (!isAlive(leases.get(name), view)) continue;
     const ann = n.metadata.annotations ?? {};
-    const ips = (ann[NODE_ANNOTATIONS.nodeIPs] ?? (n.status?.addresses ?? []).map((a) => a.address).join(','))
+    const ips = (ann[NODE_ANNOTATIONS.nodeIPs] ?? (n.status?.addresses ?? []).filter((a) => a.type === 'InternalIP').map((a) => a.address).join(','))
       .split(',')
       .filter((s) => s !== '')
       .sort((a, b) => Number(a.includes(':')) - Number(b.includes(':')));
-    out.push({ name, ips, blocks: [...blocks], vxlanMac: ann[NODE_ANNOTATIONS.vxlanMac], backend: ann[NODE_ANNOTATIONS.backend] });
+    peers.push({ name, ips, blocks, vxlanMac: ann[NODE_ANNOTATIONS.vxlanMac], backend: ann[NODE_ANNOTATIONS.backend] });
   }
-  return out.sort((a, b) => a.name.localeCompare(b.name));
+  return { peers: peers.sort((a, b) => a.name.localeCompare(b.name)), problems };
 }

@@ -59,9 +59,13 @@ export function parseCniArgs(input: string): CniArgs {
   }
   if (raw['IP'] !== undefined && raw['IP'] !== '') out.ips = raw['IP'].split(',').filter((s) => s !== '');
   if (raw['MAC'] !== undefined && raw['MAC'] !== '') out.mac = raw['MAC'];
-  if (raw['K8S_POD_NAMESPACE']) out.podNamespace = checked('K8S_POD_NAMESPACE', raw['K8S_POD_NAMESPACE'], dnsLabelProblem);
-  if (raw['K8S_POD_NAME']) out.podName = checked('K8S_POD_NAME', raw['K8S_POD_NAME'], dnsSubdomainProblem);
-  if (raw['K8S_POD_UID']) out.podUid = checked('K8S_POD_UID', raw['K8S_POD_UID'], podUidProblem);
+  // Kubernetes names, or nothing: a runtime that is not Kubernetes (podman sends container names
+  // such as "eager_turing") has no pod identity, and no other value ever names an object or a path.
+  const ns = raw['K8S_POD_NAMESPACE'];
+  const name = raw['K8S_POD_NAME'];
+  if (ns && !dnsLabelProblem(ns)) out.podNamespace = ns;
+  if (name && !dnsSubdomainProblem(name)) out.podName = name;
+  if (raw['K8S_POD_UID'] && !podUidProblem(raw['K8S_POD_UID'])) out.podUid = raw['K8S_POD_UID'];
   if (raw['K8S_POD_INFRA_CONTAINER_ID']) out.podInfraContainerId = raw['K8S_POD_INFRA_CONTAINER_ID'];
   return out;
 }
@@ -69,11 +73,4 @@ export function parseCniArgs(input: string): CniArgs {
 /** A Kubernetes UID: a UUID as the API server makes them (at most 128 of a-z, A-Z, 0-9, "-"). */
 export function podUidProblem(s: string): string | undefined {
   return /^[A-Za-z0-9-]{1,128}$/.test(s) ? undefined : 'must be 1-128 of letters, digits and "-" (a UUID)';
-}
-
-/** Pod identities name datastore objects and paths: Kubernetes' own rules, else code 4. */
-function checked(key: string, value: string, problem: (v: string) => string | undefined): string {
-  const why = problem(value);
-  if (why) throw new CniError(ErrorCode.InvalidEnvironment, `CNI_ARGS: ${key}=${JSON.stringify(value)} is not valid: ${why}`);
-  return value;
 }

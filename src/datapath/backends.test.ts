@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { formatSilence, longDead, silentAgents } from '../cluster/liveness.js';
 import { peersFrom } from '../cluster/peers.js';
 import type { LeaseObject, NodeObject } from '../model/objects.js';
 import { hostGwCommands, hostGwDesired } from './host-gw.js';
@@ -23,18 +24,40 @@ const lease = (name: string, agoMs: number): LeaseObject => ({
 });
 
 describe('peers (pure)', () => {
-  it('every other live node with blocks, underlay addresses IPv4 first', () => {
+  it('every other node with blocks, its agent alive or not, underlay addresses IPv4 first', () => {
     const nodes = [
       node('me', ['10.244.0.0/24'], '198.18.0.10'),
       node('b', ['10.244.1.0/24', 'fd00::/64'], 'fd18::11,198.18.0.11', '02:00:00:00:00:0b'),
-      node('dead', ['10.244.2.0/24'], '198.18.0.12'),
+      node('silent', ['10.244.2.0/24'], '198.18.0.12'),
       node('new', [], '198.18.0.13'),
     ];
-    const leases = new Map([['b', lease('b', 1000)], ['dead', lease('dead', 60_000)], ['me', lease('me', 0)]]);
-    const peers = peersFrom(nodes, leases, 'me', { now, connectedSince: now - 600_000, leaseDurationSeconds: 10 });
-    assert.deepEqual(peers, [{ name: 'b', ips: ['198.18.0.11', 'fd18::11'], blocks: ['10.244.1.0/24', 'fd00::/64'], vxlanMac: '02:00:00:00:00:0b', backend: 'vxlan' }]);
-    const disconnected = peersFrom(nodes, leases, 'me', { now, connectedSince: undefined, leaseDurationSeconds: 10 });
-    assert.deepEqual(disconnected.map((p) => p.name), ['b', 'dead'], 'a disconnected observer removes nobody');
+    const { peers, problems } = peersFrom(nodes, 'me');
+    assert.deepEqual(problems, []);
+    assert.deepEqual(peers[0], { name: 'b', ips: ['198.18.0.11', 'fd18::11'], blocks: ['10.244.1.0/24', 'fd00::/64'], vxlanMac: '02:00:00:00:00:0b', backend: 'vxlan' });
+    assert.deepEqual(peers.map((p) => p.name), ['b', 'silent'], 'a node whose agent stopped renewing keeps its routes');
+  });
+
+  it('where blocks are leased, a Node counts only for the blocks it holds; the rest is reported', () => {
+    const nodes = [node('b', ['10.244.1.0/24'], '198.18.0.11', '02:00:00:00:00:0b'), node('forger', ['10.244.1.0/24', '10.244.9.0/24'], '198.18.0.66', '02:00:00:00:00:66')];
+    const { peers, problems } = peersFrom(nodes, 'me', new Map([['10.244.1.0/24', 'b']]));
+    assert.deepEqual(peers.map((p) => `${p.name} ${p.blocks.join(',')}`), ['b 10.244.1.0/24']);
+    assert.deepEqual(problems, [
+      'node forger lists pod block 10.244.1.0/24, which node b holds: not routed to forger',
+      'node forger lists pod block 10.244.9.0/24, which no IPBlock gives it: not routed to forger',
+    ]);
+  });
+});
+
+describe('liveness (pure): reported, and only a silence beyond the grace counts as gone', () => {
+  const view = { now, connectedSince: now - 600_000, leaseDurationSeconds: 10 };
+  const nodes = [node('me', [], '198.18.0.10'), node('b', [], '198.18.0.11'), node('quiet', [], '198.18.0.12'), node('ancient', [], '198.18.0.13')];
+  const leases = new Map([['b', lease('b', 1000)], ['quiet', lease('quiet', 130_000)], ['ancient', lease('ancient', 25 * 3600_000)]]);
+  it('silent agents, with how long', () => {
+    const silent = silentAgents(nodes, leases, 'me', view);
+    assert.deepEqual(silent.map((s) => `${s.node} ${formatSilence(s.silentSeconds ?? -1)}`), ['ancient 1d 1h', 'quiet 2m']);
+    assert.deepEqual(silentAgents(nodes, leases, 'me', { ...view, connectedSince: now - 2000 }), [], 'just reconnected: cannot judge yet');
+    assert.deepEqual(longDead(silent, leases, view, 24 * 3600), ['ancient']);
+    assert.deepEqual(longDead(silent, leases, view, 0), [], 'a grace of 0 never removes a node');
   });
 });
 

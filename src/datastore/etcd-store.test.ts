@@ -30,5 +30,9 @@ describe('EtcdStore (contract, real etcd)', { skip: etcdMissing() }, () => {
     async compact(_stores, revision) {
       etcdctl(etcd as EtcdServer, ['compact', String(revision)]);
     },
+    async putRaw(_stores, kind, name, namespace, bytes) {
+      etcdctl(etcd as EtcdServer, ['put', `/weft/v1/${kind}/${namespace ?? '_'}/${name}`, '--', bytes]);
+    },
+    rawWritesAreEvents: true,
   });
 });

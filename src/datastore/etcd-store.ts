@@ -1,6 +1,6 @@
 import type { Etcd3, IKeyValue } from 'etcd3';
 import type { KObject } from '../model/objects.js';
-import { forWrite, StoreError, validateObject, type ListResult, type Store, type WatchEvent, type WatchEventType } from './store.js';
+import { forWrite, identityProblem, StoreError, validateObject, type ListResult, type RejectedObject, type Store, type WatchEvent, type WatchEventType } from './store.js';
 
 /**
  * The datastore on a real etcd v3 cluster. One key per object under a prefix; an object's
@@ -37,10 +37,31 @@ async function timed<T>(p: Promise<T>, what: string): Promise<T> {
   }
 }
 
-function decode<T extends KObject>(kv: IKeyValue): T {
-  const obj = JSON.parse(kv.value.toString('utf8')) as T;
+/** kind, namespace and name from a key (`/weft/v1/Kind/ns|_/name`). */
+function keyParts(key: string): { kind: string; name: string; namespace?: string } {
+  const [kind = '', ns = '_', ...rest] = key.slice(PREFIX.length).split('/');
+  return { kind, name: rest.join('/'), ...(ns === '_' ? {} : { namespace: ns }) };
+}
+
+/**
+ * A stored value as an object, or why it is not one: anything may sit under a key (etcdctl put,
+ * another program), and one bad value must cost that object, never the list, the watch or the
+ * process that reads it.
+ */
+function decode<T extends KObject>(kv: IKeyValue): { ok: T } | { rejected: RejectedObject } {
+  const id = keyParts(kv.key.toString('utf8'));
+  const reject = (reason: string): { rejected: RejectedObject } => ({ rejected: { ...id, reason } });
+  let value: unknown;
+  try {
+    value = JSON.parse(kv.value.toString('utf8'));
+  } catch {
+    return reject(kv.value.length === 0 ? 'the value is empty' : 'the value is not JSON');
+  }
+  const why = identityProblem(value, id.kind, id.name, id.namespace);
+  if (why) return reject(why);
+  const obj = value as T;
   obj.metadata.resourceVersion = kv.mod_revision;
-  return obj;
+  return { ok: obj };
 }
 
 export class EtcdStore implements Store {
@@ -66,13 +87,29 @@ export class EtcdStore implements Store {
   async get<T extends KObject>(kind: string, name: string, namespace?: string): Promise<T | undefined> {
     const res = await timed(this.client.get(keyOf(kind, name, namespace)).exec(), `get ${kind} ${name}`);
     const kv = res.kvs[0];
-    return kv ? decode<T>(kv) : undefined;
+    if (!kv) return undefined;
+    const d = decode<T>(kv);
+    if ('rejected' in d) throw new StoreError('Invalid', `${kind} ${namespace ? `${namespace}/` : ''}${name} in etcd is not usable: ${d.rejected.reason}`);
+    return d.ok;
+  }
+
+  /** The key's revision, whatever its value holds (a conflict's "now"), or undefined if absent. */
+  private async modRevision(key: string): Promise<string | undefined> {
+    const res = await timed(this.client.get(key).exec(), `get ${key}`);
+    return res.kvs[0]?.mod_revision;
   }
 
   async list<T extends KObject>(kind: string, namespace?: string): Promise<ListResult<T>> {
     const prefix = namespace !== undefined ? `${PREFIX}${kind}/${namespace}/` : `${PREFIX}${kind}/`;
     const res = await timed(this.client.getAll().prefix(prefix).exec(), `list ${kind}`);
-    return { items: res.kvs.map((kv) => decode<T>(kv)), revision: Number(res.header.revision) };
+    const items: T[] = [];
+    const rejected: RejectedObject[] = [];
+    for (const kv of res.kvs) {
+      const d = decode<T>(kv);
+      if ('ok' in d) items.push(d.ok);
+      else rejected.push(d.rejected);
+    }
+    return { items, revision: Number(res.header.revision), rejected };
   }
 
   async create<T extends KObject>(obj: T): Promise<T> {
@@ -97,9 +134,9 @@ export class EtcdStore implements Store {
       `update ${obj.kind}`,
     );
     if (!res.succeeded) {
-      const current = await this.get(obj.kind, obj.metadata.name, obj.metadata.namespace);
-      if (!current) throw new StoreError('NotFound', `${obj.kind} ${describe(obj)} does not exist`);
-      throw new StoreError('Conflict', `${obj.kind} ${describe(obj)} changed: resourceVersion ${want} is stale (now ${current.metadata.resourceVersion})`);
+      const now = await this.modRevision(key);
+      if (now === undefined) throw new StoreError('NotFound', `${obj.kind} ${describe(obj)} does not exist`);
+      throw new StoreError('Conflict', `${obj.kind} ${describe(obj)} changed: resourceVersion ${want} is stale (now ${now})`);
     }
     o.metadata.resourceVersion = res.header.revision;
     return o;
@@ -113,8 +150,7 @@ export class EtcdStore implements Store {
     }
     const res = await timed(this.client.if(key, 'Mod', '==', opts.resourceVersion).then(this.client.delete().key(key)).commit(), `delete ${kind}`);
     if (res.succeeded) return true;
-    const current = await this.get(kind, name, namespace);
-    if (!current) return false;
+    if ((await this.modRevision(key)) === undefined) return false;
     throw new StoreError('Conflict', `${kind} ${namespace ? `${namespace}/` : ''}${name} changed: resourceVersion ${opts.resourceVersion} is stale`);
   }
 
@@ -129,10 +165,17 @@ export class EtcdStore implements Store {
     // cancelled at once (a compacted start revision) reports its error to nobody.
     const watcher = this.client.watch().prefix(`${PREFIX}${kind}/`).startRevision(String(fromRevision + 1)).withPreviousKV().watcher();
     const emit = (type: WatchEventType, kv: IKeyValue, prev?: IKeyValue): void => {
-      const source = type === 'DELETED' ? prev : kv;
-      if (!source) return; // a delete of something compacted away: nothing to report
-      const object = decode<T>(source);
-      push({ type, object, revision: Number(kv.mod_revision) });
+      const revision = Number(kv.mod_revision);
+      if (type === 'DELETED') {
+        // Whatever was there (usable or not) is gone: the key is all a reader needs.
+        const d = prev ? decode<T>(prev) : undefined;
+        const id = keyParts(kv.key.toString('utf8'));
+        const object = d && 'ok' in d ? d.ok : ({ apiVersion: 'unknown', kind: id.kind, metadata: { name: id.name, ...(id.namespace ? { namespace: id.namespace } : {}) } } as T);
+        push({ type, object, revision });
+        return;
+      }
+      const d = decode<T>(kv);
+      push('ok' in d ? { type, object: d.ok, revision } : { type: 'REJECTED', rejected: d.rejected, revision });
     };
     watcher.on('put', (kv, prev) => emit(prev ? 'MODIFIED' : kv.version === '1' ? 'ADDED' : 'MODIFIED', kv, prev));
     watcher.on('delete', (kv, prev) => emit('DELETED', kv, prev));

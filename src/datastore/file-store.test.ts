@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe } from 'node:test';
@@ -24,5 +24,11 @@ describe('FileStore (contract)', () => {
     async compact({ a }, revision) {
       writeFileSync(join((a as FileStore).dir, 'compacted'), String(revision));
     },
+    async putRaw({ a }, kind, name, namespace, bytes) {
+      const dir = join((a as FileStore).dir, 'objects', kind, namespace ?? '_');
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, `${name}.json`), bytes);
+    },
+    rawWritesAreEvents: false,
   });
 });

@@ -12,7 +12,18 @@ export interface ContractOptions {
   open(): Promise<{ a: Store; b: Store; cleanup: () => Promise<void> }>;
   /** Makes revisions up to `revision` unavailable to watches (compaction). */
   compact(stores: { a: Store }, revision: number): Promise<void>;
+  /** Writes raw bytes where the store keeps that object, past every check (a hand edit, etcdctl put). */
+  putRaw(stores: { a: Store }, kind: string, name: string, namespace: string | undefined, bytes: string): Promise<void>;
+  /** Whether such a write is an event watchers see (etcd: yes; a hand-edited file: no). */
+  rawWritesAreEvents: boolean;
 }
+
+/** An event as text, for comparisons. */
+export function eventText(e: WatchEvent): string {
+  return e.type === 'REJECTED' ? `REJECTED ${e.rejected.name}` : `${e.type} ${e.object.metadata.name}`;
+}
+
+const objectOf = (e: WatchEvent | undefined): KObject | undefined => (e && e.type !== 'REJECTED' ? e.object : undefined);
 
 const pod = (name: string, ns = 'default', labels: Record<string, string> = {}): KObject & { spec: object } => ({
   apiVersion: 'v1',
@@ -95,9 +106,9 @@ export function runStoreContract(o: ContractOptions): void {
     await a.create(pod('db'));
     await a.delete('Pod', 'web', 'default');
     const got = await events;
-    assert.deepEqual(got.map((e) => `${e.type} ${e.object.metadata.name}`), ['ADDED web', 'MODIFIED web', 'ADDED db', 'DELETED web']);
-    assert.deepEqual(got[1]?.object.metadata.labels, { app: 'web' });
-    assert.deepEqual(got[3]?.object.metadata.labels, { app: 'web' }, 'DELETED carries the last state');
+    assert.deepEqual(got.map(eventText), ['ADDED web', 'MODIFIED web', 'ADDED db', 'DELETED web']);
+    assert.deepEqual(objectOf(got[1])?.metadata.labels, { app: 'web' });
+    assert.deepEqual(objectOf(got[3])?.metadata.labels, { app: 'web' }, 'DELETED carries the last state');
     const revs = got.map((e) => e.revision);
     assert.deepEqual([...revs].sort((x, y) => x - y), revs, 'in revision order');
   }));
@@ -109,7 +120,7 @@ export function runStoreContract(o: ContractOptions): void {
     const resumeFrom = first[first.length - 1]?.revision as number;
     for (let i = 5; i < 8; i++) await a.create(pod(`p${i}`));
     const rest = await collect(b, 'Pod', resumeFrom, 6);
-    assert.deepEqual([...first, ...rest].map((e) => e.object.metadata.name), ['p0', 'p1', 'p2', 'p3', 'p4', 'p5', 'p6', 'p7']);
+    assert.deepEqual([...first, ...rest].map((e) => objectOf(e)?.metadata.name), ['p0', 'p1', 'p2', 'p3', 'p4', 'p5', 'p6', 'p7']);
   }));
 
   it('a watch from a compacted revision ends with Gone (the caller lists again)', withStores(async ({ a }) => {
@@ -118,6 +129,30 @@ export function runStoreContract(o: ContractOptions): void {
     const last = (await a.list('Pod')).revision;
     await o.compact({ a }, last);
     await assert.rejects(collect(a, 'Pod', start, 1, 5000), (e: unknown) => isStoreError(e, 'Gone'));
+  }));
+
+  it('a stored value that is not a usable object is left out and reported, never fatal: list, get, watch, overwrite', withStores(async ({ a, b }) => {
+    await a.create(pod('good'));
+    const start = (await b.list('Pod')).revision;
+    const events = collect(b, 'Pod', start, o.rawWritesAreEvents ? 5 : 1);
+    for (const [name, bytes] of [['garbage', '{not json'], ['empty', ''], ['liar', JSON.stringify(pod('someone-else'))], ['array', '[1,2]']] as const) {
+      await o.putRaw({ a }, 'Pod', name, 'default', bytes);
+    }
+    await a.create(pod('after'));
+    const got = await events;
+    const want = o.rawWritesAreEvents ? ['REJECTED garbage', 'REJECTED empty', 'REJECTED liar', 'REJECTED array', 'ADDED after'] : ['ADDED after'];
+    assert.deepEqual(got.map(eventText), want, 'the watch reports each and goes on');
+    const listed = await b.list('Pod');
+    assert.deepEqual(listed.items.map((p) => p.metadata.name).sort(), ['after', 'good']);
+    assert.deepEqual(listed.rejected.map((r) => `${r.namespace}/${r.name}`).sort(), ['default/array', 'default/empty', 'default/garbage', 'default/liar']);
+    assert.match(listed.rejected.find((r) => r.name === 'liar')?.reason ?? '', /metadata\.name is "someone-else"/);
+    await assert.rejects(b.get('Pod', 'garbage', 'default'), (e: unknown) => isStoreError(e, 'Invalid') && /garbage/.test((e as Error).message));
+    await assert.rejects(b.create(pod('garbage')), (e: unknown) => isStoreError(e, 'AlreadyExists'), 'present, even unusable, is taken');
+    await assert.rejects(b.update({ ...pod('garbage'), metadata: { ...pod('garbage').metadata, resourceVersion: '1' } }), (e: unknown) => isStoreError(e, 'Conflict'));
+    await b.update(pod('garbage')); // unconditional: replaces it
+    assert.equal((await b.get('Pod', 'garbage', 'default'))?.metadata.name, 'garbage');
+    assert.equal(await b.delete('Pod', 'empty', 'default'), true);
+    assert.deepEqual((await b.list('Pod')).rejected.map((r) => r.name).sort(), ['array', 'liar']);
   }));
 
   it('refuses malformed objects with Invalid, naming the field', withStores(async ({ a }) => {

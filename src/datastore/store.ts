@@ -10,17 +10,52 @@ import type { KObject } from '../model/objects.js';
  */
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED';
 
-export interface WatchEvent<T extends KObject = KObject> {
-  type: WatchEventType;
-  /** For DELETED, the object as it was last stored. */
-  object: T;
-  revision: number;
+/**
+ * A stored value that is not a usable object: not JSON, not an object of the kind and name its
+ * key says, or (from the admitting store) one that fails admission. Left out of lists and
+ * watches, reported by key — never fatal to a list, a watch or a process.
+ */
+export interface RejectedObject {
+  kind: string;
+  name: string;
+  namespace?: string;
+  reason: string;
 }
+
+export type WatchEvent<T extends KObject = KObject> =
+  | {
+      type: WatchEventType;
+      /** For DELETED, the object as it was last stored. */
+      object: T;
+      revision: number;
+    }
+  /** A write of something that is not a usable object: whatever was there is gone from view. */
+  | { type: 'REJECTED'; rejected: RejectedObject; revision: number };
 
 export interface ListResult<T extends KObject = KObject> {
   items: T[];
   /** The store's revision the list is a snapshot of: watch from here. */
   revision: number;
+  /** Values under the listed keys that are not usable objects. */
+  rejected: RejectedObject[];
+}
+
+export function describeRejected(r: RejectedObject): string {
+  return `${r.kind} ${r.namespace ? `${r.namespace}/` : ''}${r.name}: ${r.reason}`;
+}
+
+/**
+ * Checks a decoded value is an object of the kind, name and namespace its key says (pure):
+ * the store's own view of "decodable". Returns the reason when it is not.
+ */
+export function identityProblem(value: unknown, kind: string, name: string, namespace: string | undefined): string | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'not a JSON object';
+  const o = value as { kind?: unknown; metadata?: { name?: unknown; namespace?: unknown } };
+  if (o.kind !== kind) return `its kind is ${JSON.stringify(o.kind)}, not ${kind}`;
+  if (typeof o.metadata !== 'object' || o.metadata === null) return 'it has no metadata';
+  if (o.metadata.name !== name) return `its metadata.name is ${JSON.stringify(o.metadata.name)?.slice(0, 80)}, not ${name}`;
+  if ((o.metadata.namespace ?? undefined) !== namespace) return `its metadata.namespace is ${JSON.stringify(o.metadata.namespace)?.slice(0, 80)}, not ${namespace ?? 'absent'}`;
+  return undefined;
 }
 
 export type StoreErrorReason = 'AlreadyExists' | 'Conflict' | 'NotFound' | 'Gone' | 'Unavailable' | 'Invalid';
@@ -43,6 +78,7 @@ export function isStoreError(err: unknown, reason?: StoreErrorReason): err is St
 
 export interface Store {
   readonly backend: 'file' | 'etcd';
+  /** Invalid when the stored value is not a usable object (see RejectedObject). */
   get<T extends KObject>(kind: string, name: string, namespace?: string): Promise<T | undefined>;
   list<T extends KObject>(kind: string, namespace?: string): Promise<ListResult<T>>;
   /** AlreadyExists if it exists. Returns the stored object with its resourceVersion. */

@@ -42,3 +42,12 @@ export async function nftDeleteTable(family: string, name: string): Promise<void
     throw new NftError(`nft delete table ${family} ${name} failed: ${r.stderr.trim()}`, r.stderr);
   }
 }
+
+/** Whether a table exists (`nft -j list tables FAMILY`: names only, cheap whatever the table holds). */
+export async function nftTableExists(family: string, name: string): Promise<boolean> {
+  const r = await run('nft', ['-j', 'list', 'tables', family], { allowFailure: true, timeoutMs: 10_000 });
+  if (r.exitCode !== 0) throw new NftError(`nft -j list tables ${family} failed: ${r.stderr.trim()}`, r.stderr);
+  const parsed = JSON.parse(r.stdout || '{}') as { nftables?: Array<{ table?: { name?: string } }> };
+  return (parsed.nftables ?? []).some((x) => x.table?.name === name);
+}
+

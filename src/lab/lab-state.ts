@@ -52,6 +52,8 @@ export interface LabState {
   datastore: LabDatastore;
   clusterCidrs: string[];
   leaseDurationSeconds: number;
+  /** Seconds an agent may stay silent before its node counts as gone (absent: the agents' default). */
+  nodeGraceSeconds?: number;
   switchNetns: string;
   external: { netns: string; ips: string[]; control: string; serverPid?: number };
   nodes: LabNode[];

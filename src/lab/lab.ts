@@ -1,14 +1,17 @@
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { getHealth, waitForAgent } from '../agent/health-client.js';
+import { admitted } from '../datastore/admitted-store.js';
 import { EtcdStore } from '../datastore/etcd-store.js';
 import { FileStore } from '../datastore/file-store.js';
 import { isStoreError, type Store } from '../datastore/store.js';
+import { leaveCluster } from '../cluster/membership.js';
 import { install } from '../install/install.js';
 import { endProcess, startDaemon } from '../kernel/exec.js';
+import { processStartTime } from '../util/lock-file.js';
 import { ipBatch, ipc } from '../kernel/ip.js';
 import { deleteNamedNetns } from '../kernel/netns.js';
-import type { BackendType, NamespaceObject } from '../model/objects.js';
+import { SYSTEM_NAMESPACE, type BackendType, type LeaseObject, type NamespaceObject } from '../model/objects.js';
 import { snapshotFingerprint } from '../policy/from-objects.js';
 import { readSnapshot } from '../policy/load.js';
 import { UserError } from '../util/user-error.js';
@@ -28,13 +31,15 @@ export interface UpOptions {
   /** dist/weft.mjs: what the agents and pod servers run. */
   cliEntry: string;
   leaseDurationSeconds?: number;
+  nodeGraceSeconds?: number;
   progress?: (line: string) => void;
 }
 
 export const LAB_CLUSTER_CIDRS = ['10.244.0.0/16', 'fd00:10:244::/56'];
 
+/** The lab's datastore, admitting what it reads and writes (as the agents' does). */
 export async function openLabStore(state: LabState): Promise<Store> {
-  return state.datastore.kind === 'file' ? FileStore.open(state.datastore.dir) : EtcdStore.connect([state.datastore.endpoint]);
+  return admitted(state.datastore.kind === 'file' ? FileStore.open(state.datastore.dir) : await EtcdStore.connect([state.datastore.endpoint]));
 }
 
 export async function withLabStore<R>(state: LabState, fn: (store: Store) => Promise<R>): Promise<R> {
@@ -98,6 +103,7 @@ export async function startNodeAgent(state: LabState, node: LabNode, cliEntry: s
     ...state.clusterCidrs.flatMap((c) => ['--cluster-cidr', c]),
     '--backend', state.backend,
     '--lease-duration', String(state.leaseDurationSeconds),
+    ...(state.nodeGraceSeconds !== undefined ? ['--node-grace', String(state.nodeGraceSeconds)] : []),
     // A node the lab stops is a node leaving: peers drop it at once.
     '--leave-on-exit',
   ];
@@ -113,22 +119,24 @@ export async function startNodeAgent(state: LabState, node: LabNode, cliEntry: s
 }
 
 /**
- * Waits until every agent enforces the datastore's current policy state: each reports the
- * fingerprint of the objects its table was compiled from, and all must equal the one
- * computed here from the store. Returns how long that took.
+ * Waits until every running agent enforces the datastore's current policy state: each reports
+ * the fingerprint of the objects its table was compiled from, and all must equal the one
+ * computed here from the store. Returns how long that took. An agent whose process is gone (it
+ * crashed, or a test killed it) enforces nothing new until it is back: it is not waited for.
  */
 export async function waitPolicyConverged(state: LabState, timeoutMs = 30_000): Promise<number> {
   const t0 = Date.now();
   const deadline = t0 + timeoutMs;
+  const running = state.nodes.filter((n) => n.agentPid !== undefined && processStartTime(n.agentPid) !== undefined);
   // One store connection for the wait; the wanted state is read again each round (others may write).
   return withLabStore(state, async (store) => {
     for (;;) {
       const want = snapshotFingerprint((await readSnapshot(store)).snapshot);
-      const views = await Promise.all(state.nodes.map((n) => getHealth(n.socket).catch(() => undefined)));
+      const views = await Promise.all(running.map((n) => getHealth(n.socket).catch(() => undefined)));
       // An agent that enforces no policy (--no-network-policy) has nothing to wait for.
       if (views.every((h) => h !== undefined && (h.policy === undefined || h.policy.fingerprint === want))) return Date.now() - t0;
       if (Date.now() > deadline) {
-        const seen = views.map((h, i) => `${state.nodes[i]?.name}: ${h?.policy ? (h.policy.fingerprint === want ? 'current' : `behind${h.policy.error ? ` (${h.policy.error})` : ''}`) : 'no policy status'}`).join('; ');
+        const seen = views.map((h, i) => `${running[i]?.name}: ${h?.policy ? (h.policy.fingerprint === want ? 'current' : `behind${h.policy.error ? ` (${h.policy.error})` : ''}`) : h ? 'no policy status' : 'not answering'}`).join('; ');
         throw new Error(`policy did not reach every node within ${timeoutMs / 1000} s (${seen})`);
       }
       await new Promise((r) => setTimeout(r, 25));
@@ -175,6 +183,7 @@ export async function labUp(o: UpOptions): Promise<LabState> {
     datastore: o.datastore === 'file' ? { kind: 'file', dir: join(dir, 'datastore') } : { kind: 'etcd', endpoint: etcdEndpoint(dir), dataDir: join(dir, 'etcd') },
     clusterCidrs: LAB_CLUSTER_CIDRS,
     leaseDurationSeconds: o.leaseDurationSeconds ?? 10,
+    ...(o.nodeGraceSeconds !== undefined ? { nodeGraceSeconds: o.nodeGraceSeconds } : {}),
     switchNetns: `${prefix}-sw`,
     external: { netns: `${prefix}-ext`, ips: [EXTERNAL.v4, EXTERNAL.v6], control: join(dir, 'external.sock') },
     nodes: [],
@@ -274,6 +283,8 @@ export async function labNodeRemove(name: string, nodeName: string): Promise<voi
     }
     state.pods = state.pods.filter((x) => x.node !== nodeName);
     if (node.agentPid) await endProcess(node.agentPid, 10_000);
+    // A running agent deregisters as it leaves; one that crashed cannot: the lab does it for it.
+    await withLabStore(state, (s) => leaveCluster(s, nodeName));
     // The switch port first: a deleted netns takes its veths down asynchronously.
     await ipBatch([ipc`link del n${node.name.replace('node-', '')}`], { netns: `/run/netns/${state.switchNetns}` }).catch(() => undefined);
     await deleteNamedNetns(node.netns);
@@ -330,10 +341,16 @@ export interface LabNodeStatus {
   name: string;
   netns: string;
   ips: string[];
+  /** Whether its agent answers on its socket. */
   agent: 'running' | 'down';
+  /** When its agent last renewed its lease, and how long ago (from the datastore). */
+  agentLastSeen?: string;
+  agentSilentSeconds?: number;
   blocks: string[];
   peers: string[];
   problems: string[];
+  /** Objects in the datastore this node's agent leaves out because they are not usable. */
+  rejected: string[];
   datastoreConnected: boolean;
   mtu?: number;
 }
@@ -350,23 +367,32 @@ export interface LabStatus {
 
 export async function labStatus(name: string): Promise<LabStatus> {
   const state = loadLab(name);
+  const fromStore = await withLabStore(state, async (store) => ({
+    namespaces: (await store.list<NamespaceObject>('Namespace')).items.map((n) => ({ name: n.metadata.name, labels: n.metadata.labels ?? {} })),
+    leases: new Map((await store.list<LeaseObject>('Lease', SYSTEM_NAMESPACE)).items.map((l) => [l.metadata.name, l])),
+  })).catch(() => ({ namespaces: [], leases: new Map<string, LeaseObject>() }));
+  const now = Date.now();
   const nodes = await Promise.all(
     state.nodes.map(async (n): Promise<LabNodeStatus> => {
       const h = await getHealth(n.socket, 2000).catch(() => undefined);
+      const renewed = fromStore.leases.get(n.name)?.spec?.renewTime;
+      const seen = renewed ? Date.parse(renewed) : Number.NaN;
       return {
         name: n.name,
         netns: n.netns,
         ips: n.ips,
         agent: h ? 'running' : 'down',
+        ...(renewed && !Number.isNaN(seen) ? { agentLastSeen: renewed, agentSilentSeconds: Math.max(0, Math.round((now - seen) / 1000)) } : {}),
         blocks: h?.cluster?.blocks ?? [],
         peers: h?.cluster?.peers ?? [],
         problems: h?.cluster?.problems ?? [],
+        rejected: h?.rejected ?? [],
         datastoreConnected: h?.cluster?.datastoreConnected ?? false,
         ...(h ? { mtu: h.mtu } : {}),
       };
     }),
   );
-  const namespaces = await withLabStore(state, async (store) => (await store.list<NamespaceObject>('Namespace')).items.map((n) => ({ name: n.metadata.name, labels: n.metadata.labels ?? {} }))).catch(() => []);
+  const namespaces = fromStore.namespaces;
   return {
     name: state.name,
     backend: state.backend,

@@ -77,7 +77,7 @@ function validateProtocol(p: string | null | undefined, path: FieldPath, errs: F
 
 function validateRule(rule: Rule, dir: 'ingress' | 'egress', path: FieldPath, errs: FieldErrors): void {
   if (!(ACTIONS as readonly string[]).includes(rule.action)) errs.unsupported([...path, 'action'], rule.action, ACTIONS);
-  if (rule.name != null && rule.name.length > 100) errs.invalid([...path, 'name'], rule.name, 'must be no more than 100 characters');
+  if (rule.name != null && (rule.name.length > 100 || /[\x00-\x1f\x7f]/.test(rule.name))) errs.invalid([...path, 'name'], rule.name, 'must be no more than 100 characters, without control characters');
   const field = dir === 'ingress' ? 'from' : 'to';
   const wrong = dir === 'ingress' ? 'to' : 'from';
   if (rule[wrong] != null) errs.forbidden([...path, wrong], `an ${dir} rule names its peers in \`${field}\``);

@@ -13,7 +13,11 @@ export function formatPath(path: FieldPath): string {
   return out;
 }
 
-const show = (v: unknown): string => (v === undefined ? 'null' : JSON.stringify(v));
+/** A value as the API server shows it: JSON, so control characters are escaped; long ones cut. */
+const show = (v: unknown): string => {
+  const text = v === undefined ? 'null' : (JSON.stringify(v) ?? String(v));
+  return text.length > 200 ? `${text.slice(0, 197)}...` : text;
+};
 
 export class FieldErrors {
   readonly list: string[] = [];
@@ -32,6 +36,12 @@ export class FieldErrors {
   }
   tooMany(path: FieldPath, count: number, max: number): void {
     this.list.push(`${formatPath(path)}: Too many: ${count}: must have at most ${max} items`);
+  }
+  tooLong(path: FieldPath, max: number): void {
+    this.list.push(`${formatPath(path) || '<object>'}: Too long: may not be more than ${max} bytes`);
+  }
+  duplicate(path: FieldPath, value: unknown): void {
+    this.list.push(`${formatPath(path)}: Duplicate value: ${show(value)}`);
   }
 
   /** Structural problems found by a zod schema (wrong types, unknown fields). */
@@ -55,7 +65,7 @@ export class FieldErrors {
   /** Throws the API server's summary when there is anything to say. */
   throwIfAny(kind: string, name: string, make: (msg: string) => Error): void {
     if (this.list.length === 0) return;
-    const head = `The ${kind} "${name}" is invalid:`;
+    const head = `The ${kind} ${show(name)} is invalid:`;
     throw make(this.list.length === 1 ? `${head} ${this.list[0]}` : `${head}\n${this.list.map((l) => `* ${l}`).join('\n')}`);
   }
 }

@@ -29,8 +29,8 @@ items:
 
   it('refuses with the place and what is accepted', () => {
     assert.throws(() => parseManifests('kind: Namespace\nmetadata: {name: a}\n', 'f.yaml'), /f\.yaml: apiVersion is required/);
-    assert.throws(() => parseManifests('apiVersion: v1\nkind: Namespace\nmetadata: {name: Bad_Name}\n', 'f.yaml'), /metadata\.name "Bad_Name" must be a lowercase DNS name/);
-    assert.throws(() => parseManifests('apiVersion: v1\nkind: Namespace\nmetadata: {name: a, namespace: b}\n', 'f.yaml'), /cluster-scoped/);
+    assert.throws(() => parseManifests('apiVersion: v1\nkind: Namespace\nmetadata: {name: Bad_Name}\n', 'f.yaml'), /The Namespace "Bad_Name" is invalid: metadata\.name: Invalid value: "Bad_Name": a lowercase RFC 1123 label/);
+    assert.throws(() => parseManifests('apiVersion: v1\nkind: Namespace\nmetadata: {name: a, namespace: b}\n', 'f.yaml'), /metadata\.namespace: Forbidden: not allowed on this type: a Namespace is cluster-scoped/);
     assert.throws(() => parseManifests('a: [1,\n', 'f.yaml'), /not valid YAML/);
     assert.throws(() => parseManifests('---\n', 'f.yaml'), /no objects/);
     assert.throws(() => parseManifests('apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\napiVersion: v1\n', 'f.yaml'), /document 2/);

@@ -1,19 +1,15 @@
 import { parseAllDocuments } from 'yaml';
 import { UserError } from '../util/user-error.js';
-import { admitClusterPolicy } from './cluster-policy.js';
-import { admitNetworkPolicy } from './network-policy.js';
-import type { KObject, NetworkPolicyObject, WeftClusterPolicyObject } from './objects.js';
+import { admitObject, isNamespacedKind } from './admission.js';
+import type { KObject } from './objects.js';
 
 /**
  * Manifests for `weft apply -f` / `weft delete -f` (pure): YAML (several documents) or JSON, a
  * single object or a List; checked for what every object needs, with the API server's
  * defaulting applied where Weft stands in for it.
  */
-const NAMESPACED = new Set(['Pod', 'NetworkPolicy', 'Service', 'EndpointSlice', 'WeftEndpoint', 'Lease', 'ConfigMap']);
-const CLUSTER_SCOPED = new Set(['Namespace', 'Node', 'ClusterNetwork', 'IPBlock', 'WeftClusterPolicy']);
-
 export function isNamespaced(kind: string): boolean {
-  return NAMESPACED.has(kind) || !CLUSTER_SCOPED.has(kind);
+  return isNamespacedKind(kind);
 }
 
 function fail(where: string, msg: string): never {
@@ -47,47 +43,14 @@ function checkObject(v: unknown, where: string): KObject {
   const meta = o['metadata'];
   if (typeof meta !== 'object' || meta === null) fail(where, `${o['kind']}: metadata is required`);
   const m = meta as Record<string, unknown>;
-  const name = m['name'];
-  if (typeof name !== 'string' || !/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(name)) {
-    fail(where, `${o['kind']}: metadata.name ${JSON.stringify(name)} must be a lowercase DNS name (a-z, 0-9, "-", ".")`);
-  }
-  const kind = o['kind'];
-  const id = `${kind} ${name}`;
-  if (isNamespaced(kind)) {
-    if (m['namespace'] === undefined) m['namespace'] = 'default';
-    if (typeof m['namespace'] !== 'string' || !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(m['namespace'])) fail(where, `${id}: metadata.namespace must be a DNS label`);
-  } else if (m['namespace'] !== undefined) {
-    fail(where, `${id}: a ${kind} is cluster-scoped and has no metadata.namespace`);
-  }
-  for (const field of ['labels', 'annotations'] as const) {
-    const map = m[field];
-    if (map === undefined) continue;
-    if (typeof map !== 'object' || map === null || Object.values(map).some((x) => typeof x !== 'string')) fail(where, `${id}: metadata.${field} must map strings to strings`);
-  }
+  // kubectl's defaulting: the default namespace; the server's own fields are not the user's to set.
+  if (isNamespaced(o['kind']) && m['namespace'] === undefined) m['namespace'] = 'default';
   delete m['resourceVersion'];
   try {
-    return admit(o as unknown as KObject);
+    return admitObject(o);
   } catch (err) {
     if (err instanceof UserError) fail(where, err.message);
     throw err;
-  }
-}
-
-/**
- * What the API server does on create — validation and defaulting — for the kinds Weft stores
- * without one. Throws a UserError naming every invalid field.
- */
-export function admit(obj: KObject): KObject {
-  switch (obj.kind) {
-    case 'Namespace':
-      obj.metadata.labels = { ...(obj.metadata.labels ?? {}), 'kubernetes.io/metadata.name': obj.metadata.name };
-      return obj;
-    case 'NetworkPolicy':
-      return admitNetworkPolicy(obj as NetworkPolicyObject);
-    case 'WeftClusterPolicy':
-      return admitClusterPolicy(obj as WeftClusterPolicyObject);
-    default:
-      return obj;
   }
 }
 

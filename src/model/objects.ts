@@ -45,8 +45,10 @@ export interface ClusterNetworkObject extends KObject {
     /** Prefix length of the block each node leases, per family. */
     blockSize: { ipv4: number; ipv6: number };
     backend: { type: BackendType; vni?: number; port?: number };
-    /** How long a node stays alive without renewing its lease. */
+    /** How long an agent counts as alive without renewing its lease (reported, not acted on). */
     leaseDurationSeconds: number;
+    /** How long an agent may stay silent before its node counts as gone; absent: 24 h, 0: never. */
+    nodeGraceSeconds?: number;
   };
 }
 

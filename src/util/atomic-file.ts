@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { linkSync, promises as fs, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, fsyncSync, linkSync, openSync, promises as fs, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 /**
@@ -27,6 +27,40 @@ export function writeFileAtomic(path: string, data: string | Buffer, mode = 0o60
   } catch (err) {
     rmSync(tmp, { force: true });
     throw err;
+  }
+}
+
+/**
+ * Like writeFileAtomic, and durable: the content is on disk before the rename (a power loss
+ * never leaves the new name with no content) and the rename is on disk before this returns
+ * (the directory is synced). For writes that promise a change happened.
+ */
+export function writeFileDurable(path: string, data: string | Buffer, mode = 0o600): void {
+  const tmp = tempPath(path);
+  try {
+    const fd = openSync(tmp, 'w', mode);
+    try {
+      const buf = typeof data === 'string' ? Buffer.from(data) : data;
+      for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  syncDir(dirname(path));
+}
+
+/** Makes a directory's entries (creations, renames, removals) durable. */
+export function syncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }
 

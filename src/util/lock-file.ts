@@ -1,11 +1,50 @@
-import { closeSync, openSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { linkSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { Mutex } from './mutex.js';
 
 /**
- * A lock shared by processes on one host: a file created with O_EXCL holding the owner's pid. A
- * lock whose owner is gone (it crashed while holding it) is broken. Meant for short critical
- * sections; within one process, callers queue on a mutex first.
+ * A lock shared by processes on one host: a file holding its owner's pid, the owner's start time
+ * and a nonce, created whole (written to a temporary file, then link()ed into place — atomic and
+ * exclusive), so a lock file is never seen half-written.
+ *
+ * A lock is broken when its owner is gone: no such pid, or a pid now used by another process
+ * (its start time differs). A file that is not a lock of this format at all — empty or garbage,
+ * left by an older writer or by hand — is broken once it is older than STALE_UNREADABLE_MS.
+ * Breaking renames the file aside and checks it was the one judged stale; a lock taken in that
+ * instant by someone else is put back. Meant for short critical sections; within one process,
+ * callers queue on a mutex first.
  */
+const STALE_UNREADABLE_MS = 2_000;
+
+export interface LockFaults {
+  /** Test-only: called right after the lock is taken (crash tests kill the process there). */
+  afterAcquire?: () => void;
+}
+
+interface Holder {
+  pid: number;
+  start: string;
+  nonce: string;
+  text: string;
+}
+
+/**
+ * Start time of a live process in clock ticks since boot (field 22 of /proc/PID/stat); undefined
+ * when it is gone or a zombie (dead, not yet reaped).
+ */
+export function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields[0] === 'Z' ? undefined : fields[19];
+  } catch {
+    return undefined;
+  }
+}
+
+const SELF_START = processStartTime(process.pid) ?? '0';
+
 export class LockFile {
   private readonly local = new Mutex();
 
@@ -13,55 +52,118 @@ export class LockFile {
     readonly path: string,
     private readonly what: string,
     private readonly timeoutMs = 10_000,
+    private readonly faults: LockFaults = {},
   ) {}
 
   run<R>(fn: () => R | Promise<R>): Promise<R> {
     return this.local.run(async () => {
-      await this.acquire();
+      const mine = await this.acquire();
       try {
+        this.faults.afterAcquire?.();
         return await fn();
       } finally {
-        unlinkSync(this.path);
+        this.release(mine);
       }
     });
   }
 
-  private async acquire(): Promise<void> {
+  private async acquire(): Promise<string> {
     const deadline = Date.now() + this.timeoutMs;
+    const text = `${process.pid} ${SELF_START} ${randomBytes(8).toString('hex')}\n`;
     for (;;) {
-      try {
-        const fd = openSync(this.path, 'wx', 0o600);
-        writeSync(fd, `${process.pid}\n`);
-        closeSync(fd);
-        return;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      }
-      const holder = readHolder(this.path);
-      if (holder === undefined) continue; // released between our open and our read
-      if (holder > 0 && !isAlive(holder)) {
-        if (readHolder(this.path) === holder) rmSync(this.path, { force: true });
+      if (this.tryCreate(text)) return text;
+      const holder = this.readHolder();
+      if (holder === undefined) continue; // released between our attempt and our read
+      if (this.isStale(holder)) {
+        this.breakLock(holder);
         continue;
       }
-      if (Date.now() > deadline) throw new LockTimeoutError(`${this.what} stayed locked by pid ${holder} for ${this.timeoutMs / 1000} s`);
+      if (Date.now() > deadline) {
+        const who = typeof holder === 'string' ? `an unreadable lock file (${JSON.stringify(holder.slice(0, 40))})` : `pid ${holder.pid}`;
+        throw new LockTimeoutError(`${this.what} stayed locked by ${who} for ${this.timeoutMs / 1000} s`);
+      }
       await new Promise((r) => setTimeout(r, 1 + Math.random() * 2));
+    }
+  }
+
+  private tryCreate(text: string): boolean {
+    const tmp = join(dirname(this.path), `.tmp-${basename(this.path)}-${process.pid}-${randomBytes(4).toString('hex')}`);
+    writeFileSync(tmp, text, { mode: 0o600 });
+    try {
+      linkSync(tmp, this.path);
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw err;
+    } finally {
+      rmSync(tmp, { force: true });
+    }
+  }
+
+  /** The holder, the raw text of an unreadable lock file, or undefined when there is none. */
+  private readHolder(): Holder | string | undefined {
+    let text: string;
+    try {
+      text = readFileSync(this.path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    const m = /^(\d{1,10}) (\d{1,20}) ([0-9a-f]{16})\n$/.exec(text);
+    if (!m) return text;
+    return { pid: Number(m[1]), start: m[2] as string, nonce: m[3] as string, text };
+  }
+
+  private isStale(holder: Holder | string): boolean {
+    if (typeof holder === 'string') {
+      try {
+        return Date.now() - statSync(this.path).mtimeMs > STALE_UNREADABLE_MS;
+      } catch {
+        return false; // gone meanwhile: just try again
+      }
+    }
+    const start = processStartTime(holder.pid);
+    return start === undefined || start !== holder.start;
+  }
+
+  private breakLock(holder: Holder | string): void {
+    const judged = typeof holder === 'string' ? holder : holder.text;
+    const aside = `${this.path}.stale-${process.pid}-${randomBytes(4).toString('hex')}`;
+    try {
+      renameSync(this.path, aside);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    let moved = '';
+    try {
+      moved = readFileSync(aside, 'utf8');
+    } catch {
+      /* unreadable: nothing to put back */
+    }
+    if (moved !== judged) {
+      // Someone took the lock between our judgement and our rename: give it back.
+      try {
+        linkSync(aside, this.path);
+      } catch {
+        /* a third process holds it now; the one we moved will see its lock gone at release */
+      }
+    }
+    rmSync(aside, { force: true });
+  }
+
+  /** Removes the lock only if it is still ours. */
+  private release(mine: string): void {
+    try {
+      if (readFileSync(this.path, 'utf8') === mine) unlinkSync(this.path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
   }
 }
 
 export class LockTimeoutError extends Error {
   readonly code = 'ERR_LOCK_TIMEOUT';
-}
-
-/** The pid in a lock file; undefined when the file is gone; 0 while its writer has not written it yet. */
-function readHolder(path: string): number | undefined {
-  try {
-    const n = Number(readFileSync(path, 'utf8').trim());
-    return Number.isInteger(n) && n > 0 ? n : 0;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
 }
 
 export function isAlive(pid: number): boolean {

@@ -59,4 +59,31 @@ describe('Runner', () => {
     assert.ok(value > before);
     r.stop();
   });
+
+  it('a failing sync is not spun by triggers or flushes: they wait out the backoff, and the failure is logged once', async () => {
+    let calls = 0;
+    const warnings: string[] = [];
+    const log = { ...silentLogger, warn: (msg: string) => warnings.push(msg), child: () => log };
+    const r = new Runner(
+      async () => {
+        calls++;
+        throw new Error('nft is broken');
+      },
+      { name: 't', minIntervalMs: 0, resyncMs: 60_000, log },
+    );
+    r.start();
+    const until = Date.now() + 2000;
+    let flushes = 0;
+    // What a CNI ADD waiting for its policy does: flush again and again.
+    while (Date.now() < until) {
+      await r.flush(until - Date.now()).catch(() => undefined);
+      flushes++;
+      r.trigger();
+    }
+    r.stop();
+    assert.ok(calls <= 4, `${calls} runs in 2 s of flushing (backoff 0.5 s, 1 s, …)`);
+    assert.equal(warnings.length, 1, `logged once: ${warnings.length}`);
+    assert.ok(flushes >= 1);
+  });
 });
+

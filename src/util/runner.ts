@@ -2,10 +2,13 @@ import type { Logger } from './log.js';
 
 /**
  * Runs a level-triggered sync function: requests coalesce (a burst of triggers is one run),
- * runs never overlap, a failed run is retried with backoff, and a periodic resync repairs
- * drift nobody announced. The shape of kube-proxy's BoundedFrequencyRunner, without the knobs
- * Weft does not use.
+ * runs never overlap, a failed run is retried with backoff — which triggers and flushes honour
+ * too, so callers waiting on a failing sync cannot make it spin — and a periodic resync repairs
+ * drift nobody announced. A repeated failure is logged once per LOG_EVERY_MS, with its count.
+ * The shape of kube-proxy's BoundedFrequencyRunner, without the knobs Weft does not use.
  */
+const LOG_EVERY_MS = 30_000;
+const FIRST_RETRY_MS = 500;
 export interface RunnerOptions {
   name: string;
   /** Minimum gap between the end of one run and the start of the next. */
@@ -21,6 +24,10 @@ export class Runner {
   private timer: NodeJS.Timeout | undefined;
   private lastEnd = 0;
   private failures = 0;
+  /** After a failure, no run starts before this (ms timestamp). */
+  private notBefore = 0;
+  private lastLogged = 0;
+  private failuresSinceLog = 0;
   private stopped = false;
   private waiters: Array<{ target: number; resolve: () => void }> = [];
   /** Completed runs, for tests and health. */
@@ -44,7 +51,8 @@ export class Runner {
 
   private schedule(delayMs: number): void {
     if (this.running || this.stopped) return;
-    const wait = Math.max(delayMs, this.lastEnd + this.opts.minIntervalMs - Date.now(), 0);
+    const now = Date.now();
+    const wait = Math.max(delayMs, this.lastEnd + this.opts.minIntervalMs - now, this.notBefore - now, 0);
     if (this.timer) {
       if (delayMs > 0) return; // an earlier run is already scheduled
       clearTimeout(this.timer);
@@ -60,13 +68,21 @@ export class Runner {
     let retryIn = this.opts.resyncMs;
     try {
       await this.sync();
+      if (this.failures > 0) this.opts.log.info('sync recovered', { controller: this.opts.name, afterFailures: this.failures });
       this.failures = 0;
+      this.notBefore = 0;
       this.lastError = undefined;
     } catch (err) {
       this.failures++;
+      this.failuresSinceLog++;
       this.lastError = (err as Error).message;
-      retryIn = Math.min(500 * 2 ** (this.failures - 1), this.opts.resyncMs);
-      this.opts.log.warn('sync failed; will retry', { controller: this.opts.name, error: this.lastError, retryInMs: retryIn });
+      retryIn = Math.min(FIRST_RETRY_MS * 2 ** (this.failures - 1), this.opts.resyncMs);
+      this.notBefore = Date.now() + retryIn;
+      if (this.failures === 1 || Date.now() - this.lastLogged >= LOG_EVERY_MS) {
+        this.opts.log.warn('sync failed; will retry', { controller: this.opts.name, error: this.lastError, retryInMs: retryIn, failures: this.failuresSinceLog });
+        this.lastLogged = Date.now();
+        this.failuresSinceLog = 0;
+      }
     } finally {
       this.running = false;
       this.lastEnd = Date.now();
@@ -76,7 +92,8 @@ export class Runner {
       for (const w of due) w.resolve();
     }
     if (this.stopped) return;
-    if (this.pending) this.schedule(0);
+    // A pending trigger runs at once after a success, after the backoff after a failure.
+    if (this.pending && this.failures === 0) this.schedule(0);
     else this.schedule(retryIn);
   }
 
