@@ -44,6 +44,8 @@ export class ClusterNode {
   private nodes!: Informer<NodeObject>;
   private leases!: Informer<LeaseObject>;
   private ipBlocks!: Informer<IPBlockObject>;
+  /** Watched only to report: a cluster network that changed (or became unusable) after joining. */
+  private networkObj!: Informer<ClusterNetworkObject>;
   private endpointsRunner: Runner | undefined;
 
   private constructor(
@@ -108,6 +110,7 @@ export class ClusterNode {
     this.nodes = new Informer<NodeObject>(store, 'Node', log);
     this.leases = new Informer<LeaseObject>(store, 'Lease', log, SYSTEM_NAMESPACE);
     this.ipBlocks = new Informer<IPBlockObject>(store, 'IPBlock', log);
+    this.networkObj = new Informer<ClusterNetworkObject>(store, 'ClusterNetwork', log);
     for (const i of this.informers) void i.run(signal);
 
     const routes = new Runner(() => this.syncRoutes(), { name: 'routes', minIntervalMs: 50, resyncMs: 10_000, log });
@@ -127,8 +130,8 @@ export class ClusterNode {
     });
   }
 
-  private get informers(): Array<Informer<NodeObject> | Informer<LeaseObject> | Informer<IPBlockObject>> {
-    return [this.nodes, this.leases, this.ipBlocks];
+  private get informers(): Array<Informer<NodeObject> | Informer<LeaseObject> | Informer<IPBlockObject> | Informer<ClusterNetworkObject>> {
+    return [this.nodes, this.leases, this.ipBlocks, this.networkObj];
   }
 
   /** Objects these informers left out because they are not usable. */
@@ -164,7 +167,9 @@ export class ClusterNode {
     this.peers = peers;
     if (await this.masquerade.reconcile()) log.warn('masquerade rules were missing or changed; restored');
     if (changes > 0) log.info('routes converged', { peers: this.peers.map((p) => p.name), changes });
-    const all = [...this.joinNotes, ...peerProblems, ...problems];
+    const now = this.networkObj.get('default');
+    const changed = now && JSON.stringify(now.spec) !== JSON.stringify(this.network.spec) ? [`the cluster network changed after this node joined (now ${JSON.stringify(now.spec)}): this agent keeps the settings it joined with until it is restarted`] : [];
+    const all = [...this.joinNotes, ...changed, ...peerProblems, ...problems];
     if (JSON.stringify(all) !== JSON.stringify(this.problems)) {
       for (const p of all) if (!this.problems.includes(p)) log.error(p);
     }

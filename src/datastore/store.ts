@@ -40,8 +40,14 @@ export interface ListResult<T extends KObject = KObject> {
   rejected: RejectedObject[];
 }
 
+/** Text from the datastore, safe to print: control and other non-ASCII characters escaped, cut at 120. */
+export function printable(s: string): string {
+  const t = s.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return t.length > 120 ? `${t.slice(0, 117)}...` : t;
+}
+
 export function describeRejected(r: RejectedObject): string {
-  return `${r.kind} ${r.namespace ? `${r.namespace}/` : ''}${r.name}: ${r.reason}`;
+  return `${printable(r.kind)} ${r.namespace ? `${printable(r.namespace)}/` : ''}${printable(r.name)}: ${r.reason}`;
 }
 
 /**

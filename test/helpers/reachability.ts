@@ -1,4 +1,8 @@
 import { withLabStore, waitPolicyConverged } from '../../src/lab/lab.js';
+import type { Family } from '../../src/lab/lab-pods.js';
+import { evaluate, hostOf } from '../../src/policy/evaluate.js';
+import { readSnapshot } from '../../src/policy/load.js';
+import type { TestLab } from './lab.js';
 import type { Matrix } from '../../src/lab/lab-pods.js';
 import { labProbe } from '../../src/lab/lab-pods.js';
 import type { LabState } from '../../src/lab/lab-state.js';
@@ -91,3 +95,27 @@ export async function setPolicies(state: LabState, yaml: string): Promise<void> 
   });
   await waitPolicyConverged(state);
 }
+
+/**
+ * Every pod probes every pod (TCP/UDP 80/81) through the real datapath, and each result is held
+ * to the evaluator's verdict on what the lab's datastore holds (admitted, as the agents see it).
+ * Returns the cells that disagree (empty when the kernel does what the policies say) and counts.
+ */
+export async function probeAgainstEvaluator(lab: TestLab, families: Family[] = [4]): Promise<{ wrong: string[]; cells: number; blocked: number }> {
+  const { snapshot } = await withLabStore(lab.state(), (st) => readSnapshot(st));
+  const pods = lab.state().pods;
+  const verdict = (from: string, address: string, port: number, protocol: 'TCP' | 'UDP'): boolean => {
+    const src = pods.find((p) => `${p.namespace}/${p.name}` === from);
+    const fam = address.includes(':') ? 6 : 4;
+    const srcAddr = src?.addresses.find((a) => a.includes(':') === (fam === 6)) as string;
+    return evaluate(snapshot, { src: hostOf(snapshot, srcAddr), dst: hostOf(snapshot, address), protocol, port }).allowed;
+  };
+  const m = await lab.matrix({ ports: [80, 81], protocols: ['TCP', 'UDP'], families, timeoutMs: 1000 });
+  const addrOf = new Map(m.results.map((r) => [`${r.to}|${r.family}`, r.address]));
+  const probed = await confirmBlocked(lab.name, m, (from, to, c) => verdict(from, addrOf.get(`${to}|${c.family}`) as string, c.port, c.protocol as 'TCP' | 'UDP'));
+  const wrong = probed.results
+    .filter((r) => r.ok !== verdict(r.from, r.address, r.port, r.protocol as 'TCP' | 'UDP'))
+    .map((r) => `${r.from} → ${r.to} ${r.protocol}/${r.port} IPv${r.family}: kernel ${r.ok ? 'allowed' : 'blocked'}, evaluator ${r.ok ? 'blocked' : 'allowed'}`);
+  return { wrong, cells: probed.results.length, blocked: probed.results.filter((r) => !r.ok).length };
+}
+

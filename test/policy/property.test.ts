@@ -5,12 +5,10 @@ import { getHealth } from '../../src/agent/health-client.js';
 import { LAB_CLUSTER_CIDRS, waitPolicyConverged, withLabStore } from '../../src/lab/lab.js';
 import type { Family } from '../../src/lab/lab-pods.js';
 import type { NamespaceObject, PodObject } from '../../src/model/objects.js';
-import { evaluate, hostOf } from '../../src/policy/evaluate.js';
-import { readSnapshot } from '../../src/policy/load.js';
 import { privilegedSkip } from '../helpers/env.js';
 import { startLab, type TestLab } from '../helpers/lab.js';
 import { scenarioArb, type GenContext, type Scenario } from '../helpers/policy-gen.js';
-import { confirmBlocked, setPolicies } from '../helpers/reachability.js';
+import { probeAgainstEvaluator, setPolicies } from '../helpers/reachability.js';
 
 /**
  * The evaluator and the kernel agree (design §3: "a property test holds them equal"):
@@ -82,23 +80,10 @@ describe('property: evaluator verdict == what the kernel does', { skip, timeout:
       fc.asyncProperty(scenarioArb(ctx), async (s) => {
         const families: Family[] = run++ % 3 === 2 ? [4, 6] : [4];
         await applyScenario(s);
-        const { snapshot } = await withLabStore(lab.state(), (st) => readSnapshot(st));
-        const verdict = (from: string, address: string, port: number, protocol: 'TCP' | 'UDP'): boolean => {
-          const src = lab.state().pods.find((p) => `${p.namespace}/${p.name}` === from);
-          const fam = address.includes(':') ? 6 : 4;
-          const srcAddr = src?.addresses.find((a) => a.includes(':') === (fam === 6)) as string;
-          return evaluate(snapshot, { src: hostOf(snapshot, srcAddr), dst: hostOf(snapshot, address), protocol, port }).allowed;
-        };
-        const m = await lab.matrix({ ports: [80, 81], protocols: ['TCP', 'UDP'], families, timeoutMs: 1000 });
-        const addrOf = new Map(m.results.map((r) => [`${r.to}|${r.family}`, r.address]));
-        const probed = await confirmBlocked(lab.name, m, (from, to, c) => verdict(from, addrOf.get(`${to}|${c.family}`) as string, c.port, c.protocol as 'TCP' | 'UDP'));
-        const wrong = probed.results.filter((r) => r.ok !== verdict(r.from, r.address, r.port, r.protocol as 'TCP' | 'UDP'));
-        cells += probed.results.length;
-        blocked += probed.results.filter((r) => !r.ok).length;
-        assert.deepEqual(
-          wrong.map((r) => `${r.from} → ${r.to} ${r.protocol}/${r.port} IPv${r.family}: kernel ${r.ok ? 'allowed' : 'blocked'}, evaluator ${r.ok ? 'blocked' : 'allowed'}`),
-          [],
-        );
+        const r = await probeAgainstEvaluator(lab, families);
+        cells += r.cells;
+        blocked += r.blocked;
+        assert.deepEqual(r.wrong, []);
       }),
       { numRuns: RUNS, endOnFailure: true, ...(process.env['WEFT_PROPERTY_SEED'] ? { seed: Number(process.env['WEFT_PROPERTY_SEED']) } : {}) },
     );
