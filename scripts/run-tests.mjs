@@ -21,6 +21,11 @@ function find(dir, out = []) {
 }
 
 const args = process.argv.slice(2);
+
+// One fast-check seed per run, printed so that any failure can be replayed: fixed in CI (a
+// clean clone must pass the same way every time), random otherwise; WEFT_FC_SEED chooses it.
+const seed = process.env.WEFT_FC_SEED ?? (process.env.CI ? '20261129' : String(Math.floor(Math.random() * 2 ** 31)));
+process.stdout.write(`fast-check seed ${seed} (replay with WEFT_FC_SEED=${seed})\n`);
 const only = args.find((a) => a === '--unit' || a === '--e2e');
 const pattern = args.find((a) => !a.startsWith('--'));
 const suites = [];
@@ -33,7 +38,7 @@ for (const [name, files, concurrency] of suites) {
   process.stdout.write(`\n== ${name} tests (${files.length} files) ==\n`);
   const r = spawnSync(
     process.execPath,
-    ['--test', '--test-reporter=spec', `--test-concurrency=${concurrency}`, ...(pattern ? [`--test-name-pattern=${pattern}`] : []), ...files],
+    ['--import', './build/test/helpers/fc-seed.js', '--test', '--test-reporter=spec', `--test-concurrency=${concurrency}`, ...(pattern ? [`--test-name-pattern=${pattern}`] : []), ...files],
     { stdio: 'inherit', env: testEnv() },
   );
   if (r.status !== 0) failed = true;
@@ -43,7 +48,7 @@ process.exit(failed ? 1 : 0);
 // Agents the tests start are node processes too; NODE_EXTRA_CA_CERTS (set on some machines)
 // costs each ~80 ms of start-up and nothing here uses TLS.
 function testEnv() {
-  const env = { ...process.env };
+  const env = { ...process.env, WEFT_FC_SEED: seed };
   delete env.NODE_EXTRA_CA_CERTS;
   return env;
 }

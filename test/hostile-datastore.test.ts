@@ -25,7 +25,7 @@ import { probeAgainstEvaluator } from './helpers/reachability.js';
  * fails admission is reported by every agent. The seed is printed; WEFT_FUZZ_SEED replays it.
  */
 const skip = privilegedSkip() ?? etcdMissing();
-const SEED = Number(process.env['WEFT_FUZZ_SEED'] ?? 20261129);
+const SEED = Number(process.env['WEFT_FUZZ_SEED'] ?? process.env['WEFT_FC_SEED'] ?? 20261129);
 const COUNT = Number(process.env['WEFT_FUZZ_COUNT'] ?? 120);
 
 const key = (w: { kind: string; name: string; namespace: string | undefined }): string => `/weft/v1/${w.kind}/${w.namespace ?? '_'}/${w.name}`;
@@ -63,12 +63,12 @@ function leftOutBecause(w: HostileWrite): string | undefined {
 }
 
 function nodeTables(lab: TestLab, node: string): string[] {
-  const r = spawnSync('ip', ['netns', 'exec', `${lab.state().prefix}-${node}`, 'nft', '-j', 'list', 'tables'], { encoding: 'utf8' });
+  const r = spawnSync('ip', ['netns', 'exec', `${lab.state().prefix}.${node}`, 'nft', '-j', 'list', 'tables'], { encoding: 'utf8' });
   return ((JSON.parse(r.stdout) as { nftables: Array<{ table?: { family: string; name: string } }> }).nftables ?? []).flatMap((x) => (x.table ? [`${x.table.family} ${x.table.name}`] : [])).sort();
 }
 
 function ruleset(lab: TestLab, node: string): string {
-  return spawnSync('ip', ['netns', 'exec', `${lab.state().prefix}-${node}`, 'nft', 'list', 'ruleset'], { encoding: 'utf8' }).stdout;
+  return spawnSync('ip', ['netns', 'exec', `${lab.state().prefix}.${node}`, 'nft', 'list', 'ruleset'], { encoding: 'utf8' }).stdout;
 }
 
 describe('hostile objects straight into the datastore (etcd, two nodes)', { skip, timeout: 10 * 60_000 }, () => {

@@ -7,6 +7,7 @@ import { describeObject, parseManifests } from '../model/manifest.js';
 import type { KObject } from '../model/objects.js';
 import { UserError } from '../util/user-error.js';
 import { openStore } from './agent-command.js';
+import { labAlias } from './lab-command.js';
 
 /**
  * `weft apply -f FILE` / `weft delete -f FILE`: Kubernetes-shaped objects into a datastore — the
@@ -54,7 +55,8 @@ export function readManifests(file: string): KObject[] {
 
 export function storeFlags(c: Command): Command {
   return c
-    .option('--lab <name>', 'the lab whose datastore to use (default: the only lab running)')
+    .option('--lab <name>', 'the lab whose datastore to use (default: the only lab running); also --name')
+    .addOption(labAlias())
     .option('--datastore <kind>', 'or a datastore: file or etcd')
     .option('--datastore-dir <dir>', 'the file datastore directory')
     .option('--etcd-endpoints <urls>', 'etcd client URLs');

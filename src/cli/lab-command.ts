@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { formatSilence } from '../cluster/liveness.js';
 import { parseDuration } from './agent-command.js';
 import { fileURLToPath } from 'node:url';
@@ -75,21 +75,30 @@ export function printMatrix(m: Matrix): void {
   for (const l of lines) out(l);
 }
 
+/** Every command that names a lab takes --lab NAME, and --name NAME as an alias (merged in main.ts). */
+export const labOpt = ['--lab <name>', 'which lab (may be omitted while only one runs); also --name'] as const;
+
+export function labAlias(): Option {
+  return new Option('--name <lab>', 'the same as --lab').hideHelp();
+}
+
 export function registerLabCommands(program: Command): void {
   const lab = program.command('lab').description('a virtual cluster in network namespaces on this machine: nodes, pods, probes');
-  const nameOpt = ['--name <lab>', 'which lab (may be omitted while only one runs)'] as const;
 
   lab
     .command('up')
     .description('start a lab: an underlay switch, K nodes with their agents, an external host')
-    .requiredOption('--name <lab>', 'the lab name (netns names start with wl-NAME-)')
+    .option('--lab <name>', 'the lab name (its netns names start with wl-NAME.); also --name')
+    .addOption(labAlias())
     .option('--nodes <k>', 'number of nodes', '3')
     .option('--backend <type>', `${BACKENDS.join(' or ')}`, 'vxlan')
     .option('--datastore <kind>', 'file or etcd (a real etcd in the lab)', 'file')
     .option('--lease-duration <s>', 'agent lease, seconds: how fast a silent agent is reported', '10')
     .option('--node-grace <duration>', 'how long an agent may stay silent before its node counts as gone (e.g. 24h; 0 = never)', '24h')
     .option('--json', 'machine-readable output')
-    .action(async (o: { name: string; nodes: string; backend: string; datastore: string; leaseDuration: string; nodeGrace: string; json?: boolean }) => {
+    .action(async (o: { lab?: string; nodes: string; backend: string; datastore: string; leaseDuration: string; nodeGrace: string; json?: boolean }) => {
+      if (!o.lab) throw new UserError('--lab NAME is required (the lab to start; --name NAME works too)');
+      const labName = o.lab;
       if (!(BACKENDS as readonly string[]).includes(o.backend)) throw new UserError(`--backend ${o.backend}: expected ${BACKENDS.join(' or ')}`);
       if (o.datastore !== 'file' && o.datastore !== 'etcd') throw new UserError(`--datastore ${o.datastore}: expected file or etcd`);
       const nodes = Number(o.nodes);
@@ -97,7 +106,7 @@ export function registerLabCommands(program: Command): void {
       if (!/^\d+$/.test(o.leaseDuration) || lease < 3) throw new UserError(`--lease-duration ${o.leaseDuration}: expected seconds, 3 or more`);
       const t0 = Date.now();
       await labUp({
-        name: o.name,
+        name: labName,
         nodes,
         backend: o.backend as BackendType,
         datastore: o.datastore,
@@ -106,17 +115,17 @@ export function registerLabCommands(program: Command): void {
         nodeGraceSeconds: parseDuration('--node-grace', o.nodeGrace),
         progress: o.json ? () => undefined : (l) => out(`- ${l}`),
       });
-      if (o.json) json(await labStatus(o.name));
-      else out(`lab ${o.name} is up (${((Date.now() - t0) / 1000).toFixed(1)} s). Next: weft lab ns create NS; weft lab pod create NS/POD --port 80/TCP; weft lab matrix`);
+      if (o.json) json(await labStatus(labName));
+      else out(`lab ${labName} is up (${((Date.now() - t0) / 1000).toFixed(1)} s). Next: weft lab ns create NS; weft lab pod create NS/POD --port 80/TCP; weft lab matrix`);
     });
 
   lab
     .command('down')
     .description('stop a lab and remove everything it made (also after a crash)')
-    .option(...nameOpt)
+    .option(...labOpt).addOption(labAlias())
     .option('--json', 'machine-readable output')
-    .action(async (o: { name?: string; json?: boolean }) => {
-      const name = o.name ?? resolveLabName(undefined);
+    .action(async (o: { lab?: string; json?: boolean }) => {
+      const name = o.lab ?? resolveLabName(undefined);
       validateLabName(name);
       const r = await labDown(name);
       if (o.json) json({ name, ...r });
@@ -126,10 +135,10 @@ export function registerLabCommands(program: Command): void {
   lab
     .command('status')
     .description('nodes, pods, labels, ports and addresses of a lab')
-    .option(...nameOpt)
+    .option(...labOpt).addOption(labAlias())
     .option('--json', 'machine-readable output')
-    .action(async (o: { name?: string; json?: boolean }) => {
-      const s = await labStatus(resolveLabName(o.name));
+    .action(async (o: { lab?: string; json?: boolean }) => {
+      const s = await labStatus(resolveLabName(o.lab));
       if (o.json) json(s);
       else printStatus(s);
     });
@@ -138,10 +147,10 @@ export function registerLabCommands(program: Command): void {
   node
     .command('add')
     .description('a new node joins the lab (and the cluster)')
-    .option(...nameOpt)
+    .option(...labOpt).addOption(labAlias())
     .option('--json', 'machine-readable output')
-    .action(async (o: { name?: string; json?: boolean }) => {
-      const name = resolveLabName(o.name);
+    .action(async (o: { lab?: string; json?: boolean }) => {
+      const name = resolveLabName(o.lab);
       const t0 = Date.now();
       const n = await labNodeAdd(name, cliEntry());
       await waitConverged(loadLab(name));
@@ -153,10 +162,10 @@ export function registerLabCommands(program: Command): void {
     .command('remove')
     .description('a node leaves: its pods are deleted, its agent deregisters, peers drop its routes')
     .argument('<node>')
-    .option(...nameOpt)
+    .option(...labOpt).addOption(labAlias())
     .option('--json', 'machine-readable output')
-    .action(async (nodeName: string, o: { name?: string; json?: boolean }) => {
-      await labNodeRemove(resolveLabName(o.name), nodeName);
+    .action(async (nodeName: string, o: { lab?: string; json?: boolean }) => {
+      await labNodeRemove(resolveLabName(o.lab), nodeName);
       if (o.json) json({ removed: nodeName });
       else out(`${nodeName} removed`);
     });
@@ -165,9 +174,9 @@ export function registerLabCommands(program: Command): void {
   for (const [verb, fn, what] of [['stop', labDatastoreStop, 'stopped'], ['start', labDatastoreStart, 'started']] as const) {
     ds.command(verb)
       .description(`${verb} the lab's etcd (etcd labs only)`)
-      .option(...nameOpt)
-      .action(async (o: { name?: string }) => {
-        const name = resolveLabName(o.name);
+      .option(...labOpt).addOption(labAlias())
+      .action(async (o: { lab?: string }) => {
+        const name = resolveLabName(o.lab);
         await fn(name);
         out(`the etcd of lab ${name} is ${what}`);
       });
@@ -178,10 +187,10 @@ export function registerLabCommands(program: Command): void {
     .description('create a namespace (labelled kubernetes.io/metadata.name=NS, as Kubernetes does)')
     .argument('<namespace>')
     .option('--label <k=v>', 'a label (repeatable)', collect, [] as string[])
-    .option(...nameOpt)
+    .option(...labOpt).addOption(labAlias())
     .option('--json', 'machine-readable output')
-    .action(async (namespace: string, o: { label: string[]; name?: string; json?: boolean }) => {
-      const obj = await nsCreate(resolveLabName(o.name), namespace, labelMap(o.label));
+    .action(async (namespace: string, o: { label: string[]; lab?: string; json?: boolean }) => {
+      const obj = await nsCreate(resolveLabName(o.lab), namespace, labelMap(o.label));
       if (o.json) json(obj);
       else out(`namespace ${namespace} created`);
     });
@@ -189,11 +198,11 @@ export function registerLabCommands(program: Command): void {
     .description('set (k=v) or remove (k-) labels of a namespace')
     .argument('<namespace>')
     .argument('<labels...>')
-    .option(...nameOpt)
+    .option(...labOpt).addOption(labAlias())
     .option('--json', 'machine-readable output')
-    .action(async (namespace: string, labels: string[], o: { name?: string; json?: boolean }) => {
+    .action(async (namespace: string, labels: string[], o: { lab?: string; json?: boolean }) => {
       const { set, remove } = parseLabelChanges(labels);
-      const obj = await nsLabel(resolveLabName(o.name), namespace, set, remove);
+      const obj = await nsLabel(resolveLabName(o.lab), namespace, set, remove);
       if (o.json) json(obj);
       else out(`namespace ${namespace} labels: ${Object.entries(obj.metadata.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(', ')}`);
     });
@@ -206,12 +215,12 @@ export function registerLabCommands(program: Command): void {
     .option('--node <node>', 'where it runs (default: round-robin)')
     .option('--label <k=v>', 'a label (repeatable)', collect, [] as string[])
     .option('--port <[name:]port[/proto]>', 'a container port, e.g. http:80/TCP (repeatable)', collect, [] as string[])
-    .option(...nameOpt)
+    .option(...labOpt).addOption(labAlias())
     .option('--json', 'machine-readable output')
-    .action(async (ref: string, o: { node?: string; label: string[]; port: string[]; name?: string; json?: boolean }) => {
+    .action(async (ref: string, o: { node?: string; label: string[]; port: string[]; lab?: string; json?: boolean }) => {
       const { namespace, name } = parsePodRef(ref);
       const ports: PortSpec[] = o.port.map(parsePortSpec);
-      const p = await podCreate(resolveLabName(o.name), { namespace, name, labels: labelMap(o.label), ports, ...(o.node ? { node: o.node } : {}) }, cliEntry());
+      const p = await podCreate(resolveLabName(o.lab), { namespace, name, labels: labelMap(o.label), ports, ...(o.node ? { node: o.node } : {}) }, cliEntry());
       if (o.json) json(p);
       else out(`pod ${namespace}/${name} on ${p.node}: ${p.addresses.join(', ')}`);
     });
@@ -220,11 +229,11 @@ export function registerLabCommands(program: Command): void {
     .description('set (k=v) or remove (k-) labels of a pod')
     .argument('<ns/pod>')
     .argument('<labels...>')
-    .option(...nameOpt)
+    .option(...labOpt).addOption(labAlias())
     .option('--json', 'machine-readable output')
-    .action(async (ref: string, labels: string[], o: { name?: string; json?: boolean }) => {
+    .action(async (ref: string, labels: string[], o: { lab?: string; json?: boolean }) => {
       const { set, remove } = parseLabelChanges(labels);
-      const obj = await podLabel(resolveLabName(o.name), parsePodRef(ref), set, remove);
+      const obj = await podLabel(resolveLabName(o.lab), parsePodRef(ref), set, remove);
       if (o.json) json(obj);
       else out(`pod ${ref} labels: ${Object.entries(obj.metadata.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(', ') || '-'}`);
     });
@@ -232,10 +241,10 @@ export function registerLabCommands(program: Command): void {
     .command('delete')
     .description('delete a pod (CNI DEL, its netns, its Pod object)')
     .argument('<ns/pod>')
-    .option(...nameOpt)
+    .option(...labOpt).addOption(labAlias())
     .option('--json', 'machine-readable output')
-    .action(async (ref: string, o: { name?: string; json?: boolean }) => {
-      await podDelete(resolveLabName(o.name), parsePodRef(ref));
+    .action(async (ref: string, o: { lab?: string; json?: boolean }) => {
+      await podDelete(resolveLabName(o.lab), parsePodRef(ref));
       if (o.json) json({ deleted: ref });
       else out(`pod ${ref} deleted`);
     });
@@ -245,9 +254,9 @@ export function registerLabCommands(program: Command): void {
     .description('run a command inside a pod\'s network namespace: weft lab exec NS/POD -- CMD [ARGS…]')
     .argument('<ns/pod>')
     .argument('[command...]')
-    .option(...nameOpt)
-    .action(async (ref: string, command: string[], o: { name?: string }) => {
-      process.exitCode = await labExec(resolveLabName(o.name), parsePodRef(ref), command);
+    .option(...labOpt).addOption(labAlias())
+    .action(async (ref: string, command: string[], o: { lab?: string }) => {
+      process.exitCode = await labExec(resolveLabName(o.lab), parsePodRef(ref), command);
     });
 
   lab
@@ -258,13 +267,13 @@ export function registerLabCommands(program: Command): void {
     .argument('<port/proto>', 'e.g. 80/TCP')
     .option('--family <4|6>', 'address family of the target', '4')
     .option('--timeout <ms>', 'how long to wait for an answer', '1000')
-    .option(...nameOpt)
+    .option(...labOpt).addOption(labAlias())
     .option('--json', 'machine-readable output')
-    .action(async (from: string, to: string, pp: string, o: { family: string; timeout: string; name?: string; json?: boolean }) => {
+    .action(async (from: string, to: string, pp: string, o: { family: string; timeout: string; lab?: string; json?: boolean }) => {
       const { port, protocol } = parseProtoPort(pp);
       const fam = parseFamilies(o.family);
       if (fam.length !== 1) throw new UserError('--family: one of 4 or 6 for a probe');
-      const r = await labProbe(resolveLabName(o.name), parsePodRef(from), to, port, protocol, fam[0] as Family, Number(o.timeout));
+      const r = await labProbe(resolveLabName(o.lab), parsePodRef(from), to, port, protocol, fam[0] as Family, Number(o.timeout));
       if (o.json) json(r);
       else out(r.ok ? `${from} -> ${r.to} (${r.address}) ${protocol}/${port}: reachable in ${r.ms} ms; answer: ${r.reply}` : `${from} -> ${r.to} (${r.address}) ${protocol}/${port}: blocked (${r.error})`);
       process.exitCode = r.ok ? 0 : 1;
@@ -277,16 +286,16 @@ export function registerLabCommands(program: Command): void {
     .option('--protocols <list>', 'tcp, udp', 'tcp,udp')
     .option('--family <4|6|both>', 'address family', '4')
     .option('--timeout <ms>', 'how long a probe waits', '1000')
-    .option(...nameOpt)
+    .option(...labOpt).addOption(labAlias())
     .option('--json', 'machine-readable output')
-    .action(async (o: { ports?: string; protocols: string; family: string; timeout: string; name?: string; json?: boolean }) => {
+    .action(async (o: { ports?: string; protocols: string; family: string; timeout: string; lab?: string; json?: boolean }) => {
       const ports = o.ports !== undefined ? parsePorts(o.ports) : undefined;
       const protocols = o.protocols.split(',').map((p) => {
         const u = p.toUpperCase();
         if (u !== 'TCP' && u !== 'UDP') throw new UserError(`--protocols ${o.protocols}: expected tcp and/or udp`);
         return u as Protocol;
       });
-      const m = await labMatrix(resolveLabName(o.name), { ...(ports ? { ports } : {}), protocols, families: parseFamilies(o.family), timeoutMs: Number(o.timeout) });
+      const m = await labMatrix(resolveLabName(o.lab), { ...(ports ? { ports } : {}), protocols, families: parseFamilies(o.family), timeoutMs: Number(o.timeout) });
       if (o.json) json(m);
       else printMatrix(m);
     });

@@ -25,6 +25,13 @@ export function buildProgram(): Command {
   registerLabCommands(program);
   registerApplyCommands(program);
   registerPolicyCommands(program);
+  // --name is an alias of --lab wherever a lab is named: one flag, whichever spelling is used.
+  program.hook('preAction', (_root, action) => {
+    const o = action.opts<{ lab?: string; name?: string }>();
+    if (!action.options.some((opt) => opt.long === '--lab') || o.name === undefined) return;
+    if (o.lab !== undefined && o.lab !== o.name) throw new UserError(`--lab ${o.lab} and --name ${o.name} name different labs: give one`);
+    action.setOptionValue('lab', o.name);
+  });
   const override = (c: Command): void => {
     c.exitOverride();
     c.commands.forEach(override);

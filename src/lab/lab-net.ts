@@ -81,7 +81,7 @@ export async function createNodeNetns(sw: string, nodeNs: string, index: number)
 
 /** Every netns of the lab, found by prefix (works without the lab's state file). */
 export async function labNamespaces(prefix: string): Promise<string[]> {
-  return (await listNamedNetns()).filter((n) => n.startsWith(`${prefix}-`));
+  return (await listNamedNetns()).filter((n) => n.startsWith(`${prefix}.`));
 }
 
 /** Ends every process inside the lab's namespaces (by PID), then deletes the namespaces. */

@@ -105,7 +105,7 @@ export async function podCreate(labName: string, spec: PodCreate, cliEntry: stri
       namespace: spec.namespace,
       name: spec.name,
       node: node.name,
-      netns: `${state.prefix}-p-${spec.namespace}-${spec.name}`,
+      netns: `${state.prefix}.p-${spec.namespace}-${spec.name}`,
       labels: spec.labels,
       ports: spec.ports,
       containerId: `lab-${spec.namespace}-${spec.name}`,

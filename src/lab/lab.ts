@@ -184,14 +184,14 @@ export async function labUp(o: UpOptions): Promise<LabState> {
     clusterCidrs: LAB_CLUSTER_CIDRS,
     leaseDurationSeconds: o.leaseDurationSeconds ?? 10,
     ...(o.nodeGraceSeconds !== undefined ? { nodeGraceSeconds: o.nodeGraceSeconds } : {}),
-    switchNetns: `${prefix}-sw`,
-    external: { netns: `${prefix}-ext`, ips: [EXTERNAL.v4, EXTERNAL.v6], control: join(dir, 'external.sock') },
+    switchNetns: `${prefix}.sw`,
+    external: { netns: `${prefix}.ext`, ips: [EXTERNAL.v4, EXTERNAL.v6], control: join(dir, 'external.sock') },
     nodes: [],
     pods: [],
   };
   try {
     await labLock(o.name).run(async () => {
-      say(`underlay switch and an external host (netns ${prefix}-sw, ${prefix}-ext)`);
+      say(`underlay switch and an external host (netns ${prefix}.sw, ${prefix}.ext)`);
       await createSwitch(state.switchNetns, state.external.netns);
       if (state.datastore.kind === 'etcd') {
         say('datastore: etcd in the switch netns, clients through a unix socket');
@@ -203,7 +203,7 @@ export async function labUp(o: UpOptions): Promise<LabState> {
       await waitForStore(state);
       state.nextNodeIndex = o.nodes + 1;
       for (let i = 1; i <= o.nodes; i++) {
-        const ips = await createNodeNetns(state.switchNetns, `${prefix}-node-${i}`, i);
+        const ips = await createNodeNetns(state.switchNetns, `${prefix}.node-${i}`, i);
         const node = newNode(state, i, ips);
         mkdirSync(node.dir, { recursive: true });
         await install({ binDir: node.binDir, confDir: node.confDir, socket: node.socket, name: `${prefix}-net`, chain: [] });
@@ -241,7 +241,7 @@ function newNode(state: LabState, index: number, ips: string[]): LabNode {
   const nd = join(state.dir, 'nodes', name);
   return {
     name,
-    netns: `${state.prefix}-${name}`,
+    netns: `${state.prefix}.${name}`,
     ips,
     dir: nd,
     stateDir: join(nd, 'state'),
@@ -259,7 +259,7 @@ export async function labNodeAdd(name: string, cliEntry: string): Promise<LabNod
     const state = loadLab(name);
     const index = state.nextNodeIndex ?? Math.max(0, ...state.nodes.map((n) => Number(n.name.replace('node-', '')))) + 1;
     state.nextNodeIndex = index + 1;
-    const ips = await createNodeNetns(state.switchNetns, `${state.prefix}-node-${index}`, index);
+    const ips = await createNodeNetns(state.switchNetns, `${state.prefix}.node-${index}`, index);
     const node = newNode(state, index, ips);
     mkdirSync(node.dir, { recursive: true });
     await install({ binDir: node.binDir, confDir: node.confDir, socket: node.socket, name: `${state.prefix}-net`, chain: [] });

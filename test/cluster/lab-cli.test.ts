@@ -27,7 +27,8 @@ interface StatusJson {
 
 describe('weft lab (CLI)', { skip }, () => {
   const a = `c${randomBytes(3).toString('hex')}`;
-  const b = `c${randomBytes(3).toString('hex')}`;
+  // b's name starts with a's: one lab's commands must never touch the other's namespaces.
+  const b = `${a}-x`;
   const dir = mkdtempSync(join(tmpdir(), 'weft-labcli-'));
   after(() => {
     weft(['lab', 'down', '--name', a]);
@@ -115,18 +116,30 @@ describe('weft lab (CLI)', { skip }, () => {
     assert.equal(weft(['lab', 'status', '--name', b]).code, 0);
   });
 
-  it('down removes everything, also after a crash that lost the state file', async () => {
-    const prefix = `wl-${b}-`;
-    for (const ns of (await listNamedNetns()).filter((n) => n.startsWith(prefix))) {
+  it('down and up match their own lab exactly (not a lab whose name starts the same); down works after a crash that lost the state file', async () => {
+    const of = async (lab: string): Promise<string[]> => (await listNamedNetns()).filter((n) => n.startsWith(`wl-${lab}.`)).sort();
+    const bBefore = await of(b);
+    assert.ok(bBefore.length >= 3, `lab ${b} has its namespaces (${bBefore.join(', ')})`);
+    assert.equal(weft(['lab', 'down', '--name', a]).code, 0);
+    assert.deepEqual(await of(a), []);
+    assert.deepEqual(await of(b), bBefore, `down of ${a} left ${b} alone`);
+    const up = weft(['lab', 'up', '--name', a, '--nodes', '1', '--datastore', 'file']);
+    assert.equal(up.code, 0, up.stderr);
+    assert.doesNotMatch(up.stdout, /leftovers/, 'a running lab is never taken for leftovers');
+    assert.deepEqual(await of(b), bBefore, `up of ${a} left ${b} alone`);
+    assert.equal(weft(['lab', 'status', '--name', b]).code, 0, `${b} still answers`);
+
+    for (const ns of await of(b)) {
       for (const pid of await netnsPids(ns)) process.kill(pid, 'SIGKILL');
     }
     rmSync(join(labDir(b), 'lab.json'));
     const down = weft(['lab', 'down', '--name', b]);
     assert.equal(down.code, 0, down.stderr);
-    assert.deepEqual((await listNamedNetns()).filter((n) => n.startsWith(prefix)), []);
+    assert.deepEqual(await of(b), []);
     assert.equal(existsSync(labDir(b)), false);
+    assert.ok((await of(a)).length > 0, `the crash clean-up of ${b} left ${a} alone`);
     const d2 = weft(['lab', 'down', '--name', a, '--json']);
     assert.equal(d2.code, 0);
-    assert.deepEqual((await listNamedNetns()).filter((n) => n.startsWith(`wl-${a}-`)), []);
+    assert.deepEqual(await of(a), []);
   });
 });

@@ -84,7 +84,7 @@ describe('nodes joining and leaving (vxlan, file)', { skip }, () => {
 
 /** Everything the kernel of a lab node holds that Weft makes, as text (counters left out). */
 function kernelState(lab: TestLab, node: string): string {
-  const ns = `${lab.state().prefix}-${node}`;
+  const ns = `${lab.state().prefix}.${node}`;
   const run = (args: string[]): string => spawnSync('ip', ['netns', 'exec', ns, ...args], { encoding: 'utf8' }).stdout;
   const permanentNeigh = (fam: string): string =>
     run(['ip', fam, 'neigh', 'show'])
@@ -237,7 +237,7 @@ describe('drift is repaired (vxlan)', { skip }, () => {
     lab = await startLab({ nodes: 2, backend: 'vxlan', datastore: 'file', leaseDurationSeconds: 4 });
     const before = weftRoutes(lab, 'node-1').sort();
     assert.equal(before.length, 2);
-    const ns = `${lab.state().prefix}-node-1`;
+    const ns = `${lab.state().prefix}.node-1`;
     const { execFileSync } = await import('node:child_process');
     execFileSync('ip', ['-n', ns, 'route', 'del', before[0] as string]);
     const fdb = labFdb(lab, 'node-1')[0];

@@ -39,19 +39,19 @@ export async function startLab(o: Omit<UpOptions, 'name' | 'cliEntry'>): Promise
 
 /** `ip -json …` in one of the lab's namespaces. */
 export function labIp(lab: TestLab, ns: string, args: string[]): Array<Record<string, unknown>> {
-  const r = spawnSync('ip', ['-n', `${lab.state().prefix}-${ns}`, '-json', ...args], { encoding: 'utf8' });
+  const r = spawnSync('ip', ['-n', `${lab.state().prefix}.${ns}`, '-json', ...args], { encoding: 'utf8' });
   return r.stdout.trim() ? (JSON.parse(r.stdout) as Array<Record<string, unknown>>) : [];
 }
 
 export function labFdb(lab: TestLab, node: string): Array<{ mac: string; dst?: string }> {
-  const r = spawnSync('ip', ['netns', 'exec', `${lab.state().prefix}-${node}`, 'bridge', '-json', 'fdb', 'show', 'dev', 'weft.vxlan'], { encoding: 'utf8' });
+  const r = spawnSync('ip', ['netns', 'exec', `${lab.state().prefix}.${node}`, 'bridge', '-json', 'fdb', 'show', 'dev', 'weft.vxlan'], { encoding: 'utf8' });
   return r.stdout.trim() ? (JSON.parse(r.stdout) as Array<{ mac: string; dst?: string }>) : [];
 }
 
 /** Continuous ping from a pod (every `intervalMs`), returning sent/received when it ends. */
 export function pingFrom(lab: TestLab, pod: string, target: string, count: number, intervalMs = 10): Promise<{ sent: number; received: number; out: string }> {
   const [ns, n] = pod.split('/');
-  const netns = `/run/netns/${lab.state().prefix}-p-${ns}-${n}`;
+  const netns = `/run/netns/${lab.state().prefix}.p-${ns}-${n}`;
   return new Promise((resolve) => {
     const child = spawnAsync('nsenter', [`--net=${netns}`, '--', 'ping', '-q', '-i', String(intervalMs / 1000), '-c', String(count), '-W', '1', target]);
     let out = '';

@@ -7,6 +7,11 @@ import type { KObject } from '../../src/model/objects.js';
  * TCP/UDP 80/81, the port names the lab pods declare): labels on namespaces and pods, some
  * NetworkPolicies and sometimes WeftClusterPolicies. Addresses come from the caller, so the
  * same scenarios run against a lab or against synthetic endpoints.
+ *
+ * Every scenario exercises both outcomes by construction, not by luck: three anchor
+ * WeftClusterPolicies, evaluated before anything generated (priority 0, names first), always
+ * deny the third namespace's pods into the first namespace's pod "a", and always allow the
+ * second namespace's "a" to its "b" (egress and ingress) on every port.
  */
 export interface GenContext {
   namespaces: string[];
@@ -113,8 +118,22 @@ export function scenarioArb(ctx: GenContext): fc.Arbitrary<Scenario> {
       nsLabels: Object.fromEntries(ctx.namespaces.map((n, i) => [n, { ns: n, ...(teams[i] ? { team: teams[i] } : {}) }])),
       podLabels: Object.fromEntries(ctx.pods.map((p, i) => [p, { pod: p.split('/')[1] as string, ...(roles[i] ? { role: roles[i] } : {}) }])),
       objects: [
+        ...anchors(ctx),
         ...policies.map((p, i): KObject => ({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: `gen-${i}`, namespace: p.ns }, spec: p.spec } as KObject)),
         ...clusterPolicies.map((c, i): KObject => ({ apiVersion: 'weft.io/v1', kind: 'WeftClusterPolicy', metadata: { name: `gen-${i}` }, spec: c } as KObject)),
       ],
     }));
 }
+
+/** The cluster policies every scenario carries (see the module comment). */
+export function anchors(ctx: GenContext): KObject[] {
+  const [n0, n1, n2] = ctx.namespaces as [string, string, string];
+  const pod = (ns: string, name: string): Record<string, unknown> => ({ namespaceSelector: { matchLabels: { ns } }, podSelector: { matchLabels: { pod: name } } });
+  const wcp = (name: string, spec: Record<string, unknown>): KObject => ({ apiVersion: 'weft.io/v1', kind: 'WeftClusterPolicy', metadata: { name }, spec: { priority: 0, ...spec } } as KObject);
+  return [
+    wcp('anchor-allow-in', { subject: { pods: pod(n1, 'b') }, ingress: [{ action: 'Allow', from: [{ pods: pod(n1, 'a') }] }] }),
+    wcp('anchor-allow-out', { subject: { pods: pod(n1, 'a') }, egress: [{ action: 'Allow', to: [{ pods: pod(n1, 'b') }] }] }),
+    wcp('anchor-deny', { subject: { pods: pod(n0, 'a') }, ingress: [{ action: 'Deny', from: [{ namespaces: { matchLabels: { ns: n2 } } }] }] }),
+  ];
+}
+

@@ -84,12 +84,12 @@ describe('property: evaluator verdict == what the kernel does', { skip, timeout:
         cells += r.cells;
         blocked += r.blocked;
         assert.deepEqual(r.wrong, []);
+        // Both outcomes, in every scenario: the generator's anchors guarantee it (policy-gen.ts).
+        assert.ok(r.blocked >= 12 * families.length && r.cells - r.blocked >= 4 * families.length, `${r.blocked} of ${r.cells} cells blocked`);
       }),
       { numRuns: RUNS, endOnFailure: true, ...(process.env['WEFT_PROPERTY_SEED'] ? { seed: Number(process.env['WEFT_PROPERTY_SEED']) } : {}) },
     );
     assert.ok(cells >= RUNS * 324, `only ${cells} cells were compared`);
-    // The generator must exercise both outcomes, or the equality above says little.
-    assert.ok(blocked > cells / 10 && blocked < cells * 0.9, `${blocked} of ${cells} cells blocked: generator is lopsided`);
     console.log(`# ${cells} cells compared, ${blocked} blocked`);
   });
 });
