@@ -1,4 +1,4 @@
-import { AddressError, bitsOf, formatAddress, parseCidr, type Cidr } from '../ipam/cidr.js';
+import { AddressError, bitsOf, formatAddress, type Cidr } from '../ipam/cidr.js';
 
 /**
  * Splitting the cluster's pod range into per-node blocks (pure).
@@ -28,8 +28,3 @@ export function* candidateBlocks(cluster: Cidr, prefix: number): Generator<Cidr>
   for (let i = 0n; i < n; i++) yield blockAt(cluster, prefix, i);
 }
 
-/** The block's node address: its first host (the Pool never hands it to a pod). */
-export function nodeAddressOf(block: string): string {
-  const c = parseCidr(block);
-  return formatAddress(c.family, c.network + 1n);
-}

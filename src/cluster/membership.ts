@@ -9,6 +9,7 @@ import {
   type IPBlockObject,
   type LeaseObject,
   type NodeObject,
+  type WeftEndpointObject,
 } from '../model/objects.js';
 import { isStoreError, StoreError, type Store } from '../datastore/store.js';
 import { candidateBlocks } from './blocks.js';
@@ -202,7 +203,10 @@ async function claimOne(store: Store, node: string, family: Family, clusterText:
 export async function removeGoneNode(store: Store, node: NodeObject): Promise<boolean> {
   try {
     const removed = await store.delete('Node', node.metadata.name, undefined, { resourceVersion: node.metadata.resourceVersion as string });
-    if (removed) await store.delete('Lease', node.metadata.name, SYSTEM_NAMESPACE);
+    if (removed) {
+      await store.delete('Lease', node.metadata.name, SYSTEM_NAMESPACE);
+      await forgetEndpoints(store, node.metadata.name);
+    }
     return removed;
   } catch (err) {
     if (isStoreError(err, 'Conflict')) return false;
@@ -210,11 +214,22 @@ export async function removeGoneNode(store: Store, node: NodeObject): Promise<bo
   }
 }
 
-/** A node leaving on purpose: its blocks, its Node and its lease go at once (no TTL wait). */
+/**
+ * A node leaving on purpose: its blocks, its Node, its lease and the endpoints of its pods go
+ * at once — the endpoints too, or policy would keep taking their addresses for those pods.
+ */
 export async function leaveCluster(store: Store, node: string): Promise<void> {
   for (const b of (await store.list<IPBlockObject>('IPBlock')).items) {
     if (b.spec.node === node) await store.delete('IPBlock', b.metadata.name, undefined, { resourceVersion: b.metadata.resourceVersion as string }).catch(() => false);
   }
+  await forgetEndpoints(store, node);
   await store.delete('Node', node);
   await store.delete('Lease', node, SYSTEM_NAMESPACE);
+}
+
+/** The WeftEndpoints a node recorded: its pods, which are gone with it. */
+async function forgetEndpoints(store: Store, node: string): Promise<void> {
+  for (const e of (await store.list<WeftEndpointObject>('WeftEndpoint')).items) {
+    if (e.spec.node === node) await store.delete('WeftEndpoint', e.metadata.name, e.metadata.namespace, { resourceVersion: e.metadata.resourceVersion as string }).catch(() => false);
+  }
 }

@@ -1,4 +1,7 @@
+import type { Peer } from '../datapath/peer.js';
 import { NODE_ANNOTATIONS, type NodeObject } from '../model/objects.js';
+
+export type { Peer };
 
 /**
  * The other nodes this node must reach (pure): every node with pod blocks, except itself, with
@@ -10,15 +13,6 @@ import { NODE_ANNOTATIONS, type NodeObject } from '../model/objects.js';
  * the truth: a Node's podCIDRs count only where that node holds the block, so a Node object
  * naming someone else's block (a mistake, or a forgery) never steers another node's traffic.
  */
-export interface Peer {
-  name: string;
-  /** Underlay addresses, IPv4 first. */
-  ips: string[];
-  blocks: string[];
-  vxlanMac: string | undefined;
-  backend: string | undefined;
-}
-
 export function peersFrom(nodes: NodeObject[], self: string, holders?: ReadonlyMap<string, string>): { peers: Peer[]; problems: string[] } {
   const peers: Peer[] = [];
   const problems: string[] = [];

@@ -89,4 +89,12 @@ describe('validateIfName', () => {
       assert.equal(codeOf(() => validateIfName(n)).msg, 'interface name contains / or : or whitespace characters');
     }
   });
+
+  it('rejects what ip -batch would read as syntax: #, quotes, backslashes, control characters (code 4)', () => {
+    for (const n of ['eth0#x', 'e"0', "e'0", 'e\\0', 'e\u00000', 'e\u001b']) {
+      const e = codeOf(() => validateIfName(n));
+      assert.equal(e.code, 4);
+      assert.equal(e.msg, 'interface name contains #, a quote, a backslash or a control character');
+    }
+  });
 });

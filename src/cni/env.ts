@@ -67,6 +67,10 @@ export function validateIfName(name: string): void {
       name,
     );
   }
+  // Beyond libcni's rule: iproute2's batch syntax ends a line at "#" and reads quotes.
+  if (/[#"'\\\x00-\x1f\x7f]/.test(name)) {
+    throw new CniError(ErrorCode.InvalidEnvironment, 'interface name contains #, a quote, a backslash or a control character', JSON.stringify(name));
+  }
 }
 
 /** "set but empty" is exactly "unset", as libcni sets every variable it has no value for to "". */

@@ -1,5 +1,5 @@
 import { ipBatch, ipc, ipJsonBatch, type IpCommand } from '../kernel/ip.js';
-import type { Peer } from '../cluster/peers.js';
+import type { Peer } from './peer.js';
 import { ROUTE_PROTO, weftRoutes } from './routes.js';
 
 /**

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { bridgeBatch, fdbShow } from '../kernel/bridge.js';
 import { ip, ipBatch, ipc, isIpNotFound, type IpCommand } from '../kernel/ip.js';
-import { nodeAddressOf } from '../cluster/blocks.js';
-import type { Peer } from '../cluster/peers.js';
+import { nodeAddressOf } from '../ipam/pool.js';
+import type { Peer } from './peer.js';
 import { ROUTE_PROTO, weftRoutes } from './routes.js';
 
 /**

@@ -1,4 +1,4 @@
-import { AddressError, cidrContains, cidrSize, formatAddress, lastAddress, type Address, type Cidr, type Family } from './cidr.js';
+import { AddressError, cidrContains, cidrSize, formatAddress, lastAddress, parseCidr, type Address, type Cidr, type Family } from './cidr.js';
 
 /**
  * The assignable part of one pod range. Never handed out: the network address, the first host
@@ -70,3 +70,10 @@ export function describeSize(p: Pool): string {
 function cidrSizeBits(c: Cidr): number {
   return cidrSize(c).toString(2).length - 1;
 }
+
+/** A pod range's node address: its first host, which a Pool never hands to a pod. */
+export function nodeAddressOf(block: string): string {
+  const c = parseCidr(block);
+  return formatAddress(c.family, c.network + 1n);
+}
+

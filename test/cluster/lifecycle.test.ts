@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { getHealth } from '../../src/agent/health-client.js';
-import { nodeAddressOf } from '../../src/cluster/blocks.js';
+import { nodeAddressOf } from '../../src/ipam/pool.js';
 import { vtepMac } from '../../src/datapath/vxlan.js';
 import { spawnSync } from 'node:child_process';
 import { labDatastoreStart, labDatastoreStop, labNodeAdd, labNodeRemove, labStatus, startNodeAgent, waitConverged, waitPolicyConverged } from '../../src/lab/lab.js';

@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { diffScript, fullScript, type NftTable } from '../../src/nftables/ruleset.js';
 import type { NamespaceObject, NetworkPolicyObject, PodObject, WeftClusterPolicyObject } from '../../src/model/objects.js';
+import { masqueradeTable } from '../../src/datapath/masquerade.js';
 import { compilePolicy } from '../../src/policy/compile.js';
 import { buildSnapshot } from '../../src/policy/from-objects.js';
 import { privilegedSkip } from '../helpers/env.js';
@@ -111,4 +112,25 @@ describe('policy compiler on the real kernel', { skip }, () => {
     );
     assert.ok(diffs > 0, 'no run exercised the incremental path');
   });
+
+  it('hostile text — a policy name, a rule name with NUL, quotes, braces, newlines — compiles to a table nft -c accepts; masquerade too', () => {
+    const hostile = fc.oneof(fc.string({ unit: 'binary', maxLength: 60 }), fc.constantFrom('80 } ; add table inet pwned', 'a\u0000b', '"; flush ruleset; "', '#', '\n\r', '{ }', '\\'));
+    fc.assert(
+      fc.property(hostile, hostile, (ruleName, label) => {
+        // What admission lets through (a rule name has no control characters; a label value is
+        // label syntax), and what it does not: the renderer must hold either way.
+        const wcp = { apiVersion: 'weft.io/v1', kind: 'WeftClusterPolicy', metadata: { name: 'p' }, spec: { priority: 1, subject: { namespaces: {} }, egress: [{ name: ruleName, action: 'Deny', to: [{ networks: ['192.0.2.0/24'] }] }] } };
+        const { snapshot } = buildSnapshot({ namespaces: [], pods: [], weftEndpoints: [], nodes: [], policies: [], clusterPolicies: [wcp as WeftClusterPolicyObject] });
+        // Names straight into the IR, past admission, as if a bug let them by.
+        for (const c of snapshot.clusterPolicies) for (const r of c.egress) r.name = `${ruleName}${label}`;
+        const t = compilePolicy({ snapshot, localBlocks: ['10.244.1.0/24'], attachments: [{ hostIf: 'weft00000000000', addresses: ['10.244.1.5'] }] });
+        const r = spawnSync('ip', ['netns', 'exec', nsB, 'nft', '-c', '-f', '-'], { input: fullScript(t), encoding: 'utf8' });
+        assert.equal(r.status, 0, r.stderr);
+      }),
+      { numRuns: 60 },
+    );
+    const m = spawnSync('ip', ['netns', 'exec', nsB, 'nft', '-c', '-f', '-'], { input: fullScript(masqueradeTable(['10.244.0.0/16', 'fd00:10:244::/56'])), encoding: 'utf8' });
+    assert.equal(m.status, 0, m.stderr);
+  });
 });
+

@@ -1,0 +1,12 @@
+/**
+ * Another node as the backends see it: where to send (underlay addresses), what lies behind
+ * it (its pod blocks), and what its backend publishes. Computed by cluster/peers.ts.
+ */
+export interface Peer {
+  name: string;
+  /** Underlay addresses, IPv4 first. */
+  ips: string[];
+  blocks: string[];
+  vxlanMac: string | undefined;
+  backend: string | undefined;
+}
