@@ -78,6 +78,9 @@ describe('hostile CNI input (agent socket and plugin)', { skip }, () => {
     const dir = await fs.mkdtemp(join(node.sb.dir, 'ln-'));
     const evil = join(dir, 'ns\naddr add 10.9.9.9 dev lo');
     await fs.symlink(`/run/netns/${node.sb.prefix}-h1`, evil);
+    // And the path up to the newline names a netns too: a batch line cut there would succeed,
+    // and the rest of the "path" would run as the next command on the node.
+    await fs.symlink(`/run/netns/${node.sb.prefix}-h1`, join(dir, 'ns'));
     const env = { ...baseEnv(node, 'ADD', 'h1'), CNI_NETNS: evil };
     const r = await run(node, env, config(node));
     assertOk(r);
