@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { linkSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { linkSync, readFileSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { createFileExclusive } from './atomic-file.js';
 import { Mutex } from './mutex.js';
 
 /**
@@ -71,7 +71,7 @@ export class LockFile {
     const deadline = Date.now() + this.timeoutMs;
     const text = `${process.pid} ${SELF_START} ${randomBytes(8).toString('hex')}\n`;
     for (;;) {
-      if (this.tryCreate(text)) return text;
+      if (createFileExclusive(this.path, text)) return text;
       const holder = this.readHolder();
       if (holder === undefined) continue; // released between our attempt and our read
       if (this.isStale(holder)) {
@@ -83,20 +83,6 @@ export class LockFile {
         throw new LockTimeoutError(`${this.what} stayed locked by ${who} for ${this.timeoutMs / 1000} s`);
       }
       await new Promise((r) => setTimeout(r, 1 + Math.random() * 2));
-    }
-  }
-
-  private tryCreate(text: string): boolean {
-    const tmp = join(dirname(this.path), `.tmp-${basename(this.path)}-${process.pid}-${randomBytes(4).toString('hex')}`);
-    writeFileSync(tmp, text, { mode: 0o600 });
-    try {
-      linkSync(tmp, this.path);
-      return true;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
-      throw err;
-    } finally {
-      rmSync(tmp, { force: true });
     }
   }
 
