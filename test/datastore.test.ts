@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -34,6 +34,28 @@ describe('file datastore shared by several processes', () => {
       assert.equal(c?.spec.value, 200);
       const conflicts = runs.reduce((n, r) => n + (JSON.parse(r.out) as { conflicts: number }).conflicts, 0);
       assert.ok(conflicts > 0, 'the processes really raced (some writes hit a Conflict and retried)');
+      await store.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('file datastore: a dead writer\'s lock and 4 processes breaking it at once', () => {
+  it('exactly one breaks it at a time: 4 × 50 compare-and-swap increments, none lost', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-mpl-'));
+    try {
+      const store = FileStore.open(dir);
+      await store.create({ apiVersion: 'weft.io/v1', kind: 'Counter', metadata: { name: 'shared' }, spec: { value: 0, by: [] } });
+      // A lock left by a writer that died: a pid with another start time (as after a reuse).
+      writeFileSync(join(dir, 'lock'), `${process.pid} 1 ${'0'.repeat(16)}\n`);
+      const worker = join(ROOT, 'build', 'test', 'helpers', 'store-worker.js');
+      const codes = await Promise.all(
+        Array.from({ length: 4 }, () => new Promise<number | null>((resolve) => spawn(process.execPath, [worker, dir, '50'], { stdio: ['ignore', 'ignore', 'inherit'] }).on('exit', resolve))),
+      );
+      assert.deepEqual(codes, [0, 0, 0, 0]);
+      const c = await store.get<KObject & { spec: { value: number } }>('Counter', 'shared');
+      assert.equal(c?.spec.value, 200);
       await store.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -37,18 +37,23 @@ export interface RunningAgent {
   stop(): Promise<void>;
 }
 
-/** A pid file in the state dir: two agents on one state would hand out the same addresses. */
+/**
+ * A pid file in the state dir: two agents on one state would hand out the same addresses. It
+ * holds the pid and that process's start time, so a pid reused by another process (after a
+ * crash, a reboot) is not taken for an agent; a zombie counts as gone.
+ */
 async function lockStateDir(stateDir: string): Promise<string> {
   const pidFile = join(stateDir, 'agent.pid');
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      await fs.writeFile(pidFile, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
+      await fs.writeFile(pidFile, `${process.pid} ${processStartTime(process.pid) ?? 0}\n`, { flag: 'wx', mode: 0o600 });
       return pidFile;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const other = Number((await fs.readFile(pidFile, 'utf8').catch(() => '')).trim());
-      // A zombie (killed, not yet reaped) is as gone as a dead process.
-      if (Number.isInteger(other) && other > 0 && other !== process.pid && processStartTime(other) !== undefined) {
+      const [pidText, started] = (await fs.readFile(pidFile, 'utf8').catch(() => '')).trim().split(' ');
+      const other = Number(pidText);
+      const now = Number.isInteger(other) && other > 0 && other !== process.pid ? processStartTime(other) : undefined;
+      if (now !== undefined && (started === undefined || started === now)) {
         throw new Error(`another weft agent (pid ${other}) is using state dir ${stateDir}`);
       }
       await fs.rm(pidFile, { force: true }); // left by an agent that was killed

@@ -1,8 +1,8 @@
-import { isIP } from 'node:net';
 import { podUidProblem } from '../cni/args.js';
 import { parseDns, parseResult } from '../cni/convert.js';
 import { validateContainerId, validateIfName } from '../cni/env.js';
 import { validateNetworkName } from '../cni/netconf.js';
+import { isValidAddress } from '../ipam/cidr.js';
 import { labelKeyProblem, labelValueProblem } from '../model/field-errors.js';
 import { dnsLabelProblem, dnsSubdomainProblem } from '../util/dns-names.js';
 import { CniError, ErrorCode, type ErrorCodeValue } from '../cni/errors.js';
@@ -179,7 +179,7 @@ export function parseCniRequest(body: unknown): CniRequest {
   if (ips !== undefined) {
     if (!Array.isArray(ips) || ips.some((i) => typeof i !== 'string') || ips.length > 8) bad('"requestedIps" must be a list of at most 8 strings');
     // An address, or ADDRESS/PREFIX as the ips capability convention writes it.
-    for (const ip of ips as string[]) if (isIP(ip.replace(/\/\d{1,3}$/, '')) === 0) refuse(ErrorCode.InvalidNetworkConfig, `requested address ${JSON.stringify(ip)} is not an IP address`);
+    for (const ip of ips as string[]) if (!isValidAddress(ip.replace(/\/\d{1,3}$/, ''))) refuse(ErrorCode.InvalidNetworkConfig, `requested address ${JSON.stringify(ip)} is not an IP address`);
     req.requestedIps = ips as string[];
   }
   for (const k of ['requestedIpsSource', 'mac', 'macSource'] as const) {

@@ -161,7 +161,8 @@ export class ClusterNode {
     if (!this.informers.every((i) => i.hasSynced)) return;
     const connectedSince = this.informers.some((i) => i.connectedSince === undefined) ? undefined : Math.max(...this.informers.map((i) => i.connectedSince as number));
     const holders = new Map(this.ipBlocks.items().map((b) => [b.spec.cidr, b.spec.node]));
-    const { peers, problems: peerProblems } = peersFrom(this.nodes.items(), nodeName, holders);
+    const shape = { podCIDRs: this.network.spec.podCIDRs, blockSize: this.network.spec.blockSize, ownIps: this.uplink.ips };
+    const { peers, problems: peerProblems } = peersFrom(this.nodes.items(), nodeName, holders, shape);
     const { problems, changes } = await this.backend.reconcile(peers);
     // Published only once the kernel has them: "peers" in the health answer means "routed".
     this.peers = peers;
@@ -184,7 +185,7 @@ export class ClusterNode {
     this.silent = silent;
     for (const name of longDead(silent, leases, view, this.nodeGraceSeconds)) {
       const node = this.nodes.get(name);
-      if (node && (await removeGoneNode(store, node))) {
+      if (node && (await removeGoneNode(store, node, leases.get(name)))) {
         log.warn('node removed from the cluster: its agent was silent for longer than the node grace', { node: name, graceSeconds: this.nodeGraceSeconds });
       }
     }

@@ -2,13 +2,13 @@ import { randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { addressOf } from '../cni/result.js';
-import { diffScript, fullScript, tableSize, type NftTable } from '../nftables/ruleset.js';
+import { assertTable, diffScript, fullScript, tableSize, type NftTable } from '../nftables/ruleset.js';
 import { Informer } from '../datastore/informer.js';
 import type { Store } from '../datastore/store.js';
-import { nftApply, nftDeleteTable, NftError, nftTableExists } from '../kernel/nft.js';
+import { nftApply, nftDeleteTable, NftError, nftListChain } from '../kernel/nft.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import type { NamespaceObject, NetworkPolicyObject, NodeObject, PodObject, WeftClusterPolicyObject, WeftEndpointObject } from '../model/objects.js';
-import { compilePolicy, POLICY_TABLE, type LocalAttachment } from '../policy/compile.js';
+import { allowChain, compilePolicy, generationInForce, POLICY_TABLE, type LocalAttachment } from '../policy/compile.js';
 import { buildSnapshot, snapshotFingerprint, type LocalEndpoint } from '../policy/from-objects.js';
 import type { Logger } from '../util/log.js';
 import { Runner } from '../util/runner.js';
@@ -118,7 +118,16 @@ export class PolicyController {
       const gen = saved.generation;
       const t = saved.table;
       if (typeof gen !== 'number' || !Number.isInteger(gen) || gen < 1 || gen > 0xffff || t?.name !== POLICY_TABLE || !Array.isArray(t.sets) || !Array.isArray(t.chains)) return;
-      if (!(await nftTableExists('inet', POLICY_TABLE))) return;
+      // What a diff would be computed from must be a table Weft could have written…
+      assertTable(t);
+      // …and the one in force: every change is a new generation, so the generation in the
+      // kernel says whether the file is current (an agent killed between apply and save, a
+      // table changed behind its back). If not, the first sync writes the whole table.
+      const chain = await nftListChain('inet', POLICY_TABLE, allowChain('ingress'));
+      if (chain === undefined || generationInForce(chain) !== gen) {
+        this.cfg.log.info('the policy table in force is not the one last saved; writing it whole', { saved: gen, inForce: chain ? generationInForce(chain) : undefined });
+        return;
+      }
       this.applied = t;
       this.appliedGeneration = gen;
       this.generation = gen;

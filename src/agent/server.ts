@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { asCniError, CniError, ErrorCode } from '../cni/errors.js';
 import type { Logger } from '../util/log.js';
 import { CNI_PATH, HEALTH_PATH, MAX_REQUEST_BYTES, parseCniRequest, type CniReply, type HealthReply } from './api.js';
@@ -163,18 +163,26 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<Server
     }
   };
 
-  // Created 0600, not chmod-ed after: between a listen and a chmod anyone could connect.
-  const umask = process.umask(0o177);
+  // 0600 before anyone can reach it: bound inside a fresh 0700 directory of its own, made
+  // 0600 there, then renamed into place (a process-wide umask would touch the agent's other
+  // files created meanwhile; a chmod after listening would leave a window).
+  const staging = await fs.mkdtemp(join(dirname(socketPath), '.weft-sock-'));
   try {
+    const staged = join(staging, 's');
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(socketPath, () => {
+      server.listen(staged, () => {
         server.off('error', reject);
         resolve();
       });
     });
+    await fs.chmod(staged, 0o600);
+    await fs.rename(staged, socketPath);
+  } catch (err) {
+    server.close();
+    throw err;
   } finally {
-    process.umask(umask);
+    await fs.rm(staging, { recursive: true, force: true });
   }
   return server;
 }

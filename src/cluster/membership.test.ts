@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { FileStore } from '../datastore/file-store.js';
-import type { ClusterNetworkObject, IPBlockObject, LeaseObject, NodeObject } from '../model/objects.js';
+import type { ClusterNetworkObject, IPBlockObject, LeaseObject } from '../model/objects.js';
 import { nodeAddressOf } from '../ipam/pool.js';
 import { candidateBlocks, validateBlockSize } from './blocks.js';
 import { isAlive } from './liveness.js';
@@ -138,15 +138,18 @@ describe('membership on a shared store', () => {
     });
   });
 
-  it('a gone node is removed only if its Node is still the version judged', async () => {
+  it('a gone node is removed only if its Lease and Node are still the versions judged', async () => {
     await withStore(async (open) => {
       const v1 = await registerNode(open(), { name: 'x', ips: ['198.18.0.20'], backend: 'vxlan' }, ['10.250.0.0/24']);
-      await registerNode(open(), { name: 'x', ips: ['198.18.0.20'], backend: 'vxlan' }, ['10.250.0.0/24']); // the agent came back
-      assert.equal(await removeGoneNode(open(), v1), false);
+      const l1 = await renewLease(open(), 'x', 10);
+      await renewLease(open(), 'x', 10); // the agent came back: it renews its lease (not its Node)
+      assert.equal(await removeGoneNode(open(), v1, l1), false);
       assert.ok(await open().get('Node', 'x'));
-      const v2 = await open().get<NodeObject>('Node', 'x');
-      assert.equal(await removeGoneNode(open(), v2 as NodeObject), true);
+      assert.ok(await open().get('Lease', 'x', 'weft-system'));
+      const l2 = await open().get<LeaseObject>('Lease', 'x', 'weft-system');
+      assert.equal(await removeGoneNode(open(), v1, l2), true);
       assert.equal(await open().get('Node', 'x'), undefined);
+      assert.equal(await open().get('Lease', 'x', 'weft-system'), undefined);
     });
   });
 });

@@ -196,17 +196,17 @@ async function claimOne(store: Store, node: string, family: Family, clusterText:
 }
 
 /**
- * A node counted as gone (its agent silent for longer than the cluster's grace): its Node and
- * Lease are deleted — only if the Node is still the version judged, so an agent that came back
- * meanwhile wins. Its blocks stay named after it until another node needs them (claimOne).
+ * A node counted as gone (its agent silent for longer than the cluster's grace): its Lease, its
+ * Node and its endpoints are deleted — the Lease first and only if it is still the version
+ * judged (an agent that came back has renewed it: nothing happens), then the Node only if it is
+ * still the version judged. An agent that comes back later re-registers its Node (keepAlive).
+ * Its blocks stay named after it until another node needs them (claimOne).
  */
-export async function removeGoneNode(store: Store, node: NodeObject): Promise<boolean> {
+export async function removeGoneNode(store: Store, node: NodeObject, lease: LeaseObject | undefined): Promise<boolean> {
   try {
+    if (lease && !(await store.delete('Lease', lease.metadata.name, SYSTEM_NAMESPACE, { resourceVersion: lease.metadata.resourceVersion as string }))) return false;
     const removed = await store.delete('Node', node.metadata.name, undefined, { resourceVersion: node.metadata.resourceVersion as string });
-    if (removed) {
-      await store.delete('Lease', node.metadata.name, SYSTEM_NAMESPACE);
-      await forgetEndpoints(store, node.metadata.name);
-    }
+    if (removed) await forgetEndpoints(store, node.metadata.name);
     return removed;
   } catch (err) {
     if (isStoreError(err, 'Conflict')) return false;

@@ -1,4 +1,5 @@
 import type { Peer } from '../datapath/peer.js';
+import { cidrContains, parseAddress, parseCidr, type Cidr } from '../ipam/cidr.js';
 import { NODE_ANNOTATIONS, type NodeObject } from '../model/objects.js';
 
 export type { Peer };
@@ -9,29 +10,72 @@ export type { Peer };
  * while its Node object exists; a crashed or upgrading agent changes nothing here (its liveness
  * is reported, see liveness.ts). A node leaves when its Node object is removed.
  *
- * Where the cluster's blocks are leased through IPBlock objects, `holders` (block → node) is
- * the truth: a Node's podCIDRs count only where that node holds the block, so a Node object
- * naming someone else's block (a mistake, or a forgery) never steers another node's traffic.
+ * Nothing a Node object says is routed unchecked — it could be a mistake or a forgery:
+ *   - where blocks are leased through IPBlock objects, `holders` (block → node) is the truth: a
+ *     Node's podCIDRs count only where that node holds the block;
+ *   - with `cluster`, a block must lie inside the cluster's pod ranges and be of the cluster's
+ *     block size (never 0.0.0.0/0, never an underlay /32), and an underlay address must be a
+ *     unicast address outside the pod ranges that is not this node's own.
+ * What is left out is reported.
  */
-export function peersFrom(nodes: NodeObject[], self: string, holders?: ReadonlyMap<string, string>): { peers: Peer[]; problems: string[] } {
+export interface ClusterShape {
+  podCIDRs: string[];
+  blockSize: { ipv4: number; ipv6: number };
+  /** This node's own underlay addresses. */
+  ownIps: string[];
+}
+
+function blockProblem(block: string, ranges: Cidr[], shape: ClusterShape): string | undefined {
+  let c: Cidr;
+  try {
+    c = parseCidr(block);
+  } catch {
+    return 'is not a CIDR';
+  }
+  const size = c.family === 4 ? shape.blockSize.ipv4 : shape.blockSize.ipv6;
+  if (c.prefix !== size) return `is not a /${size} block of the cluster`;
+  if (!ranges.some((r) => r.family === c.family && cidrContains(r, { family: c.family, value: c.network }))) return `lies outside the cluster's pod ranges (${shape.podCIDRs.join(', ')})`;
+  return undefined;
+}
+
+function underlayProblem(ip: string, ranges: Cidr[], shape: ClusterShape): string | undefined {
+  let a: ReturnType<typeof parseAddress>;
+  try {
+    a = parseAddress(ip);
+  } catch {
+    return 'is not an address';
+  }
+  if (shape.ownIps.includes(ip)) return "is this node's own address";
+  if (ranges.some((r) => cidrContains(r, a))) return "lies inside the cluster's pod ranges";
+  const special = a.family === 4 ? ['0.0.0.0/8', '127.0.0.0/8', '169.254.0.0/16', '224.0.0.0/4', '255.255.255.255/32'] : ['::/128', '::1/128', 'fe80::/10', 'ff00::/8'];
+  if (special.map(parseCidr).some((r) => r.family === a.family && cidrContains(r, a))) return 'is not a unicast address another node can have';
+  return undefined;
+}
+
+export function peersFrom(nodes: NodeObject[], self: string, holders?: ReadonlyMap<string, string>, cluster?: ClusterShape): { peers: Peer[]; problems: string[] } {
   const peers: Peer[] = [];
   const problems: string[] = [];
+  const ranges = (cluster?.podCIDRs ?? []).map(parseCidr);
   for (const n of nodes) {
     const name = n.metadata.name;
     if (name === self) continue;
-    const listed = n.spec?.podCIDRs ?? [];
-    const blocks = holders === undefined ? [...listed] : listed.filter((b) => holders.get(b) === name);
-    for (const b of listed) {
-      if (holders === undefined || holders.get(b) === name) continue;
-      const holder = holders.get(b);
-      problems.push(`node ${name} lists pod block ${b}, which ${holder ? `node ${holder} holds` : 'no IPBlock gives it'}: not routed to ${name}`);
+    const blocks: string[] = [];
+    for (const b of n.spec?.podCIDRs ?? []) {
+      const holder = holders?.get(b);
+      const why = holders !== undefined && holder !== name ? (holder ? `node ${holder} holds` : 'no IPBlock gives it') : cluster ? blockProblem(b, ranges, cluster) : undefined;
+      if (why) problems.push(`node ${name} lists pod block ${b}, which ${why}: not routed to ${name}`);
+      else blocks.push(b);
     }
     if (blocks.length === 0) continue;
     const ann = n.metadata.annotations ?? {};
-    const ips = (ann[NODE_ANNOTATIONS.nodeIPs] ?? (n.status?.addresses ?? []).filter((a) => a.type === 'InternalIP').map((a) => a.address).join(','))
-      .split(',')
-      .filter((s) => s !== '')
-      .sort((a, b) => Number(a.includes(':')) - Number(b.includes(':')));
+    const listed = (ann[NODE_ANNOTATIONS.nodeIPs] ?? (n.status?.addresses ?? []).filter((a) => a.type === 'InternalIP').map((a) => a.address).join(',')).split(',').filter((s) => s !== '');
+    const ips: string[] = [];
+    for (const ip of listed) {
+      const why = cluster ? underlayProblem(ip, ranges, cluster) : undefined;
+      if (why) problems.push(`node ${name} gives ${ip} as its address, which ${why}: not used`);
+      else ips.push(ip);
+    }
+    ips.sort((a, b) => Number(a.includes(':')) - Number(b.includes(':')));
     peers.push({ name, ips, blocks, vxlanMac: ann[NODE_ANNOTATIONS.vxlanMac], backend: ann[NODE_ANNOTATIONS.backend] });
   }
   return { peers: peers.sort((a, b) => a.name.localeCompare(b.name)), problems };

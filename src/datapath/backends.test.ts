@@ -48,6 +48,23 @@ describe('peers (pure)', () => {
   });
 });
 
+describe('peers (pure): what a Node or IPBlock written past every check cannot do', () => {
+  const shape = { podCIDRs: ['10.244.0.0/16', 'fd00:10:244::/56'], blockSize: { ipv4: 24, ipv6: 64 }, ownIps: ['198.18.0.10'] };
+  it('a block outside the pod ranges or of another size is not routed, even where an IPBlock gives it; nor a bad underlay address', () => {
+    const forger = node('forger', ['0.0.0.0/0', '198.18.0.0/32', '10.244.9.0/25', '10.244.8.0/24'], '198.18.0.66,fd00:198:18::66', '02:00:00:00:00:66');
+    const holders = new Map(['0.0.0.0/0', '198.18.0.0/32', '10.244.9.0/25', '10.244.8.0/24'].map((b) => [b, 'forger']));
+    const { peers, problems } = peersFrom([forger], 'me', holders, shape);
+    assert.deepEqual(peers.map((p) => `${p.name} ${p.blocks.join(',')}`), ['forger 10.244.8.0/24']);
+    assert.equal(problems.length, 3);
+    assert.match(problems[0] ?? '', /0\.0\.0\.0\/0, which is not a \/24 block of the cluster/);
+    for (const [ips, why] of [['127.0.0.1', /not a unicast address/], ['198.18.0.10', /this node's own address/], ['10.244.3.1', /inside the cluster's pod ranges/], ['fe80::1', /not a unicast address/]] as const) {
+      const r = peersFrom([node('n', ['10.244.8.0/24'], ips)], 'me', new Map([['10.244.8.0/24', 'n']]), shape);
+      assert.deepEqual(r.peers[0]?.ips, [], ips);
+      assert.match(r.problems[0] ?? '', why);
+    }
+  });
+});
+
 describe('liveness (pure): reported, and only a silence beyond the grace counts as gone', () => {
   const view = { now, connectedSince: now - 600_000, leaseDurationSeconds: 10 };
   const nodes = [node('me', [], '198.18.0.10'), node('b', [], '198.18.0.11'), node('quiet', [], '198.18.0.12'), node('ancient', [], '198.18.0.13')];

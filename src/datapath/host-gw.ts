@@ -69,7 +69,8 @@ export class HostGwBackend {
     const have: HostGwState = { routes: new Map() };
     for (const r of await weftRoutes()) if (r.gateway) have.routes.set(r.dst, r.gateway);
     const cmds = hostGwCommands(want, have);
-    await ipBatch(cmds);
+    // One peer's route the kernel refuses is reported, and must not hold back the others'.
+    await ipBatch(cmds, { force: true }).catch((err: Error) => problems.push(`the kernel refused a route towards a peer: ${err.message}`));
     return { problems, changes: cmds.length };
   }
 

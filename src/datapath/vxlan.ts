@@ -136,10 +136,15 @@ export class VxlanBackend {
     if (!(await this.device())) await this.setup();
     const { state: want, problems } = vxlanDesired(peers);
     const cmds = vxlanCommands(want, await this.observe());
-    await bridgeBatch(cmds.bridge);
-    await ipBatch(cmds.ipAdd);
-    await ipBatch(cmds.ipDel);
-    await bridgeBatch(cmds.bridgeDel);
+    // Each peer's entries are independent: one the kernel refuses is reported and must not hold
+    // back the rest (the batches go on past it), nor the loop (it is tried again next time).
+    const refused = (err: Error): void => {
+      problems.push(`the kernel refused a change towards a peer: ${err.message}`);
+    };
+    await bridgeBatch(cmds.bridge).catch(refused);
+    await ipBatch(cmds.ipAdd, { force: true }).catch(refused);
+    await ipBatch(cmds.ipDel, { force: true }).catch(refused);
+    await bridgeBatch(cmds.bridgeDel).catch(refused);
     return { problems, changes: cmds.bridge.length + cmds.ipAdd.length + cmds.ipDel.length + cmds.bridgeDel.length };
   }
 

@@ -164,7 +164,12 @@ export class FileStore implements Store {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       }
     } else {
-      mkdirSync(join(path, '..'), { recursive: true, mode: 0o700 });
+      const dir = join(path, '..');
+      // A new kind or namespace directory is an entry of its parent: durable too.
+      if (mkdirSync(dir, { recursive: true, mode: 0o700 }) !== undefined) {
+        syncDir(join(dir, '..'));
+        syncDir(join(dir, '..', '..'));
+      }
       writeFileDurable(path, JSON.stringify(o));
     }
   }

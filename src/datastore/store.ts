@@ -1,4 +1,7 @@
 import type { KObject } from '../model/objects.js';
+import { printable } from '../util/printable.js';
+
+export { printable };
 
 /**
  * The cluster datastore, one contract for every backend (file, etcd; Kubernetes later): list,
@@ -40,14 +43,9 @@ export interface ListResult<T extends KObject = KObject> {
   rejected: RejectedObject[];
 }
 
-/** Text from the datastore, safe to print: control and other non-ASCII characters escaped, cut at 120. */
-export function printable(s: string): string {
-  const t = s.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-  return t.length > 120 ? `${t.slice(0, 117)}...` : t;
-}
-
+/** One line for people: names and reason come from outside, so they are made printable. */
 export function describeRejected(r: RejectedObject): string {
-  return `${printable(r.kind)} ${r.namespace ? `${printable(r.namespace)}/` : ''}${printable(r.name)}: ${r.reason}`;
+  return `${printable(r.kind)} ${r.namespace ? `${printable(r.namespace)}/` : ''}${printable(r.name)}: ${printable(r.reason, 2000)}`;
 }
 
 /**

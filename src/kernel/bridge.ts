@@ -14,12 +14,15 @@ export async function fdbShow(dev: string): Promise<FdbEntry[]> {
   return list.map((e) => ({ mac: e.mac, dst: e.dst, permanent: e.state === 'permanent' }));
 }
 
-/** `bridge -batch -`: the same line syntax as ip's, so the same token rules (batchLine). */
+/**
+ * `bridge -force -batch -`: the same line syntax as ip's, so the same token rules (batchLine);
+ * FDB entries are independent, so one refused entry does not hold back the others.
+ */
 export async function bridgeBatch(commands: readonly IpCommand[]): Promise<void> {
   if (commands.length === 0) return;
   const lines = commands.map(batchLine);
   try {
-    await run('bridge', ['-batch', '-'], { input: lines.join('\n') + '\n', timeoutMs: 10_000 });
+    await run('bridge', ['-force', '-batch', '-'], { input: lines.join('\n') + '\n', timeoutMs: 10_000 });
   } catch (err) {
     if (err instanceof CommandError) throw new Error(`bridge -batch failed: ${err.stderr.trim()}`, { cause: err });
     throw err;

@@ -94,6 +94,12 @@ export interface IpOptions {
   json?: boolean;
   /** `ip -details`: adds link kinds (veth, vxlan…) and route types. */
   details?: boolean;
+  /**
+   * `ip -force -batch`: go on past a failing line (the batch still fails, naming it). For
+   * reconciling independent objects (one peer's route the kernel refuses must not hold back
+   * the others'), never for a sequence whose steps depend on each other.
+   */
+  force?: boolean;
   timeoutMs?: number;
 }
 
@@ -113,7 +119,7 @@ interface Invocation {
 }
 
 function invocation(args: string[], opts: IpOptions): Invocation {
-  const ipArgs = [...(opts.json ? ['-json'] : []), ...(opts.details ? ['-details'] : []), ...args];
+  const ipArgs = [...(opts.json ? ['-json'] : []), ...(opts.details ? ['-details'] : []), ...(opts.force ? ['-force'] : []), ...args];
   const fds = [...(opts.fds ?? [])];
   if (opts.netns === undefined) return { file: 'ip', args: ipArgs, passFds: fds };
   if (typeof opts.netns === 'string') return { file: 'nsenter', args: [`--net=${opts.netns}`, '--', 'ip', ...ipArgs], passFds: fds };

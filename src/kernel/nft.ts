@@ -43,11 +43,13 @@ export async function nftDeleteTable(family: string, name: string): Promise<void
   }
 }
 
-/** Whether a table exists (`nft -j list tables FAMILY`: names only, cheap whatever the table holds). */
-export async function nftTableExists(family: string, name: string): Promise<boolean> {
-  const r = await run('nft', ['-j', 'list', 'tables', family], { allowFailure: true, timeoutMs: 10_000 });
-  if (r.exitCode !== 0) throw new NftError(`nft -j list tables ${family} failed: ${r.stderr.trim()}`, r.stderr);
-  const parsed = JSON.parse(r.stdout || '{}') as { nftables?: Array<{ table?: { name?: string } }> };
-  return (parsed.nftables ?? []).some((x) => x.table?.name === name);
+/** `nft -j list chain FAMILY TABLE CHAIN` (its rules as JSON), or undefined when it does not exist. */
+export async function nftListChain(family: string, table: string, chain: string): Promise<unknown[] | undefined> {
+  const r = await run('nft', ['-j', 'list', 'chain', family, table, chain], { allowFailure: true, timeoutMs: 10_000 });
+  if (r.exitCode !== 0) {
+    if (/No such file or directory|does not exist/.test(r.stderr)) return undefined;
+    throw new NftError(`nft -j list chain ${family} ${table} ${chain} failed: ${r.stderr.trim()}`, r.stderr);
+  }
+  return (JSON.parse(r.stdout) as { nftables?: unknown[] }).nftables ?? [];
 }
 

@@ -30,6 +30,7 @@ describe('admission of every kind Weft reads (pure)', () => {
     rejects(pod({ spec: { containers: [{ name: 'app', ports: [{ name: 'http', containerPort: 80 }, { name: 'http', containerPort: 81 }] }] } }), /Duplicate value: "http"/);
     rejects(pod({ spec: { containers: [{ name: 'app', ports: [{ containerPort: 80, protocol: 'ICMP' }] }] } }), /Unsupported value: "ICMP"/);
     rejects(pod({ status: { podIPs: [{ ip: 'not-an-ip' }] } }), /status\.podIPs\[0\]\.ip: Invalid value: "not-an-ip"/);
+    rejects(pod({ status: { podIPs: [{ ip: 'fd00::5%eth0' }] } }), /status\.podIPs\[0\]\.ip: Invalid value: "fd00::5%eth0"/); // node:net's isIP takes it
     rejects(pod({ status: { phase: 'Running\n' } }), /status\.phase: Unsupported value/);
     rejects(pod({ metadata: { name: 'web', namespace: 'shop', labels: { app: 'a;b' } } }), /metadata\.labels: Invalid value: "a;b"/);
     rejects(pod({ metadata: { name: 'web\u0000', namespace: 'shop' } }), /metadata\.name: Invalid value: "web\\u0000"/);
@@ -84,7 +85,11 @@ describe('admission of every kind Weft reads (pure)', () => {
     fc.assert(
       fc.property(obj, (o) => {
         const r = tryAdmit(o);
-        if (!r.ok) assert.ok(r.reason.length > 0 && !r.reason.startsWith('cannot be read'), r.reason);
+        if (!r.ok) {
+          assert.ok(r.reason.length > 0 && !r.reason.startsWith('cannot be read'), r.reason);
+          // It is printed to terminals and logs: only its own line breaks, no control character.
+          assert.doesNotMatch(r.reason.replace(/\n\* /g, ' '), /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/, JSON.stringify(r.reason));
+        }
       }),
       { numRuns: 3000 },
     );

@@ -1,7 +1,8 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { parseCidr, type AddressError, type Cidr } from '../ipam/cidr.js';
+import { isValidAddress, parseCidr, type AddressError, type Cidr } from '../ipam/cidr.js';
 import { dnsLabelProblem, dnsSubdomainProblem } from '../util/dns-names.js';
+import { printable } from '../util/printable.js';
 import { UserError } from '../util/user-error.js';
 import { admitClusterPolicy } from './cluster-policy.js';
 import { FieldErrors, labelKeyProblem, labelValueProblem, PORT_RANGE_PROBLEM, portNameProblem, validPortNumber, type FieldPath } from './field-errors.js';
@@ -44,8 +45,9 @@ function ifNameProblem(s: string): string | undefined {
   return undefined;
 }
 
+/** The address parser the rest of Weft uses (no IPv6 zone ids, unlike node:net's isIP). */
 function addressProblem(s: unknown): string | undefined {
-  return typeof s === 'string' && isIP(s) !== 0 ? undefined : 'must be a valid IP address (e.g. 10.244.1.5 or fd00::5)';
+  return typeof s === 'string' && isValidAddress(s) ? undefined : 'must be a valid IP address (e.g. 10.244.1.5 or fd00::5)';
 }
 
 function cidr(s: unknown, path: FieldPath, errs: FieldErrors): Cidr | undefined {
@@ -361,7 +363,7 @@ export function admitObject(value: unknown): KObject {
   const kindText = typeof value === 'object' && value !== null && typeof (value as { kind?: unknown }).kind === 'string' ? ((value as { kind: string }).kind as string) : 'object';
   const nameText = typeof value === 'object' && value !== null ? (value as { metadata?: { name?: unknown } }).metadata?.name : undefined;
   const label = (typeof nameText === 'string' ? nameText : '').slice(0, 253);
-  const fail = (): never => errs.throwIfAny(kindText.slice(0, 63), label, (m) => new AdmissionError(m)) as never;
+  const fail = (): never => errs.throwIfAny(printable(kindText, 63), label, (m) => new AdmissionError(m)) as never;
   const obj = shaped(objectSchema, value, [], errs) as KObject | undefined;
   if (!obj) return fail();
   if (!/^[A-Z][A-Za-z0-9]{0,62}$/.test(obj.kind)) {
@@ -374,7 +376,7 @@ export function admitObject(value: unknown): KObject {
   }
   const rule = KINDS[obj.kind];
   if (rule && obj.apiVersion !== rule.apiVersion) {
-    throw new AdmissionError(`no matches for kind "${obj.kind}" in version "${obj.apiVersion.slice(0, 100)}" (use apiVersion: ${rule.apiVersion})`);
+    throw new AdmissionError(`no matches for kind "${obj.kind}" in version "${printable(obj.apiVersion, 100)}" (use apiVersion: ${rule.apiVersion})`);
   }
   if (!/^[a-z0-9.-]{0,253}\/?v[0-9a-z]{1,20}$/.test(obj.apiVersion)) errs.invalid(['apiVersion'], obj.apiVersion, 'must be GROUP/VERSION or VERSION (e.g. v1, networking.k8s.io/v1)');
   validateMetadata(obj, rule ?? { apiVersion: obj.apiVersion, namespaced: isNamespacedKind(obj.kind) }, errs);

@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { printable } from '../util/printable.js';
 
 /**
  * Field errors worded like the API server's (`spec.ingress[0].ports[0].endPort: Invalid value:
@@ -7,17 +8,15 @@ import type { z } from 'zod';
  */
 export type FieldPath = ReadonlyArray<string | number>;
 
+/** A field path; keys come from the object, so they are made printable. */
 export function formatPath(path: FieldPath): string {
   let out = '';
-  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out === '' ? p : `.${p}`;
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out === '' ? printable(p, 100) : `.${printable(p, 100)}`;
   return out;
 }
 
-/** A value as the API server shows it: JSON, so control characters are escaped; long ones cut. */
-const show = (v: unknown): string => {
-  const text = v === undefined ? 'null' : (JSON.stringify(v) ?? String(v));
-  return text.length > 200 ? `${text.slice(0, 197)}...` : text;
-};
+/** A value as the API server shows it: JSON (control characters escaped, C1 ones too); long ones cut. */
+const show = (v: unknown): string => printable(v === undefined ? 'null' : (JSON.stringify(v) ?? String(v)), 200);
 
 export class FieldErrors {
   readonly list: string[] = [];

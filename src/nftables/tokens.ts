@@ -35,16 +35,19 @@ export function nftIfname(name: string): string {
   return `"${name}"`;
 }
 
+/** node:net's isIP also takes IPv6 zone ids ("fd00::1%eth0"): not an address nft or Weft takes. */
+const isAddress = (a: string): boolean => isIP(a) !== 0 && !a.includes('%');
+
 /** An IPv4 or IPv6 address. */
 export function nftAddr(a: string): string {
-  if (typeof a !== 'string' || isIP(a) === 0) throw new NftTokenError('address', a, 'not an IPv4 or IPv6 address');
+  if (typeof a !== 'string' || !isAddress(a)) throw new NftTokenError('address', a, 'not an IPv4 or IPv6 address');
   return a;
 }
 
 /** ADDRESS/PREFIX. */
 export function nftCidr(c: string): string {
   const m = typeof c === 'string' ? /^([^/]+)\/(\d{1,3})$/.exec(c) : null;
-  const family = m ? isIP(m[1] as string) : 0;
+  const family = m && isAddress(m[1] as string) ? isIP(m[1] as string) : 0;
   if (!m || family === 0 || Number(m[2]) > (family === 4 ? 32 : 128)) throw new NftTokenError('CIDR', c, 'expected ADDRESS/PREFIX');
   return c;
 }

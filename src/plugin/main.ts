@@ -1,4 +1,4 @@
-import { fstatSync, readFileSync, writeSync } from 'node:fs';
+import { fstatSync, readFileSync, readSync, writeSync } from 'node:fs';
 import { runPlugin, STDIN_LIMIT_BYTES, STDIN_TIMEOUT_MS } from './run.js';
 
 /**
@@ -9,11 +9,21 @@ import { runPlugin, STDIN_LIMIT_BYTES, STDIN_TIMEOUT_MS } from './run.js';
  */
 async function readStdin(): Promise<Buffer> {
   const st = fstatSync(0);
-  if (st.isFile() || st.isCharacterDevice()) {
+  if (st.isFile()) {
     if (st.size > STDIN_LIMIT_BYTES) throw tooLarge();
-    const data = readFileSync(0);
-    if (data.length > STDIN_LIMIT_BYTES) throw tooLarge();
-    return data;
+    return readFileSync(0);
+  }
+  if (st.isCharacterDevice()) {
+    // /dev/null, or /dev/zero by mistake: read at most the limit (a terminal would block here;
+    // no runtime gives a plugin one).
+    const buf = Buffer.alloc(STDIN_LIMIT_BYTES + 1);
+    let n = 0;
+    for (;;) {
+      const got = readSync(0, buf, n, buf.length - n, null);
+      if (got === 0) return buf.subarray(0, n);
+      n += got;
+      if (n > STDIN_LIMIT_BYTES) throw tooLarge();
+    }
   }
   const { Socket } = await import('node:net');
   return new Promise((resolve, reject) => {

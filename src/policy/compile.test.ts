@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { parseManifests } from '../model/manifest.js';
 import type { NetworkPolicyObject, PodObject } from '../model/objects.js';
-import { compilePolicy, mergeRanges } from './compile.js';
+import { compilePolicy, generationInForce, mergeRanges } from './compile.js';
 import { buildSnapshot } from './from-objects.js';
 
 /** The compiler's shape guarantees (pure); that its output loads and enforces is tested on the kernel. */
@@ -99,3 +99,12 @@ describe('policy compiler: the verdict cache', () => {
     assert.throws(() => t(0x10000), RangeError);
   });
 });
+
+describe('the generation of a table in force', () => {
+  it('is read back from allow_in as nft -j lists it', () => {
+    const chain = [{ metainfo: {} }, { chain: { name: 'allow_in' } }, { rule: { chain: 'allow_in', expr: [{ mangle: { key: { ct: { key: 'mark' } }, value: { '|': [{ '&': [{ ct: { key: 'mark' } }, 0xffff64dd] }, 0x64dd] } } }, { accept: null }] } }];
+    assert.equal(generationInForce(chain), 0x64dd);
+    assert.equal(generationInForce([{ chain: { name: 'allow_in' } }]), undefined);
+  });
+});
+

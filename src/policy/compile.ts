@@ -237,6 +237,21 @@ export const allowChain = (d: Dir): string => `allow_${d === 'ingress' ? 'in' : 
 const judged = (d: Dir, gen: number): string => `ct mark and ${hex32(MARK[d].field)} == ${hex32(gen << MARK[d].shift)} accept`;
 const remember = (d: Dir, gen: number): string => `ct mark set ct mark and ${hex32(MARK[d].keep)} or ${hex32(gen << MARK[d].shift)} accept`;
 
+/**
+ * The generation of a table in force, read back from its allow_in chain as `nft -j list chain`
+ * shows it (the `ct mark set … | GEN` statement), or undefined when it is not there.
+ */
+export function generationInForce(chainJson: unknown[]): number | undefined {
+  for (const item of chainJson) {
+    const expr = (item as { rule?: { expr?: unknown[] } }).rule?.expr ?? [];
+    for (const e of expr) {
+      const value = (e as { mangle?: { value?: { '|'?: unknown[] } } }).mangle?.value?.['|']?.[1];
+      if (typeof value === 'number' && Number.isInteger(value)) return value & MARK.ingress.field;
+    }
+  }
+  return undefined;
+}
+
 function baseChains(families: Family[], gen: number): NftChain[] {
   const ifKey = (d: Dir): string => (d === 'ingress' ? 'oifname' : 'iifname');
   const field = (d: Dir): string => (d === 'ingress' ? 'daddr' : 'saddr');

@@ -173,7 +173,14 @@ function buildEndpoints(input: SnapshotInput): Endpoint[] {
       namespace: ns,
       name,
       labels: { ...(pod?.metadata.labels ?? labels ?? {}) },
-      addresses: addresses.map(canonicalAddress),
+      // Admitted objects hold valid addresses; should one not, it is dropped, never fatal to the sync.
+      addresses: addresses.flatMap((a) => {
+        try {
+          return [canonicalAddress(a)];
+        } catch {
+          return [];
+        }
+      }),
       ports: pod ? podPorts(pod) : [],
       node,
       rank,

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { linkSync, readFileSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { readFileSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { createFileExclusive } from './atomic-file.js';
 import { Mutex } from './mutex.js';
 
@@ -11,11 +11,14 @@ import { Mutex } from './mutex.js';
  * A lock is broken when its owner is gone: no such pid, or a pid now used by another process
  * (its start time differs). A file that is not a lock of this format at all — empty or garbage,
  * left by an older writer or by hand — is broken once it is older than STALE_UNREADABLE_MS.
- * Breaking renames the file aside and checks it was the one judged stale; a lock taken in that
- * instant by someone else is put back. Meant for short critical sections; within one process,
- * callers queue on a mutex first.
+ * Breakers take turns through a second exclusive file (`<lock>.break`): under it the lock is read
+ * again and removed only if it is still the one judged stale — nobody else can replace a lock
+ * file that exists, so two processes never both come to hold the lock. (A breaker killed in
+ * those microseconds leaves a `.break` file, removed once older than STALE_BREAKER_MS.) Meant
+ * for short critical sections; within one process, callers queue on a mutex first.
  */
 const STALE_UNREADABLE_MS = 2_000;
+const STALE_BREAKER_MS = 10_000;
 
 export interface LockFaults {
   /** Test-only: called right after the lock is taken (crash tests kill the process there). */
@@ -113,29 +116,25 @@ export class LockFile {
   }
 
   private breakLock(holder: Holder | string): void {
-    const judged = typeof holder === 'string' ? holder : holder.text;
-    const aside = `${this.path}.stale-${process.pid}-${randomBytes(4).toString('hex')}`;
-    try {
-      renameSync(this.path, aside);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw err;
-    }
-    let moved = '';
-    try {
-      moved = readFileSync(aside, 'utf8');
-    } catch {
-      /* unreadable: nothing to put back */
-    }
-    if (moved !== judged) {
-      // Someone took the lock between our judgement and our rename: give it back.
+    const breaker = `${this.path}.break`;
+    if (!createFileExclusive(breaker, `${process.pid}\n`)) {
       try {
-        linkSync(aside, this.path);
+        if (Date.now() - statSync(breaker).mtimeMs > STALE_BREAKER_MS) rmSync(breaker, { force: true });
       } catch {
-        /* a third process holds it now; the one we moved will see its lock gone at release */
+        /* gone meanwhile */
       }
+      return; // another process is breaking it: look again
     }
-    rmSync(aside, { force: true });
+    try {
+      const judged = typeof holder === 'string' ? holder : holder.text;
+      const now = this.readHolder();
+      const text = now === undefined ? undefined : typeof now === 'string' ? now : now.text;
+      if (text === judged) unlinkSync(this.path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    } finally {
+      rmSync(breaker, { force: true });
+    }
   }
 
   /** Removes the lock only if it is still ours. */

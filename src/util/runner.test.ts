@@ -38,9 +38,12 @@ describe('Runner', () => {
       { name: 't', minIntervalMs: 0, resyncMs: 60_000, log: silentLogger },
     );
     r.start();
-    await sleep(2000);
+    const t0 = Date.now();
+    while (calls < 3 && Date.now() - t0 < 10_000) await sleep(20);
+    await sleep(200); // and no more after the success
     r.stop();
     assert.equal(calls, 3, 'retried until it succeeded (after 500 ms and 1 s)');
+    assert.ok(Date.now() - t0 >= 1400, 'with backoff, not at once');
     assert.equal(r.lastError, undefined);
   });
 

@@ -7,11 +7,10 @@ import { spawnSync } from 'node:child_process';
 import { labDatastoreStart, labDatastoreStop, labNodeAdd, labNodeRemove, labStatus, startNodeAgent, waitConverged, waitPolicyConverged } from '../../src/lab/lab.js';
 import { saveLab, type LabNode } from '../../src/lab/lab-state.js';
 import { withLabStore } from '../../src/lab/lab.js';
-import { endProcess } from '../../src/kernel/exec.js';
 import type { WeftEndpointObject } from '../../src/model/objects.js';
 import { CLI, privilegedSkip } from '../helpers/env.js';
 import { etcdMissing } from '../helpers/etcd.js';
-import { labFdb, labIp, pingFrom, startLab, type TestLab } from '../helpers/lab.js';
+import { kill9, labFdb, labIp, pingFrom, startLab, type TestLab } from '../helpers/lab.js';
 
 /**
  * Nodes joining and leaving, agents restarting under traffic, the datastore going away.
@@ -58,7 +57,7 @@ describe('nodes joining and leaving (vxlan, file)', { skip }, () => {
     const mac3 = vtepMac('node-3');
     const present = (n: string): boolean => labFdb(lab!, n).some((e) => e.mac === mac3) && blocks3.every((b) => weftRoutes(lab!, n).includes(b));
     assert.ok(present('node-1'), 'node-1 has node-3 in its FDB and routes');
-    await endProcess(n3.agentPid as number, 0);
+    await kill9(n3.agentPid as number);
     await new Promise((r) => setTimeout(r, 3 * 4000));
     assert.ok(['node-1', 'node-2'].every(present), 'three lease durations after kill -9, node-3 is still routed everywhere');
     assert.ok((await lab.probe('x/a', 'x/c', 80)).ok, 'and its pod still answers');
@@ -120,7 +119,7 @@ describe('an agent crashes and stays down (vxlan, file)', { skip }, () => {
     const ping6 = pingFrom(lab, 'x/a', b.addresses[1] as string, count, 10);
     await new Promise((r) => setTimeout(r, 1000));
     const node2 = lab.state().nodes.find((n) => n.name === 'node-2');
-    await endProcess(node2?.agentPid as number, 0); // kill -9, and no restart
+    await kill9(node2?.agentPid as number); // and no restart
     const [r4, r6] = await Promise.all([ping4, ping6]);
     assert.ok(r4.sent >= count - 10, `ping ran (${r4.sent} sent)`);
     assert.equal(r4.received, r4.sent, `IPv4: lost ${r4.sent - r4.received} of ${r4.sent}: ${r4.out}`);
@@ -175,7 +174,7 @@ describe('an agent restarts under traffic (vxlan, file)', { skip }, () => {
     await new Promise((r) => setTimeout(r, 800));
     const state = lab.state();
     for (const node of state.nodes) {
-      await endProcess(node.agentPid as number, 0);
+      await kill9(node.agentPid as number);
       await startNodeAgent(state, node, CLI);
     }
     await waitConverged(state);

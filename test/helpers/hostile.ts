@@ -29,6 +29,8 @@ export const HOSTILE_STRINGS: readonly string[] = [
   '10.0.0.1 dev lo',
   '10.244.1.0/24 via 10.9.9.9',
   'not-an-ip',
+  'fd00::1%eth0',
+  '10.244.0.5%0',
   'x'.repeat(70_000),
 ];
 export const HOSTILE_NUMBERS: readonly number[] = [0, -1, 65536, 99999, 1.5, -0.5, 2 ** 53, Number.MAX_VALUE];

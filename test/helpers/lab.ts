@@ -4,6 +4,7 @@ import { labDown, labUp, type UpOptions } from '../../src/lab/lab.js';
 import { labMatrix, labProbe, nsCreate, podCreate, type Family, type PodCreate } from '../../src/lab/lab-pods.js';
 import { loadLab, type LabState } from '../../src/lab/lab-state.js';
 import type { Protocol } from '../../src/lab/pod-server.js';
+import { processStartTime } from '../../src/util/lock-file.js';
 import { CLI } from './env.js';
 
 /** A lab for one test: a random name (labs run side by side), always torn down. */
@@ -46,6 +47,12 @@ export function labIp(lab: TestLab, ns: string, args: string[]): Array<Record<st
 export function labFdb(lab: TestLab, node: string): Array<{ mac: string; dst?: string }> {
   const r = spawnSync('ip', ['netns', 'exec', `${lab.state().prefix}.${node}`, 'bridge', '-json', 'fdb', 'show', 'dev', 'weft.vxlan'], { encoding: 'utf8' });
   return r.stdout.trim() ? (JSON.parse(r.stdout) as Array<{ mac: string; dst?: string }>) : [];
+}
+
+/** kill -9: SIGKILL and nothing before it (endProcess sends SIGTERM first, which a leaving agent acts on). */
+export async function kill9(pid: number): Promise<void> {
+  process.kill(pid, 'SIGKILL');
+  while (processStartTime(pid) !== undefined) await new Promise((r) => setTimeout(r, 10));
 }
 
 /** Continuous ping from a pod (every `intervalMs`), returning sent/received when it ends. */
