@@ -85,6 +85,17 @@ describe('weft lab (CLI)', { skip }, () => {
     const bad = weft(['apply', '-f', join(dir, 'nope.yaml'), '--lab', a]);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /no such file/);
+    // Refused as the API server would, every field named; nothing is written.
+    const hostile = join(dir, 'hostile.yaml');
+    writeFileSync(hostile, 'apiVersion: v1\nkind: Pod\nmetadata: {name: inj, namespace: shop}\nspec:\n  containers:\n  - name: c\n    ports:\n    - {name: http, containerPort: "80 } ; add table inet pwned"}\n    - {name: big, containerPort: 99999}\n');
+    const refused = weft(['apply', '-f', hostile, '--lab', a]);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /The Pod "inj" is invalid: spec\.containers\[0\]\.ports\[0\]\.containerPort: Invalid value: "80 } ; add table inet pwned": must be a number/);
+    writeFileSync(hostile, 'apiVersion: v1\nkind: Pod\nmetadata: {name: inj, namespace: shop}\nspec:\n  containers:\n  - name: c\n    ports:\n    - {name: big, containerPort: 99999}\n    - {name: big, containerPort: 80}\n');
+    const refused2 = weft(['apply', '-f', hostile, '--lab', a]);
+    assert.equal(refused2.code, 2);
+    assert.match(refused2.stderr, /The Pod "inj" is invalid:\n\* spec\.containers\[0\]\.ports\[0\]\.containerPort: Invalid value: 99999: must be between 1 and 65535, inclusive\n\* spec\.containers\[0\]\.ports\[1\]\.name: Duplicate value: "big"/);
+    assert.doesNotMatch(weft(['lab', 'status', '--lab', a, '--json']).stdout, /"inj"/);
   });
 
   it('clear errors for bad input, with nothing changed', () => {
