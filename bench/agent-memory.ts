@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { getHealth } from '../src/agent/health-client.js';
 import { createPodNetns, podConf, sandboxNetwork, sandboxRuntime, startSandbox, stopSandbox } from '../src/lab/sandbox.js';
-import { CLI, PLUGIN_BUNDLE } from '../test/helpers/env.js';
+import { CLI, PLUGIN_BINARY } from '../test/helpers/env.js';
 import { arg } from './common.js';
 
 
@@ -24,7 +24,7 @@ const settle = (ms = 2000): Promise<void> => new Promise((r) => setTimeout(r, ms
 async function main(): Promise<void> {
   const pods = Number(arg('pods', '100'));
   const bareNode = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
-  const sb = await startSandbox({ prefix: 'mem', podCidrs: ['10.241.0.0/16', 'fd00:241::/64'], cliEntry: CLI, pluginBundle: PLUGIN_BUNDLE });
+  const sb = await startSandbox({ prefix: 'mem', podCidrs: ['10.241.0.0/16', 'fd00:241::/64'], cliEntry: CLI, pluginBinary: PLUGIN_BINARY });
   try {
     const pid = sb.agent?.pid;
     if (pid === undefined) throw new Error('no agent pid');

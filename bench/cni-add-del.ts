@@ -17,7 +17,7 @@ import type { NetworkConfigList } from '../src/cniruntime/conflist.js';
 import { CniRuntime } from '../src/cniruntime/runtime.js';
 import { deleteNamedNetns } from '../src/kernel/netns.js';
 import { createPodNetns, podConf, sandboxNetwork, sandboxRuntime, startSandbox, stopSandbox, type Sandbox } from '../src/lab/sandbox.js';
-import { CLI, execPlugin, PLUGIN_BUNDLE } from '../test/helpers/env.js';
+import { CLI, execPlugin, PLUGIN_BINARY } from '../test/helpers/env.js';
 import { arg, hostLocal, median, pct, referenceList } from './common.js';
 
 interface Series {
@@ -80,7 +80,7 @@ async function main(): Promise<void> {
   const jsonOut = arg('json', '');
   const sandboxes: Sandbox[] = [];
   const start = async (prefix: string, podCidrs: string[], debug = false): Promise<Sandbox> => {
-    const sb = await startSandbox({ prefix, podCidrs, cliEntry: CLI, pluginBundle: PLUGIN_BUNDLE, ...(debug ? { agentArgs: ['--log-level', 'debug'] } : {}) });
+    const sb = await startSandbox({ prefix, podCidrs, cliEntry: CLI, pluginBinary: PLUGIN_BINARY, ...(debug ? { agentArgs: ['--log-level', 'debug'] } : {}) });
     sandboxes.push(sb);
     return sb;
   };
@@ -123,8 +123,9 @@ async function main(): Promise<void> {
       for (const [i, n] of networks.entries()) await n.concurrent?.(`c${r}n${i}x`, concurrency, concurrentResults.get(n.name) as Series);
     }
 
-    // Where Weft's time goes: the plugin process alone (VERSION: start node, answer, exit), and the
-    // agent's own handling of each request (its debug log).
+    // Where Weft's time goes: the plugin process alone (VERSION: the forwarder starts, answers,
+    // exits), and the agent's own handling of each request (its debug log). `node -e 0` is what a
+    // JavaScript plugin would pay before doing anything.
     const startup: number[] = [];
     for (let i = 0; i < 30; i++) {
       const t = performance.now();

@@ -15,7 +15,7 @@ import type { NetworkConfigList } from '../src/cniruntime/conflist.js';
 import { CniRuntime } from '../src/cniruntime/runtime.js';
 import { deleteNamedNetns } from '../src/kernel/netns.js';
 import { createPodNetns, podConf, sandboxNetwork, sandboxRuntime, startSandbox, stopSandbox, type Sandbox } from '../src/lab/sandbox.js';
-import { CLI, PLUGIN_BUNDLE } from '../test/helpers/env.js';
+import { CLI, PLUGIN_BINARY } from '../test/helpers/env.js';
 import { arg, hostLocal, median, referenceList } from './common.js';
 import { createBarePair, measure, type Figures, type Pair } from './net-tools.js';
 
@@ -39,12 +39,12 @@ async function main(): Promise<void> {
   try {
     const pairs: Pair[] = [{ ...(await createBarePair('dpbare-a', 'dpbare-b')), name: 'bare veth pair' }];
 
-    const weft = await startSandbox({ prefix: 'dpw', podCidrs: ['10.245.0.0/24'], cliEntry: CLI, pluginBundle: PLUGIN_BUNDLE });
+    const weft = await startSandbox({ prefix: 'dpw', podCidrs: ['10.245.0.0/24'], cliEntry: CLI, pluginBinary: PLUGIN_BINARY });
     sandboxes.push(weft);
     const wp = await cniPair('weft', weft, sandboxRuntime(weft), await sandboxNetwork(weft));
     pairs.push({ ...wp, name: 'weft (routed veth)' });
 
-    const ref = await startSandbox({ prefix: 'dpr', podCidrs: ['10.244.250.0/24'], cliEntry: CLI, pluginBundle: PLUGIN_BUNDLE });
+    const ref = await startSandbox({ prefix: 'dpr', podCidrs: ['10.244.250.0/24'], cliEntry: CLI, pluginBinary: PLUGIN_BINARY });
     sandboxes.push(ref);
     const refRt = new CniRuntime({ path: ['/usr/lib/cni'], cacheDir: ref.cacheDir, netns: ref.nodeNetnsPath });
     const bridge = await referenceList(ref, 'dp-bridge', { type: 'bridge', bridge: 'dpbr0', isGateway: true, ipam: hostLocal(ref, ['10.243.0.0/24']) });

@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, promises as fs } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, promises as fs } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { getHealth } from '../src/agent/health-client.js';
-import { CNI_PATH } from '../src/agent/api.js';
 import { createPodNetns, startSandboxAgent, stopSandboxAgent } from '../src/lab/sandbox.js';
-import { httpPost } from '../src/plugin/agent-client.js';
+import { execBody, sendExec } from './helpers/agent-exec.js';
 import { assertCniError, assertOk, baseEnv, config, run } from './helpers/cni.js';
 import { CLI, ipJson, privilegedSkip } from './helpers/env.js';
 import { DUAL_STACK, nodeLeftovers, startTestNode, type TestNode } from './helpers/node.js';
@@ -19,14 +18,13 @@ import { DUAL_STACK, nodeLeftovers, startTestNode, type TestNode } from './helpe
  */
 const skip = privilegedSkip();
 
-/** A request straight to the agent's socket, as anyone who can open it could send. */
-async function raw(node: TestNode, body: Record<string, unknown>): Promise<{ status: number; json: Record<string, unknown> }> {
-  const r = await httpPost(node.sb.socket, CNI_PATH, JSON.stringify(body), 20_000);
-  return { status: r.status, json: JSON.parse(r.body) as Record<string, unknown> };
-}
-
-function request(node: TestNode, o: Record<string, unknown>): Record<string, unknown> {
-  return { command: 'ADD', cniVersion: '1.0.0', network: node.list.name, containerId: 'h1', ifName: 'eth0', netns: `/run/netns/${node.sb.prefix}-h1`, ...o };
+/**
+ * An execution straight to the agent's socket — what a rogue or broken forwarder could send:
+ * the environment and config as given, no netns handle (the agent opens CNI_NETNS itself).
+ */
+async function raw(node: TestNode, env: Record<string, string>, conf: Record<string, unknown> = {}): Promise<{ status: number; json: Record<string, unknown> }> {
+  const r = await sendExec(node.sb.socket, execBody(env, config(node, conf)));
+  return { status: r.status, json: r.json ?? {} };
 }
 
 function loAddresses(node: TestNode): string[] {
@@ -45,18 +43,19 @@ describe('hostile CNI input (agent socket and plugin)', { skip }, () => {
 
   it('the socket applies the plugin\'s rules: container ids, interface names, pod names, addresses — code 4/7, nothing made', async () => {
     const lo = loAddresses(node);
-    const cases: Array<[Record<string, unknown>, number, RegExp]> = [
-      [{ containerId: '../../escaped' }, 4, /invalid characters in containerID/],
-      [{ containerId: 'a/b' }, 4, /invalid characters in containerID/],
-      [{ ifName: 'eth0\naddr add 10.9.9.9/32 dev lo' }, 4, /interface name/],
-      [{ ifName: 'eth0 up' }, 4, /whitespace/],
-      [{ pod: { namespace: 'x', name: 'a', labels: { 'a b': 'c' } } }, 7, /not a valid label/],
-      [{ requestedIps: ['10.244.7.9; reboot'] }, 7, /not an IP address/],
-      [{ network: 'net\nx' }, 7, /invalid characters found in network name/],
+    const env = baseEnv(node, 'ADD', 'h1');
+    const cases: Array<[Record<string, string>, Record<string, unknown>, number, RegExp]> = [
+      [{ CNI_CONTAINERID: '../../escaped' }, {}, 4, /invalid characters in containerID/],
+      [{ CNI_CONTAINERID: 'a/b' }, {}, 4, /invalid characters in containerID/],
+      [{ CNI_IFNAME: 'eth0\naddr add 10.9.9.9/32 dev lo' }, {}, 4, /interface name/],
+      [{ CNI_IFNAME: 'eth0#x' }, {}, 4, /interface name contains #/],
+      [{ CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAME=a' }, { args: { cni: { labels: [{ key: 'a b', value: 'c' }] } } }, 7, /not a valid label/],
+      [{}, { runtimeConfig: { ips: ['10.244.7.9; reboot'] } }, 7, /not an IP address/],
+      [{}, { name: 'net\nx' }, 7, /invalid characters found in network name/],
     ];
-    for (const [o, code, msg] of cases) {
-      const r = await raw(node, request(node, o));
-      assert.equal(r.json['code'], code, `${JSON.stringify(o)} → ${JSON.stringify(r.json)}`);
+    for (const [e, conf, code, msg] of cases) {
+      const r = await raw(node, { ...env, ...e }, conf);
+      assert.equal(r.json['code'], code, `${JSON.stringify([e, conf])} → ${JSON.stringify(r.json)}`);
       assert.match(String(r.json['msg']), msg);
     }
     assert.equal(existsSync(join(node.sb.stateDir, '..', 'escaped@eth0.json')), false, 'no file outside the state dir');
@@ -66,12 +65,14 @@ describe('hostile CNI input (agent socket and plugin)', { skip }, () => {
 
   it('pod names that are not Kubernetes names are no pod identity: they never name a file or an object', async () => {
     await createPodNetns(node.sb, 'h3');
-    const r = await raw(node, request(node, { containerId: 'h3', netns: `/run/netns/${node.sb.prefix}-h3`, pod: { namespace: '../../etc', name: '..', labels: { app: 'x' } } }));
-    assert.ok(r.json['result'], JSON.stringify(r.json));
+    const env = { ...baseEnv(node, 'ADD', 'h3'), CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAMESPACE=../../etc;K8S_POD_NAME=..' };
+    const conf = { args: { cni: { labels: [{ key: 'app', value: 'x' }] } } };
+    const r = await raw(node, env, conf);
+    assert.ok(r.json['ips'], JSON.stringify(r.json));
     const rec = JSON.parse(await fs.readFile(join(node.sb.stateDir, 'attachments', 'h3@eth0.json'), 'utf8')) as { pod?: Record<string, unknown> };
     assert.deepEqual(rec.pod, { labels: { app: 'x' } });
-    const del = await raw(node, { ...request(node, { containerId: 'h3' }), command: 'DEL' });
-    assert.equal(del.status, 200, JSON.stringify(del.json));
+    const del = await raw(node, { ...env, CNI_COMMAND: 'DEL' }, conf);
+    assert.deepEqual(del.json, {}, 'DEL prints nothing');
   });
 
   it('CNI_NETNS through a symlink whose path holds a newline: attached, nothing injected', async () => {
@@ -107,18 +108,44 @@ describe('hostile CNI input (agent socket and plugin)', { skip }, () => {
     ];
     for (const [netns, msg] of cases) {
       assertCniError(await run(node, { ...baseEnv(node, 'ADD', 'h2'), CNI_NETNS: netns }, config(node)), 4, msg);
-      const r = await raw(node, request(node, { containerId: 'h2', netns }));
+      const r = await raw(node, { ...baseEnv(node, 'ADD', 'h2'), CNI_NETNS: netns });
       assert.equal(r.json['code'], 4, `${netns}: ${JSON.stringify(r.json)}`);
       assert.match(String(r.json['msg']), msg);
     }
     // The node's own netns, through the socket (the plugin runs in it, so its path is its own).
-    const own = await raw(node, request(node, { containerId: 'h2', netns: `/run/netns/${node.sb.nodeNetns}` }));
+    const own = await raw(node, { ...baseEnv(node, 'ADD', 'h2'), CNI_NETNS: `/run/netns/${node.sb.nodeNetns}` });
     assert.equal(own.json['code'], 8, JSON.stringify(own.json));
     assert.deepEqual(nodeLeftovers(node).links, []);
   });
 
+  it("a held netns descriptor is used only when it is the file the sender named (DEV:INO); otherwise the path is", async () => {
+    // This process holds the node's own netns open, as a forwarder would hold a pod's.
+    const fd = openSync(node.sb.nodeNetnsPath, 'r');
+    try {
+      const st = fstatSync(fd, { bigint: true });
+      const held = (file: string) => ({ pid: process.pid, netnsFd: fd, netnsFile: file });
+      await createPodNetns(node.sb, 'held');
+      const env = baseEnv(node, 'ADD', 'held');
+      // The right DEV:INO: the descriptor wins over CNI_NETNS, so this is the node's own netns.
+      const used = await sendExec(node.sb.socket, execBody(env, config(node), held(`${st.dev}:${st.ino}`)));
+      assert.equal(used.json?.['code'], 8, JSON.stringify(used.json));
+      // A pid/fd that is some other file (as in another pid namespace): ignored, CNI_NETNS used.
+      const other = await sendExec(node.sb.socket, execBody(env, config(node), held(`${st.dev}:${st.ino + 1n}`)));
+      assert.equal(other.exit, 0, other.stdout);
+      assert.equal(nodeLeftovers(node).links.length, 1);
+      assert.equal((await sendExec(node.sb.socket, execBody({ ...env, CNI_COMMAND: 'DEL' }, config(node)))).exit, 0);
+      // A descriptor without its DEV:INO is a malformed request.
+      const bare = await sendExec(node.sb.socket, execBody(env, config(node), { pid: process.pid, netnsFd: fd }));
+      assert.equal(bare.json?.['code'], 6, JSON.stringify(bare.json));
+      assert.match(String(bare.json?.['msg']), /"netnsFile" must be "DEV:INO"/);
+    } finally {
+      closeSync(fd);
+    }
+    assert.deepEqual(nodeLeftovers(node).links, []);
+  });
+
   it('oversize input is a non-retryable error naming the limit, at the socket and at the plugin', async () => {
-    const big = await raw(node, request(node, { dns: { options: ['x'.repeat(3 << 20)] } }));
+    const big = await raw(node, baseEnv(node, 'ADD', 'h1'), { dns: { options: ['x'.repeat(3 << 20)] } });
     assert.equal(big.json['code'], 5, JSON.stringify(big.json).slice(0, 300));
     assert.match(String(big.json['msg']), /accepts at most 2097152 bytes/);
     const r = await run(node, baseEnv(node, 'ADD', 'h1'), config(node, { padding: 'x'.repeat(1_500_000) }));

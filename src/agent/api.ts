@@ -9,17 +9,33 @@ import { CniError, ErrorCode, type ErrorCodeValue } from '../cni/errors.js';
 import type { AttachmentKey } from '../cni/netconf.js';
 import type { DnsConfig, Result } from '../cni/result.js';
 import { isSupportedVersion } from '../cni/version.js';
+import type { HeldNetns } from '../kernel/netns.js';
 
 /**
- * The contract between the thin plugin and the agent: HTTP+JSON over a root-only unix socket.
- * The plugin sends an already-parsed request; the agent checks it again (it is an API) and
- * answers with a result in the newest schema, or a CNI error object.
+ * The contract between the plugin executable (native/weft-cni.c, a forwarder) and the agent:
+ * HTTP over a root-only unix socket. The forwarder sends one plugin execution as it came — the
+ * CNI_* environment and stdin, base64 in a JSON body, and the pod's netns as an fd it holds
+ * open (pid + fd, opened by the agent as /proc/PID/fd/FD) — and prints the answer: the body is
+ * stdout, the x-cni-exit header the exit status. Every CNI rule is applied here, in the agent.
+ *
+ * The constants below are the forwarder's too: scripts/bundle.mjs writes them into its header
+ * (with the words for a config that is not JSON, cni/netconf.ts, which it must say itself: it
+ * cannot find the agent's socket in such a config).
  */
-export const CNI_PATH = '/v1/cni';
+export const EXEC_PATH = '/v1/exec';
 export const HEALTH_PATH = '/v1/health';
 export const DEFAULT_SOCKET = '/run/weft/cni.sock';
 /** The largest request the agent reads: a config with its prevResult is kilobytes. */
 export const MAX_REQUEST_BYTES = 2 << 20;
+/** What the forwarder reads of stdin, and how long it waits for stdin to close. */
+export const STDIN_LIMIT_BYTES = 1 << 20;
+export const STDIN_TIMEOUT_MS = 10_000;
+/** How long the forwarder waits for the agent's answer (an ADD waits ≤ 10 s for its policy). */
+export const AGENT_TIMEOUT_MS = 120_000;
+export const STDIN_MESSAGES = {
+  tooLarge: `error reading network config from stdin: the network configuration on stdin is larger than ${STDIN_LIMIT_BYTES} bytes (1 MiB), the most Weft reads`,
+  timeout: `error reading network config from stdin: stdin was not closed within ${STDIN_TIMEOUT_MS / 1000} s (the network configuration must be written and stdin closed)`,
+} as const;
 
 export type AgentCommand = 'ADD' | 'DEL' | 'CHECK' | 'GC' | 'STATUS';
 
@@ -47,6 +63,10 @@ export interface CniRequest {
   prevResult?: Result;
   pod?: PodIdentity;
   validAttachments?: AttachmentKey[];
+  /** The pod's netns as the forwarder holds it open: the agent opens /proc/PID/fd/FD. */
+  netnsFd?: HeldNetns;
+  /** Why the forwarder could not open CNI_NETNS (an errno name such as ENOENT). */
+  netnsErrno?: string;
 }
 
 export interface CniReply {
@@ -197,6 +217,21 @@ export function parseCniRequest(body: unknown): CniRequest {
   }
   if (body['prevResult'] !== undefined) req.prevResult = parseResult(body['prevResult'], '1.1.0');
   if (body['pod'] !== undefined) req.pod = parsePod(body['pod']);
+  const fd = body['netnsFd'];
+  if (fd !== undefined) {
+    const f = fd as { pid?: unknown; fd?: unknown; file?: unknown };
+    const ok =
+      typeof f === 'object' && f !== null && Number.isInteger(f.pid) && Number.isInteger(f.fd) && (f.pid as number) >= 1 && (f.fd as number) >= 0 && (f.fd as number) <= 1 << 20;
+    if (!ok || typeof f.file !== 'string' || !/^\d{1,20}:\d{1,20}$/.test(f.file)) {
+      bad('"netnsFd" must be {"pid": a process id, "fd": a descriptor number, "file": "DEV:INO"}');
+    }
+    req.netnsFd = { pid: f.pid as number, fd: f.fd as number, file: f.file };
+  }
+  const errno = body['netnsErrno'];
+  if (errno !== undefined) {
+    if (typeof errno !== 'string' || !/^E[A-Z]{1,15}$/.test(errno)) bad('"netnsErrno" must be an errno name such as ENOENT');
+    req.netnsErrno = errno;
+  }
   const valid = body['validAttachments'];
   if (valid !== undefined) {
     if (!Array.isArray(valid)) bad('"validAttachments" must be a list');

@@ -8,7 +8,7 @@ import type { Datapath } from '../datapath/datapath.js';
 import { derivedMac, hostIfName, macRefusal } from '../datapath/names.js';
 import { buildResult, type AttachmentPlan } from '../datapath/plan.js';
 import { ownerKey, type Ipam } from '../ipam/ipam.js';
-import { NetnsError, type OpenNetns } from '../kernel/netns.js';
+import { NetnsError, netnsOpenError, type OpenNetns } from '../kernel/netns.js';
 import type { Logger } from '../util/log.js';
 import { KeyedMutex, SharedExclusiveLock } from '../util/mutex.js';
 import type { CniRequest } from './api.js';
@@ -76,11 +76,15 @@ export class CniService {
    * Opens the pod's netns for the length of one request, checked to be a network namespace and
    * not the node's own. Everything done inside or towards it uses this open file.
    */
-  private async withNetns<T>(path: string, fn: (netns: OpenNetns) => Promise<T>): Promise<T> {
+  private async withNetns<T>(req: CniRequest, fn: (netns: OpenNetns) => Promise<T>): Promise<T> {
+    const path = req.netns;
     const hint = 'it must name a network namespace, e.g. /run/netns/NAME or /proc/PID/ns/net';
     let netns: OpenNetns;
     try {
-      netns = await this.deps.datapath.openNetns(path);
+      // Where the forwarder could not open it, its errno says why; where it did, its open file is the netns.
+      const refused = req.netnsErrno !== undefined ? netnsOpenError(path, req.netnsErrno) : undefined;
+      if (refused) throw refused;
+      netns = await this.deps.datapath.openNetns(path, req.netnsFd);
     } catch (err) {
       if (err instanceof NetnsError) throw new CniError(ErrorCode.InvalidEnvironment, err.message, hint);
       throw err;
@@ -131,7 +135,7 @@ export class CniService {
   }
 
   private add(req: CniRequest): Promise<Result> {
-    return this.withNetns(req.netns, (netns) => this.addIn(req, netns));
+    return this.withNetns(req, (netns) => this.addIn(req, netns));
   }
 
   private async addIn(req: CniRequest, netns: OpenNetns): Promise<Result> {
@@ -258,7 +262,7 @@ export class CniService {
     if (!req.prevResult) {
       throw new CniError(ErrorCode.InvalidNetworkConfig, 'Required prevResult missing', 'CHECK needs the ADD result as prevResult');
     }
-    await this.withNetns(req.netns, (netns) => this.checkIn(req, req.prevResult as Result, netns));
+    await this.withNetns(req, (netns) => this.checkIn(req, req.prevResult as Result, netns));
   }
 
   private async checkIn(req: CniRequest, prevResult: Result, netns: OpenNetns): Promise<void> {

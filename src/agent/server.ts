@@ -4,7 +4,9 @@ import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { asCniError, CniError, ErrorCode } from '../cni/errors.js';
 import type { Logger } from '../util/log.js';
-import { CNI_PATH, HEALTH_PATH, MAX_REQUEST_BYTES, parseCniRequest, type CniReply, type HealthReply } from './api.js';
+import { printable } from '../util/printable.js';
+import { EXEC_PATH, HEALTH_PATH, MAX_REQUEST_BYTES, type HealthReply } from './api.js';
+import { parseExecution, runExecution } from './exec.js';
 import type { CniService } from './cni-service.js';
 
 /**
@@ -30,16 +32,10 @@ export const SOCKET_LIMITS = {
   busyTimeoutMs: 130_000,
 } as const;
 
-/** HTTP status for a CNI error: the body always carries the CNI code, this only helps curl users. */
-function httpStatus(code: number): number {
-  if (code >= 1 && code <= 8) return 400;
-  if (code === ErrorCode.TryAgainLater || code === ErrorCode.NotAvailable || code === ErrorCode.NotAvailableLimitedConnectivity) {
-    return 503;
-  }
-  if (code === ErrorCode.AttachmentConflict || code === ErrorCode.InterfaceConflict || code === ErrorCode.AddressUnavailable) {
-    return 409;
-  }
-  return 500;
+/** The forwarder's answer: the body is the plugin's stdout, x-cni-exit its exit status. */
+function answer(res: ServerResponse, status: number, exitCode: number, stdout: string): void {
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(stdout), 'x-cni-exit': String(exitCode) });
+  res.end(stdout);
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {
@@ -135,31 +131,22 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<Server
         send(res, 200, opts.health());
         return;
       }
-      if (req.method !== 'POST' || req.url !== CNI_PATH) {
-        send(res, 404, { code: ErrorCode.InvalidEnvironment, msg: `no such endpoint: ${req.method} ${req.url}`, details: `use POST ${CNI_PATH} or GET ${HEALTH_PATH}` });
+      if (req.method !== 'POST' || req.url !== EXEC_PATH) {
+        send(res, 404, { code: ErrorCode.InvalidEnvironment, msg: `no such endpoint: ${req.method} ${printable(req.url ?? '')}`, details: `use POST ${EXEC_PATH} or GET ${HEALTH_PATH}` });
         return;
       }
-      const body = await readBody(req);
-      const request = parseCniRequest(body);
+      const execution = parseExecution(await readBody(req));
       const started = process.hrtime.bigint();
-      try {
-        const result = await service.handle(request);
-        const reply: CniReply = result ? { result } : {};
-        send(res, 200, reply);
-      } finally {
-        log.debug('request', {
-          command: request.command,
-          containerId: request.containerId,
-          ifName: request.ifName,
-          ms: Number(process.hrtime.bigint() - started) / 1e6,
-        });
+      const out = await runExecution(execution, (r) => service.handle(r));
+      const e = out.error;
+      if (e && (e.code === ErrorCode.Internal || e.code === ErrorCode.KernelFailure)) {
+        log.error('request failed', { code: e.code, msg: e.message, stack: e.cause instanceof Error ? e.cause.stack : e.stack });
       }
+      log.debug('request', { command: execution.env['CNI_COMMAND'], containerId: execution.env['CNI_CONTAINERID'], exit: out.exitCode, ms: Number(process.hrtime.bigint() - started) / 1e6 });
+      answer(res, 200, out.exitCode, out.stdout);
     } catch (err) {
-      const e = asCniError(err);
-      if (e.code === ErrorCode.Internal || e.code === ErrorCode.KernelFailure) {
-        log.error('request failed', { code: e.code, msg: e.message, stack: err instanceof Error ? err.stack : undefined });
-      }
-      send(res, httpStatus(e.code), e.toObject());
+      // The request itself was unusable (too large, not JSON, not the forwarder's shape).
+      answer(res, 400, 1, JSON.stringify(asCniError(err).toObject()));
     }
   };
 

@@ -115,18 +115,27 @@ function parseAttachments(v: unknown, key: string): AttachmentKey[] {
 }
 
 /** Parses stdin bytes into JSON, mapping failures to code 6 as the reference does. */
+/**
+ * The words for a config that is not one JSON object. The plugin executable (the forwarder)
+ * says them too — it must find the agent's socket in the config before the agent can — so they
+ * are generated into it from here.
+ */
+export const CONFIG_NOT_JSON = {
+  empty: 'error parsing network config: stdin is empty',
+  syntax: 'error parsing network config: not valid JSON',
+  notObject: 'error parsing network config: expected a JSON object',
+  details: 'expected one JSON object on stdin',
+} as const;
+
 export function parseJsonConfig(bytes: Buffer | string): Record<string, unknown> {
   const text = typeof bytes === 'string' ? bytes : bytes.toString('utf8');
   let value: unknown;
   try {
     value = JSON.parse(text);
-  } catch (err) {
-    const why = text.trim() === '' ? 'stdin is empty' : (err as Error).message;
-    decodeError(`error parsing network config: ${why}`, 'expected one JSON object on stdin');
+  } catch {
+    decodeError(text.trim() === '' ? CONFIG_NOT_JSON.empty : CONFIG_NOT_JSON.syntax, CONFIG_NOT_JSON.details);
   }
-  if (!isObject(value)) {
-    decodeError('error parsing network config: expected a JSON object', `got ${JSON.stringify(value)?.slice(0, 80)}`);
-  }
+  if (!isObject(value)) decodeError(CONFIG_NOT_JSON.notObject, CONFIG_NOT_JSON.details);
   return value;
 }
 

@@ -1,4 +1,4 @@
-import { openNetns, type OpenNetns } from '../kernel/netns.js';
+import { openNetns, type HeldNetns, type OpenNetns } from '../kernel/netns.js';
 import { readSysctl } from '../kernel/sysctl.js';
 import { attach, detach, listHostIfs } from './attach.js';
 import { observeNetns, type ObservedNetns } from './observe.js';
@@ -13,8 +13,8 @@ export interface Datapath {
   listHostIfs(): Promise<string[]>;
   /** undefined: the node's own netns. */
   observe(netns?: OpenNetns): Promise<ObservedNetns>;
-  /** Opens a pod's netns by the path a runtime gave; NetnsError when it is not one. */
-  openNetns(path: string): Promise<OpenNetns>;
+  /** Opens a pod's netns by the path a runtime gave, or as the forwarder holds it; NetnsError when it is not one. */
+  openNetns(path: string, via?: HeldNetns): Promise<OpenNetns>;
   /** The forwarding sysctls of these families that are off on the node. */
   forwardingOff(families: ReadonlyArray<4 | 6>): Promise<string[]>;
 }

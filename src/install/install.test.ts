@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { pluginExecutable, renderConflist } from './install.js';
+import { renderConflist } from './install.js';
 
 const debian = ['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0'];
 
@@ -30,15 +30,5 @@ describe('renderConflist', () => {
 
   it('refuses a chain that shares no version', () => {
     assert.throws(() => renderConflist({ name: 'w', socket: '/s', chain: [{ type: 'odd', supportedVersions: ['9.0.0'] }] }), /share no CNI version/);
-  });
-});
-
-describe('pluginExecutable', () => {
-  it('is a sh script that clears node variables and execs the given node on itself', () => {
-    const text = pluginExecutable('#!/usr/bin/env node\n"use strict";var a=1;', "/opt/no'de/bin/node");
-    const lines = text.split('\n');
-    assert.equal(lines[0], '#!/bin/sh');
-    assert.equal(lines[1], `":" //; unset NODE_OPTIONS NODE_EXTRA_CA_CERTS; exec '/opt/no'\\''de/bin/node' --v8-pool-size=0 "$0" "$@"`);
-    assert.equal(lines[2], ';"use strict";var a=1;');
   });
 });

@@ -7,8 +7,9 @@ import { writeFileAtomic } from '../util/atomic-file.js';
 import { UserError } from '../util/user-error.js';
 
 /**
- * `weft install` / `weft uninstall`: put the bundled plugin into a CNI bin dir and a conflist into
- * a CNI conf dir, so that a standard runtime finds and runs it.
+ * `weft install` / `weft uninstall`: put the plugin — the compiled forwarder, dist/weft-cni —
+ * into a CNI bin dir and a conflist into a CNI conf dir, so that a standard runtime finds and
+ * runs it.
  */
 export const CONFLIST_FILE = '10-weft.conflist';
 export const PLUGIN_FILE = 'weft';
@@ -61,16 +62,16 @@ export function renderConflist(o: ConflistOptions): Record<string, unknown> {
   return conf;
 }
 
-/** dist/weft-cni.cjs, found from wherever this module runs (the bundle or the tsc build). */
-export function findPluginBundle(): string {
+/** dist/weft-cni, found from wherever this module runs (the bundle or the tsc build). */
+export function findPluginBinary(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 6; i++) {
-    for (const candidate of [join(dir, 'weft-cni.cjs'), join(dir, 'dist', 'weft-cni.cjs')]) {
+    for (const candidate of [join(dir, 'weft-cni'), join(dir, 'dist', 'weft-cni')]) {
       if (existsSync(candidate)) return candidate;
     }
     dir = dirname(dir);
   }
-  throw new Error('cannot find the plugin bundle dist/weft-cni.cjs: run `npm run build` first');
+  throw new Error('cannot find the plugin dist/weft-cni: run `npm run build` first');
 }
 
 async function probeVersions(type: string, dirs: string[]): Promise<ChainedPlugin> {
@@ -86,21 +87,6 @@ async function probeVersions(type: string, dirs: string[]): Promise<ChainedPlugi
   return { type, supportedVersions: supported };
 }
 
-/**
- * The installed plugin: one file that is both a sh script and the JS bundle. sh runs line 2
- * (for JS it is a string and a comment): it clears the environment variables that change how
- * node starts — runtimes pass their whole environment to plugins, and NODE_EXTRA_CA_CERTS alone
- * costs ~80 ms per start on Node 20, for TLS the plugin never does — then execs the node binary
- * that installed it (runtimes start plugins with a minimal PATH, where `env node` may find none).
- * --v8-pool-size=0: no V8 worker threads for a process that lives one request (measured: 3.5 ms
- * less CPU and wall time per start; --jitless, --max-lazy, --single-threaded were all slower).
- */
-export function pluginExecutable(bundle: string, nodePath: string): string {
-  const body = bundle.startsWith('#!') ? bundle.slice(bundle.indexOf('\n') + 1) : bundle;
-  const quoted = `'${nodePath.replace(/'/g, `'\\''`)}'`;
-  return `#!/bin/sh\n":" //; unset NODE_OPTIONS NODE_EXTRA_CA_CERTS; exec ${quoted} --v8-pool-size=0 "$0" "$@"\n;${body}`;
-}
-
 export interface InstallOptions {
   binDir: string;
   confDir: string;
@@ -110,7 +96,8 @@ export interface InstallOptions {
   chain: string[];
   /** Extra directories to search for chained plugins. */
   pluginDirs?: string[];
-  pluginBundle?: string;
+  /** The plugin to install; dist/weft-cni by default. */
+  pluginBinary?: string;
 }
 
 export interface InstallReport {
@@ -120,7 +107,7 @@ export interface InstallReport {
 }
 
 export async function install(o: InstallOptions): Promise<InstallReport> {
-  const bundle = o.pluginBundle ?? findPluginBundle();
+  const binary = o.pluginBinary ?? findPluginBinary();
   await fs.mkdir(o.binDir, { recursive: true, mode: 0o755 });
   await fs.mkdir(o.confDir, { recursive: true, mode: 0o755 });
   const searchDirs = [o.binDir, ...(o.pluginDirs ?? []), ...REFERENCE_PLUGIN_DIRS];
@@ -130,7 +117,7 @@ export async function install(o: InstallOptions): Promise<InstallReport> {
 
   const plugin = join(o.binDir, PLUGIN_FILE);
   // Written to a temp file and renamed: a runtime exec'ing the old file never sees "text file busy".
-  writeFileAtomic(plugin, pluginExecutable(await fs.readFile(bundle, 'utf8'), process.execPath), 0o755);
+  writeFileAtomic(plugin, await fs.readFile(binary), 0o755);
   await fs.chmod(plugin, 0o755);
   const conflist = join(o.confDir, CONFLIST_FILE);
   writeFileAtomic(conflist, JSON.stringify(conf, null, 2) + '\n', 0o644);

@@ -77,6 +77,7 @@ export class CommandNotFoundError extends Error {
 const PACKAGE_OF: Readonly<Record<string, string>> = {
   ip: 'apt-get install iproute2',
   nsenter: 'apt-get install util-linux',
+  unshare: 'apt-get install util-linux',
   nft: 'apt-get install nftables',
   tc: 'apt-get install iproute2',
 };
@@ -141,12 +142,30 @@ export interface DaemonOptions {
   cwd?: string;
   /** Outlive the caller (the lab's agents outlive `weft lab up`). */
   detached?: boolean;
+  /**
+   * A mount namespace of its own, as an agent in a container has: `ip-netns-exec` as
+   * `ip netns exec` makes it (a slave of the current one; `netns` must be /run/netns/NAME),
+   * `private` sees no mount made after it starts.
+   */
+  mountNamespace?: 'ip-netns-exec' | 'private';
 }
 
-/**
- * Starts a long-running process (an agent for a lab or test node) and returns it; the caller owns
- * it and ends it by its PID.
- */
+function daemonCommand(file: string, args: readonly string[], opts: DaemonOptions): [string, string[]] {
+  const { netns, mountNamespace } = opts;
+  if (netns === undefined) {
+    if (mountNamespace !== undefined) throw new Error('a mount namespace of its own is only offered together with a netns');
+    return [file, [...args]];
+  }
+  if (mountNamespace === 'ip-netns-exec') {
+    const name = /^\/run\/netns\/([^/]+)$/.exec(netns)?.[1];
+    if (name === undefined) throw new Error(`ip netns exec needs a netns under /run/netns, not ${netns}`);
+    return ['ip', ['netns', 'exec', name, file, ...args]];
+  }
+  const enter = ['--net=' + netns, '--', file, ...args];
+  // unshare and nsenter exec in turn: the PID the caller gets is the daemon's own.
+  return mountNamespace === 'private' ? ['unshare', ['--mount', '--propagation', 'private', '--', 'nsenter', ...enter]] : ['nsenter', enter];
+}
+
 /** Ends a process by PID: SIGTERM, then SIGKILL after `graceMs`. Resolves once it is gone. */
 export async function endProcess(pid: number, graceMs = 5000): Promise<void> {
   // A zombie (dead, not reaped yet: its parent may be gone and PID 1 may not reap) counts as gone.
@@ -182,10 +201,14 @@ export async function endProcess(pid: number, graceMs = 5000): Promise<void> {
   }
 }
 
+/**
+ * Starts a long-running process (an agent for a lab or test node) and returns it; the caller owns
+ * it and ends it by its PID.
+ */
 export async function startDaemon(file: string, args: readonly string[], opts: DaemonOptions = {}): Promise<import('node:child_process').ChildProcess> {
   const { openSync, closeSync } = await import('node:fs');
+  const [cmd, cmdArgs] = daemonCommand(file, args, opts);
   const fd = opts.logFile ? openSync(opts.logFile, 'a') : 'ignore';
-  const [cmd, cmdArgs] = opts.netns !== undefined ? ['nsenter', [`--net=${opts.netns}`, '--', file, ...args]] : [file, [...args]];
   try {
     const child = spawn(cmd, cmdArgs, { stdio: ['ignore', fd, fd], env: opts.env ?? process.env, ...(opts.cwd ? { cwd: opts.cwd } : {}), detached: opts.detached === true });
     await new Promise<void>((resolve, reject) => {

@@ -36,7 +36,21 @@ export interface OpenNetns {
 const show = (path: string): string => JSON.stringify(path).slice(1, -1);
 
 function problem(path: string, err: unknown): NetnsError | undefined {
-  const code = (err as NodeJS.ErrnoException).code;
+  return netnsOpenError(path, (err as NodeJS.ErrnoException).code);
+}
+
+/**
+ * A netns file another process (the forwarder) holds open as fd `fd`; `file` is its "DEV:INO"
+ * as that process sees it, so the file opened through /proc/PID/fd/FD is known to be the same.
+ */
+export interface HeldNetns {
+  pid: number;
+  fd: number;
+  file: string;
+}
+
+/** Why CNI_NETNS could not be opened, from an errno name (here, or where the forwarder tried). */
+export function netnsOpenError(path: string, code: string | undefined): NetnsError | undefined {
   if (code === 'ENOENT' || code === 'ENOTDIR') return new NetnsError(path, 'missing', `CNI_NETNS ${show(path)} does not exist`);
   if (code === 'EACCES' || code === 'EPERM') return new NetnsError(path, 'denied', `CNI_NETNS ${show(path)} cannot be opened: permission denied`);
   if (code === 'ELOOP' || code === 'ENAMETOOLONG' || code === 'EISDIR' || code === 'ENXIO' || code === 'EINVAL') {
@@ -48,16 +62,18 @@ function problem(path: string, err: unknown): NetnsError | undefined {
 /**
  * The kind of namespace an open descriptor is: /proc/PID/ns/* descriptors name it ("net:[…]");
  * a bind mount of one (/run/netns/NAME) shows its path, and its mount's root in mountinfo
- * names the kind instead. undefined: not a namespace at all.
+ * names the kind instead — the mountinfo of whoever opened it (`seenBy`: the forwarder, when
+ * the bind mount lives in the runtime's mount namespace). undefined: not a namespace at all.
  */
-async function namespaceKind(fd: number): Promise<string | undefined> {
+async function namespaceKind(fd: number, seenBy: HeldNetns | undefined): Promise<string | undefined> {
   const link = await fs.readlink(`/proc/self/fd/${fd}`);
   const direct = /^(\w+):\[\d+\]$/.exec(link);
   if (direct) return direct[1];
-  const info = await fs.readFile(`/proc/self/fdinfo/${fd}`, 'utf8');
+  const proc = seenBy ? `/proc/${seenBy.pid}` : '/proc/self';
+  const info = await fs.readFile(`${proc}/fdinfo/${seenBy ? seenBy.fd : fd}`, 'utf8');
   const mntId = /^mnt_id:\s*(\d+)/m.exec(info)?.[1];
   if (mntId === undefined) return undefined;
-  for (const line of (await fs.readFile('/proc/self/mountinfo', 'utf8')).split('\n')) {
+  for (const line of (await fs.readFile(`${proc}/mountinfo`, 'utf8')).split('\n')) {
     const f = line.split(' ');
     if (f[0] !== mntId) continue;
     const fstype = f[f.indexOf('-') + 1];
@@ -71,26 +87,41 @@ async function namespaceKind(fd: number): Promise<string | undefined> {
  * directory, a FIFO, a uts or mount namespace…) and not permitted are NetnsErrors that say so.
  * O_NONBLOCK and O_NOCTTY: a FIFO or a terminal given as a netns must not hang or adopt us
  * (libuv opens with O_CLOEXEC: no other child inherits it).
+ *
+ * `via`: the file is the one another process (the forwarder) holds open as fd FD; it is opened
+ * as /proc/PID/fd/FD, which reaches it whatever mount namespace each is in. `path` is then only
+ * what messages name.
  */
-export async function openNetns(path: string): Promise<OpenNetns> {
+export async function openNetns(path: string, via?: HeldNetns): Promise<OpenNetns> {
   if (typeof path !== 'string' || path === '' || path.includes('\0') || Buffer.byteLength(path) > 4096) {
     throw new NetnsError(String(path), 'not-netns', 'CNI_NETNS must be a path of 1-4096 bytes without NUL');
   }
+  const target = via ? `/proc/${via.pid}/fd/${via.fd}` : path;
   let st;
   try {
-    st = await fs.stat(path);
+    st = await fs.stat(target);
   } catch (err) {
-    throw problem(path, err) ?? err;
+    if (!via || (err as NodeJS.ErrnoException).code !== 'ENOENT') throw problem(path, err) ?? err;
+    // The forwarder's /proc is not ours to see (another pid namespace): the path, then.
+    return openNetns(path);
   }
   if (!st.isFile()) throw new NetnsError(path, 'not-netns', `CNI_NETNS ${show(path)} is not a network namespace (it is a ${st.isDirectory() ? 'directory' : 'special file'})`);
   let handle;
   try {
-    handle = await fs.open(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+    handle = await fs.open(target, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   } catch (err) {
     throw problem(path, err) ?? err;
   }
+  if (via) {
+    const seen = await handle.stat({ bigint: true });
+    if (`${seen.dev}:${seen.ino}` !== via.file) {
+      // Not the forwarder's file (its pid names another process here): the path, then.
+      await handle.close();
+      return openNetns(path);
+    }
+  }
   try {
-    const kind = await namespaceKind(handle.fd);
+    const kind = await namespaceKind(handle.fd, via);
     if (kind !== 'net') {
       throw new NetnsError(path, 'not-netns', `CNI_NETNS ${show(path)} is not a network namespace (${kind ? `it is a ${kind} namespace` : 'it is a plain file'})`);
     }

@@ -27,11 +27,13 @@ export interface SandboxOptions {
   chain?: string[];
   /** The weft CLI entry to run the agent with (dist/weft.mjs). */
   cliEntry: string;
-  /** The plugin bundle to install (dist/weft-cni.cjs); found automatically when absent. */
-  pluginBundle?: string;
+  /** The plugin to install (dist/weft-cni); found automatically when absent. */
+  pluginBinary?: string;
   agentArgs?: string[];
   /** Extra environment for the agent process. */
   agentEnv?: Record<string, string>;
+  /** Start the agent in a mount namespace of its own (see DaemonOptions.mountNamespace). */
+  agentMountNamespace?: 'ip-netns-exec' | 'private';
 }
 
 export interface Sandbox {
@@ -90,7 +92,7 @@ export async function startSandbox(o: SandboxOptions): Promise<Sandbox> {
       name: `${prefix}-net`,
       chain: o.chain ?? [],
       ...(o.mtu !== undefined ? { mtu: o.mtu } : {}),
-      ...(o.pluginBundle ? { pluginBundle: o.pluginBundle } : {}),
+      ...(o.pluginBinary ? { pluginBinary: o.pluginBinary } : {}),
     });
     await startSandboxAgent(sb, o);
     return sb;
@@ -100,11 +102,12 @@ export async function startSandbox(o: SandboxOptions): Promise<Sandbox> {
   }
 }
 
-export async function startSandboxAgent(sb: Sandbox, o: Pick<SandboxOptions, 'podCidrs' | 'cliEntry' | 'agentArgs' | 'agentEnv'>): Promise<void> {
+export async function startSandboxAgent(sb: Sandbox, o: Pick<SandboxOptions, 'podCidrs' | 'cliEntry' | 'agentArgs' | 'agentEnv' | 'agentMountNamespace'>): Promise<void> {
   const args = [o.cliEntry, 'agent', '--state-dir', sb.stateDir, '--socket', sb.socket, ...o.podCidrs.flatMap((c) => ['--pod-cidr', c]), ...(o.agentArgs ?? [])];
   const child = await startDaemon(process.execPath, args, {
     netns: sb.nodeNetnsPath,
     logFile: sb.agentLog,
+    ...(o.agentMountNamespace ? { mountNamespace: o.agentMountNamespace } : {}),
     ...(o.agentEnv ? { env: { ...process.env, ...o.agentEnv } } : {}),
   });
   sb.agent = child;

@@ -20,6 +20,8 @@ export interface ContainerdOptions {
   nodeNetnsPath: string;
   cniBinDir: string;
   cniConfDir: string;
+  /** The CRI keeps pod netns under its state dir (containerd ≥ 1.6.20), not /run/netns. */
+  netnsUnderStateDir?: boolean;
 }
 
 function config(o: ContainerdOptions, socket: string): string {
@@ -41,6 +43,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   # runc cannot set a negative oom_score_adj here
   restrict_oom_score_adj = true
   disable_apparmor = true
+  netns_mounts_under_state_dir = ${o.netnsUnderStateDir === true}
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "${o.cniBinDir}"
     conf_dir = "${o.cniConfDir}"

@@ -6,12 +6,12 @@ import { fileURLToPath } from 'node:url';
 /** Paths and gates shared by the end-to-end tests. */
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const CLI = join(ROOT, 'dist', 'weft.mjs');
-export const PLUGIN_BUNDLE = join(ROOT, 'dist', 'weft-cni.cjs');
+export const PLUGIN_BINARY = join(ROOT, 'dist', 'weft-cni');
 
 /** Why privileged tests cannot run here, or undefined when they can. */
 export function privilegedSkip(): string | undefined {
   if (process.getuid?.() !== 0) return 'needs root to create network namespaces';
-  if (!existsSync(CLI) || !existsSync(PLUGIN_BUNDLE)) return 'dist/ is missing: run `npm run build`';
+  if (!existsSync(CLI) || !existsSync(PLUGIN_BINARY)) return 'dist/ is missing: run `npm run build`';
   try {
     execFileSync('ip', ['netns', 'list'], { stdio: 'ignore' });
     execFileSync('nsenter', ['--version'], { stdio: 'ignore' });

@@ -15,7 +15,7 @@ import {
   type Sandbox,
   type SandboxOptions,
 } from '../../src/lab/sandbox.js';
-import { CLI, ipJson, PLUGIN_BUNDLE } from './env.js';
+import { CLI, ipJson, PLUGIN_BINARY } from './env.js';
 
 /**
  * A test node: the sandbox plus conveniences. Every test that makes one removes it in a
@@ -35,7 +35,7 @@ export interface TestNode {
 export const DUAL_STACK = ['10.244.7.0/24', 'fd00:244:7::/64'];
 
 export async function startTestNode(o: Partial<SandboxOptions> = {}): Promise<TestNode> {
-  const sb = await startSandbox({ podCidrs: DUAL_STACK, cliEntry: CLI, pluginBundle: PLUGIN_BUNDLE, ...o });
+  const sb = await startSandbox({ podCidrs: DUAL_STACK, cliEntry: CLI, pluginBinary: PLUGIN_BINARY, ...o });
   const list = await sandboxNetwork(sb);
   const rt = sandboxRuntime(sb);
   const node: TestNode = {

@@ -58,6 +58,14 @@ export function nodeIsSealed(node: TestNode): string[] {
   return problems;
 }
 
+/** Whether `path` is a network namespace in the agent's own mount namespace. */
+export function agentSees(node: TestNode, path: string): boolean {
+  const pid = node.sb.agent?.pid;
+  if (pid === undefined) throw new Error('the agent is not running');
+  const r = spawnSync('nsenter', [`--mount=/proc/${pid}/ns/mnt`, '--', 'stat', '-f', '-c', '%T', path], { encoding: 'utf8' });
+  return r.status === 0 && r.stdout.trim() === 'nsfs';
+}
+
 /** ps-style liveness of a child process started by a test. */
 export function running(p: ChildProcess | undefined): boolean {
   return p !== undefined && p.exitCode === null && p.signalCode === null;

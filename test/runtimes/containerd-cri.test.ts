@@ -8,7 +8,7 @@ import { ctr, startContainerd, stopContainerd, type Containerd } from '../helper
 import { CriClient, sandboxNetnsPath } from '../helpers/cri.js';
 import { buildBusyboxArchive } from '../helpers/image.js';
 import { nodeLeftovers, startTestNode, stateLeftovers, type TestNode } from '../helpers/node.js';
-import { attachments, missingBinaries, nodeIsSealed } from '../helpers/runtimes.js';
+import { agentSees, attachments, missingBinaries, nodeIsSealed } from '../helpers/runtimes.js';
 
 /**
  * containerd's CRI plugin — the path kubelet uses — driven over its socket with the runtime.v1
@@ -18,18 +18,29 @@ import { attachments, missingBinaries, nodeIsSealed } from '../helpers/runtimes.
  */
 const skip = privilegedSkip() ?? missingBinaries(['containerd', 'ctr', 'runc', 'iptables-save']);
 
-describe('containerd CRI: RunPodSandbox / PodSandboxStatus / StopPodSandbox / RemovePodSandbox', { skip }, () => {
+/**
+ * Twice: as on a usual node, and with the agent where a containerised agent is — a mount namespace
+ * of its own (`ip netns exec`) — while containerd keeps the pod netns under its state dir, mounted
+ * after the agent started: the agent cannot see them by path and reaches them through the
+ * forwarder's open file.
+ */
+const setups = [
+  { title: '', agentMountNamespace: undefined, netnsUnderStateDir: false },
+  { title: ' (agent under `ip netns exec`, netns under the state dir)', agentMountNamespace: 'ip-netns-exec' as const, netnsUnderStateDir: true },
+];
+
+for (const setup of setups) describe(`containerd CRI: RunPodSandbox / PodSandboxStatus / StopPodSandbox / RemovePodSandbox${setup.title}`, { skip }, () => {
   let node: TestNode;
   let cd: Containerd | undefined;
   let cri: CriClient | undefined;
 
   before(async () => {
-    node = await startTestNode({ chain: ['portmap'] });
+    node = await startTestNode({ chain: ['portmap'], ...(setup.agentMountNamespace ? { agentMountNamespace: setup.agentMountNamespace } : {}) });
     // containerd's CRI takes one bin dir: the loopback and portmap plugins must be in ours.
     for (const p of ['loopback', 'portmap']) symlinkSync(`/usr/lib/cni/${p}`, join(node.sb.binDir, p));
     mkdirSync(join(node.sb.dir, 'image'));
     const tarball = buildBusyboxArchive(join(node.sb.dir, 'image'));
-    cd = await startContainerd({ dir: join(node.sb.dir, 'containerd'), nodeNetnsPath: node.sb.nodeNetnsPath, cniBinDir: node.sb.binDir, cniConfDir: node.sb.confDir });
+    cd = await startContainerd({ dir: join(node.sb.dir, 'containerd'), nodeNetnsPath: node.sb.nodeNetnsPath, cniBinDir: node.sb.binDir, cniConfDir: node.sb.confDir, netnsUnderStateDir: setup.netnsUnderStateDir });
     assert.equal(ctr(cd, ['-n', 'k8s.io', 'image', 'import', tarball]).status, 0);
     cri = new CriClient(cd.socket);
   });
@@ -61,6 +72,10 @@ describe('containerd CRI: RunPodSandbox / PodSandboxStatus / StopPodSandbox / Re
     // Reachability between the two sandboxes' netns, both families.
     const webNs = sandboxNetnsPath(sWeb.info);
     assert.ok(webNs, 'verbose status names the sandbox netns');
+    if (setup.netnsUnderStateDir) {
+      assert.ok(webNs?.startsWith(join(cd?.dir ?? '?', 'state')), `the netns is under the state dir: ${webNs ?? ''}`);
+      assert.ok(!agentSees(node, webNs ?? ''), 'the agent cannot see the netns by its path');
+    }
     const dbIps: string[] = [sDb.status.network?.ip ?? '', sDb.status.network?.additional_ips[0]?.ip ?? ''];
     for (const ip of dbIps) {
       const r: SpawnSyncReturns<string> = spawnSync('nsenter', [`--net=${webNs ?? ''}`, '--', 'ping', '-c', '1', '-W', '2', ip], { encoding: 'utf8' });

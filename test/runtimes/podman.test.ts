@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { privilegedSkip } from '../helpers/env.js';
 import { BUSYBOX_IMAGE, PAGE, buildBusyboxArchive } from '../helpers/image.js';
 import { nodeLeftovers, startTestNode, stateLeftovers, type TestNode } from '../helpers/node.js';
-import { missingBinaries, nodeIsSealed } from '../helpers/runtimes.js';
+import { agentSees, missingBinaries, nodeIsSealed } from '../helpers/runtimes.js';
 
 /**
  * podman 4.3 with its CNI network backend, pointed at Weft the way the README tells operators:
@@ -36,7 +36,17 @@ network_config_dir = "${confDir}"
 `;
 }
 
-describe('podman (CNI backend)', { skip }, () => {
+/**
+ * Twice: as on a usual node, and with the agent in a private mount namespace (as an agent in a
+ * container is), where podman's netns mounts, made after the agent started, are not visible: the
+ * agent reaches them through the forwarder's open file.
+ */
+const setups = [
+  { title: '', agentMountNamespace: undefined },
+  { title: ' (agent in a private mount namespace)', agentMountNamespace: 'private' as const },
+];
+
+for (const setup of setups) describe(`podman (CNI backend)${setup.title}`, { skip }, () => {
   let node: TestNode;
   let dir: string;
 
@@ -48,7 +58,7 @@ describe('podman (CNI backend)', { skip }, () => {
     });
 
   before(async () => {
-    node = await startTestNode();
+    node = await startTestNode(setup.agentMountNamespace ? { agentMountNamespace: setup.agentMountNamespace } : {});
     dir = join(node.sb.dir, 'podman');
     mkdirSync(join(dir, 'image'), { recursive: true });
     writeFileSync(join(dir, 'containers.conf'), podmanConf(node.sb.binDir, node.sb.confDir, dir));
@@ -71,6 +81,11 @@ describe('podman (CNI backend)', { skip }, () => {
     assert.match(v4 ?? '', /^10\.244\.7\.\d+$/);
     assert.match(v6 ?? '', /^fd00:244:7::[0-9a-f]+$/);
     assert.deepEqual(nodeIsSealed(node), []);
+    if (setup.agentMountNamespace) {
+      const key = podman(['inspect', 'web', '--format', '{{.NetworkSettings.SandboxKey}}']).stdout.trim();
+      assert.match(key, /^\//);
+      assert.ok(!agentSees(node, key), `the agent cannot see the netns ${key} by its path`);
+    }
 
     const client = podman(['run', '--rm', '--network', node.list.name, BUSYBOX_IMAGE, 'sh', '-c', `wget -q -O - http://${v4}/ && wget -q -O - http://[${v6}]/`]);
     assert.equal(client.status, 0, client.stderr);

@@ -1,5 +1,5 @@
-import type { CniRequest } from '../agent/api.js';
-import { DEFAULT_SOCKET } from '../agent/api.js';
+import type { CniRequest } from './api.js';
+import { DEFAULT_SOCKET } from './api.js';
 import { parseCniArgs } from '../cni/args.js';
 import { parseEnv, type CniEnv } from '../cni/env.js';
 import { CniError, ErrorCode } from '../cni/errors.js';
@@ -7,9 +7,9 @@ import { asInternal } from '../cni/result.js';
 import { argsCniIps, argsCniLabels, argsCniMac, parseNetConf, type NetConf } from '../cni/netconf.js';
 
 /**
- * Turns one plugin execution (environment + stdin) into either a VERSION/about answer or a
- * request for the agent. Pure apart from reading stdin, which is injected; every bad input
- * becomes a CniError with the spec's code before anything is sent anywhere.
+ * Turns one plugin execution (environment + stdin, as the forwarder carried them) into either
+ * a VERSION/about answer or a request for the CNI service. Pure apart from reading stdin, which
+ * is injected; every bad input becomes a CniError with the spec's code before anything is done.
  */
 export type Invocation =
   | { kind: 'about' }
