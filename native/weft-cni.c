@@ -30,11 +30,15 @@
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "weft-cni-gen.h"
+
+/* The agent answers a CNI result or error: far below this. */
+#define ANSWER_LIMIT (8u << 20)
 
 /* A growable byte buffer; allocation failure ends the process (code 5: nothing was done). */
 struct buf {
@@ -44,14 +48,17 @@ struct buf {
 
 static void fail_io(const char *what);
 
+/* Room for `more` bytes and a NUL; the contents stay NUL-terminated, even when empty. */
 static void buf_grow(struct buf *b, size_t more) {
-  if (b->n + more + 1 <= b->cap) return;
-  size_t cap = b->cap ? b->cap : 4096;
-  while (cap < b->n + more + 1) cap *= 2;
-  char *p = realloc(b->p, cap);
-  if (!p) fail_io("out of memory");
-  b->p = p;
-  b->cap = cap;
+  if (b->n + more + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->n + more + 1) cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p) fail_io("out of memory");
+    b->p = p;
+    b->cap = cap;
+  }
+  b->p[b->n] = 0;
 }
 
 static void buf_add(struct buf *b, const char *s, size_t n) {
@@ -276,12 +283,13 @@ static int jvalue(int depth) {
       return 0;
     }
   }
-  if (!*jp) return 0;
+  const char *start = jp;
   while (*jp && !strchr(",}] \t\r\n", *jp)) jp++; /* numbers, true, false, null */
-  return 1;
+  return jp > start;
 }
 
 static char *json_member(const char *doc, const char *name) {
+  char *found = NULL; /* the last occurrence wins, as in JSON.parse */
   jp = doc;
   ws();
   if (*jp++ != '{') return NULL;
@@ -289,22 +297,28 @@ static char *json_member(const char *doc, const char *name) {
   if (*jp == '}') return NULL;
   for (;;) {
     struct buf key = {0};
+    buf_grow(&key, 0);
     ws();
-    if (!jstring(&key)) return free(key.p), NULL;
+    if (!jstring(&key)) return free(key.p), free(found), NULL;
     ws();
-    if (*jp++ != ':') return free(key.p), NULL;
+    if (*jp++ != ':') return free(key.p), free(found), NULL;
     ws();
-    int match = key.p && strcmp(key.p, name) == 0;
+    /* compared with its length: a key with an escaped NUL is another key */
+    int match = key.n == strlen(name) && memcmp(key.p, name, key.n) == 0;
     free(key.p);
     if (match && *jp == '"') {
       struct buf val = {0};
-      buf_grow(&val, 1);
-      return jstring(&val) ? val.p : (free(val.p), NULL);
+      buf_grow(&val, 0);
+      if (!jstring(&val)) return free(val.p), free(found), NULL;
+      free(found);
+      found = val.p;
+    } else {
+      if (match) free(found), found = NULL; /* a later non-string "socket" wins too */
+      if (!jvalue(0)) return free(found), NULL;
     }
-    if (!jvalue(0)) return NULL;
     ws();
     if (*jp == ',') { jp++; continue; }
-    return NULL;
+    return found;
   }
 }
 
@@ -353,14 +367,18 @@ int main(void) {
   if (bad_config) fail(6, bad_config, WEFT_MSG_CONFIG_DETAILS);
   conf_version = json_member(in.p, "cniVersion");
   char *socket_path = json_member(in.p, "socket");
-  const char *sock = socket_path ? socket_path : WEFT_DEFAULT_SOCKET;
+  /* Only an absolute path is connected to; anything else is the agent's to refuse (code 7)
+     when it reads the config, so the default socket is asked. */
+  const char *sock = socket_path && socket_path[0] == '/' ? socket_path : WEFT_DEFAULT_SOCKET;
   int status = strcmp(cmd, "STATUS") == 0;
 
   /* The pod's netns, opened here where the runtime's path is valid; the agent opens our fd. */
   const char *netns = getenv("CNI_NETNS");
   int nsfd = -1, nserr = 0;
   if (netns && *netns) {
-    nsfd = open(netns, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    /* O_PATH: nothing is opened for real here (a device given as CNI_NETNS is not touched);
+       the agent reopens it through /proc only once it knows it is a regular file. */
+    nsfd = open(netns, O_PATH | O_CLOEXEC);
     if (nsfd < 0) nserr = errno;
   }
 
@@ -395,11 +413,15 @@ int main(void) {
   struct sockaddr_un addr = {.sun_family = AF_UNIX};
   int too_long = strlen(sock) >= sizeof addr.sun_path;
   if (!too_long) memcpy(addr.sun_path, sock, strlen(sock) + 1);
+  /* connect waits while the agent's backlog is full: at most the agent timeout */
+  struct timeval tv = {.tv_sec = WEFT_AGENT_TIMEOUT_MS / 1000, .tv_usec = 0};
+  if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   if (fd < 0 || too_long || connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
     int e = too_long ? ENAMETOOLONG : errno;
     snprintf(msg, sizeof msg, "the weft agent is not reachable at %.4000s (%s)", sock, errno_name(e));
     fail(status ? 50 : 11, msg, "start it with `weft agent`, or check \"socket\" in the network config");
   }
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 
   /* The request, then the answer until the agent closes: within WEFT_AGENT_TIMEOUT_MS. */
   long long deadline = now_ms() + WEFT_AGENT_TIMEOUT_MS;
@@ -407,7 +429,7 @@ int main(void) {
   while (off < req.n) {
     if (!wait_fd(fd, POLLOUT, deadline)) break;
     ssize_t w = send(fd, req.p + off, req.n - off, MSG_NOSIGNAL);
-    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (w <= 0) break; /* the agent may have answered already (refusing): read it */
     off += (size_t)w;
   }
@@ -419,14 +441,21 @@ int main(void) {
     }
     buf_grow(&res, 65536);
     ssize_t r = read(fd, res.p + res.n, 65536);
-    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (r <= 0) break;
     res.n += (size_t)r;
     res.p[res.n] = 0;
+    if (res.n > ANSWER_LIMIT) {
+      snprintf(msg, sizeof msg, "the weft agent at %.4000s failed: its answer is larger than %u bytes", sock, ANSWER_LIMIT);
+      fail(status ? 50 : 11, msg, NULL);
+    }
   }
   if (nsfd >= 0) close(nsfd);
 
-  char *head_end = res.p ? strstr(res.p, "\r\n\r\n") : NULL;
+  /* Only a whole answer of the agent's (an exit status, the body as long as it says) is
+     printed; anything else — another server, an older agent, a cut connection — is code 11. */
+  buf_grow(&res, 0);
+  char *head_end = strstr(res.p, "\r\n\r\n");
   if (!head_end || strncmp(res.p, "HTTP/1.", 7) != 0) {
     snprintf(msg, sizeof msg, "the weft agent at %.4000s failed: %s", sock, res.n ? "not an HTTP answer" : "it closed the connection without an answer");
     fail(status ? 50 : 11, msg, NULL);
@@ -434,14 +463,29 @@ int main(void) {
   *head_end = 0;
   char *bodyp = head_end + 4;
   size_t blen = res.n - (size_t)(bodyp - res.p);
-  int exit_code = 1;
+  int exit_code = -1;
+  long long cl = -1;
   for (char *h = strstr(res.p, "\r\n"); h; h = strstr(h + 2, "\r\n")) {
-    if (strncasecmp(h + 2, "x-cni-exit:", 11) == 0) exit_code = atoi(h + 13);
+    char *v = strchr(h + 2, ':');
+    if (!v) continue;
+    for (v++; *v == ' ' || *v == '\t'; v++) {
+    }
+    if (strncasecmp(h + 2, "x-cni-exit:", 11) == 0) exit_code = (v[0] == '0' || v[0] == '1') && (v[1] == '\r' || v[1] == 0) ? v[0] - '0' : -1;
     if (strncasecmp(h + 2, "content-length:", 15) == 0) {
-      size_t cl = (size_t)strtoull(h + 17, NULL, 10);
-      if (cl < blen) blen = cl;
+      char *endp;
+      errno = 0;
+      unsigned long long n = strtoull(v, &endp, 10);
+      cl = endp != v && errno == 0 && n <= ANSWER_LIMIT ? (long long)n : -1;
     }
   }
+  if (exit_code < 0 || cl < 0 || (size_t)cl > blen) {
+    snprintf(msg, sizeof msg, "the weft agent at %.4000s failed: %s", sock,
+             exit_code < 0 ? "its answer carries no exit status (is it a weft agent of this version?)"
+             : cl < 0      ? "its answer has no length"
+                           : "its answer was cut short");
+    fail(status ? 50 : 11, msg, NULL);
+  }
+  blen = (size_t)cl;
   write_all(1, bodyp, blen);
   return exit_code;
 }

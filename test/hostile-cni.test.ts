@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, fstatSync, openSync, promises as fs } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, openSync, promises as fs } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -118,28 +118,47 @@ describe('hostile CNI input (agent socket and plugin)', { skip }, () => {
     assert.deepEqual(nodeLeftovers(node).links, []);
   });
 
-  it("a held netns descriptor is used only when it is the file the sender named (DEV:INO); otherwise the path is", async () => {
-    // This process holds the node's own netns open, as a forwarder would hold a pod's.
-    const fd = openSync(node.sb.nodeNetnsPath, 'r');
-    try {
+  it('a held netns descriptor is used only when it is the file the sender named (DEV:INO); otherwise the path is', async () => {
+    // This process holds files open, as a forwarder holds a pod's netns.
+    const fifo = join(node.sb.dir, 'held-fifo');
+    execFileSync('mkfifo', [fifo]);
+    const plain = join(node.sb.dir, 'held-plain');
+    await fs.writeFile(plain, 'x');
+    const own = openSync(node.sb.nodeNetnsPath, 'r');
+    const pipe = openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK);
+    const file = openSync(plain, 'r');
+    const id = (fd: number): string => {
       const st = fstatSync(fd, { bigint: true });
-      const held = (file: string) => ({ pid: process.pid, netnsFd: fd, netnsFile: file });
+      return `${st.dev}:${st.ino}`;
+    };
+    const held = (fd: number, fileId = id(fd), pid = process.pid) => ({ pid, netnsFd: fd, netnsFile: fileId });
+    try {
       await createPodNetns(node.sb, 'held');
       const env = baseEnv(node, 'ADD', 'held');
-      // The right DEV:INO: the descriptor wins over CNI_NETNS, so this is the node's own netns.
-      const used = await sendExec(node.sb.socket, execBody(env, config(node), held(`${st.dev}:${st.ino}`)));
-      assert.equal(used.json?.['code'], 8, JSON.stringify(used.json));
-      // A pid/fd that is some other file (as in another pid namespace): ignored, CNI_NETNS used.
-      const other = await sendExec(node.sb.socket, execBody(env, config(node), held(`${st.dev}:${st.ino + 1n}`)));
-      assert.equal(other.exit, 0, other.stdout);
-      assert.equal(nodeLeftovers(node).links.length, 1);
-      assert.equal((await sendExec(node.sb.socket, execBody({ ...env, CNI_COMMAND: 'DEL' }, config(node)))).exit, 0);
+      const exec = (extra: Record<string, unknown>) => sendExec(node.sb.socket, execBody(env, config(node), extra));
+      // The right DEV:INO: the descriptor wins over CNI_NETNS, whatever it is.
+      assert.equal((await exec(held(own))).json?.['code'], 8, "the node's own netns, held");
+      for (const [fd, what] of [[pipe, /it is a special file/], [file, /it is a plain file/]] as const) {
+        const r = await exec(held(fd));
+        assert.equal(r.json?.['code'], 4, JSON.stringify(r.json));
+        assert.match(String(r.json?.['msg']), what);
+      }
+      assert.deepEqual(nodeLeftovers(node).links, []);
+      // Some other file under that pid and fd (as in another pid namespace), or a pid that is
+      // gone: the descriptor is ignored and CNI_NETNS, a real pod netns, is used.
+      const gone = spawnSync('true').pid as number;
+      for (const extra of [held(own, `${id(own).split(':')[0] ?? ''}:1`), held(pipe, id(own)), held(own, id(own), gone)]) {
+        const r = await exec(extra);
+        assert.equal(r.exit, 0, `${JSON.stringify(extra)}: ${r.stdout}`);
+        assert.equal(nodeLeftovers(node).links.length, 1);
+        assert.equal((await sendExec(node.sb.socket, execBody({ ...env, CNI_COMMAND: 'DEL' }, config(node)))).exit, 0);
+      }
       // A descriptor without its DEV:INO is a malformed request.
-      const bare = await sendExec(node.sb.socket, execBody(env, config(node), { pid: process.pid, netnsFd: fd }));
+      const bare = await sendExec(node.sb.socket, execBody(env, config(node), { pid: process.pid, netnsFd: own }));
       assert.equal(bare.json?.['code'], 6, JSON.stringify(bare.json));
       assert.match(String(bare.json?.['msg']), /"netnsFile" must be "DEV:INO"/);
     } finally {
-      closeSync(fd);
+      for (const fd of [own, pipe, file]) closeSync(fd);
     }
     assert.deepEqual(nodeLeftovers(node).links, []);
   });

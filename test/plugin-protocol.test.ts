@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
+import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { SUPPORTED_VERSIONS } from '../src/cni/version.js';
 import { createPodNetns } from '../src/lab/sandbox.js';
@@ -127,6 +128,37 @@ describe('plugin protocol (real binary)', { skip }, () => {
     const gone = { socket: `${node.sb.dir}/no-agent.sock` };
     assertCniError(await run(node, baseEnv(node, 'ADD'), config(node, gone)), 11, /weft agent is not reachable/);
     assertCniError(await run(node, { CNI_COMMAND: 'STATUS' }, config(node, { ...gone, cniVersion: '1.1.0' })), 50, /not reachable/);
+  });
+
+  it('only a whole answer of the agent is printed: another server on the socket, or a cut answer, is 11', async () => {
+    const answers: Array<[string, RegExp]> = [
+      // an HTTP server that is not a weft agent (or an older one): no exit status
+      ['HTTP/1.1 200 OK\r\nContent-Length: 21\r\n\r\n{"cniVersion":"1.0.0"}', /carries no exit status/],
+      // the agent's answer, cut short by a crash
+      ['HTTP/1.1 200 OK\r\nx-cni-exit: 0\r\nContent-Length: 500\r\n\r\n{"cniVersion":"1.0.0","ips":[', /was cut short/],
+      ['HTTP/1.1 200 OK\r\nx-cni-exit: 256\r\nContent-Length: 2\r\n\r\n{}', /carries no exit status/],
+      ['not http at all', /not an HTTP answer/],
+      ['', /closed the connection without an answer/],
+    ];
+    const path = `${node.sb.dir}/impostor.sock`;
+    let reply = '';
+    const server = createServer((c) => {
+      c.once('data', () => c.end(reply));
+      c.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => server.listen(path, resolve));
+    try {
+      for (const [text, msg] of answers) {
+        reply = text;
+        assertCniError(await run(node, baseEnv(node, 'ADD'), config(node, { socket: path })), 11, msg);
+      }
+      // An empty cniVersion comes back as it was given, nothing else (the forwarder's own error).
+      reply = '';
+      const r = await run(node, baseEnv(node, 'ADD'), JSON.stringify({ cniVersion: '', name: 'n', type: 'weft', socket: path }));
+      assert.equal(r.json?.['cniVersion'], '');
+    } finally {
+      server.close();
+    }
   });
 
   it('every supported version: ADD prints its result in exactly that version, and an absent cniVersion means 0.1.0', async () => {

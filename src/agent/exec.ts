@@ -61,16 +61,19 @@ export function parseExecution(body: unknown): Execution {
     env[k] = decode(v, `env.${k}`, 64 * 1024).toString('utf8');
   }
   const out: Execution = { env, stdin: decode(o['stdin'] ?? '', 'stdin', STDIN_LIMIT_BYTES) };
-  const int = (k: string, max: number): number | undefined => {
+  const int = (k: string, min: number, max: number): number | undefined => {
     const v = o[k];
     if (v === undefined) return undefined;
-    if (!Number.isInteger(v) || (v as number) < 0 || (v as number) > max) bad(`"${k}" must be an integer 0-${max}`);
+    if (!Number.isInteger(v) || (v as number) < min || (v as number) > max) bad(`"${k}" must be an integer ${min}-${max}`);
     return v as number;
   };
-  const pid = int('pid', 2 ** 22);
-  const fd = int('netnsFd', 1 << 20);
+  const pid = int('pid', 1, 2 ** 22);
+  const fd = int('netnsFd', 0, 1 << 20);
   if (pid !== undefined) out.pid = pid;
-  if (fd !== undefined) out.netnsFd = fd;
+  if (fd !== undefined) {
+    if (pid === undefined) bad('"netnsFd" comes with the "pid" that holds it');
+    out.netnsFd = fd;
+  }
   const file = o['netnsFile'];
   if (file !== undefined || fd !== undefined) {
     if (typeof file !== 'string' || !/^\d{1,20}:\d{1,20}$/.test(file)) bad('"netnsFile" must be "DEV:INO" and comes with "netnsFd"');

@@ -62,18 +62,24 @@ export function netnsOpenError(path: string, code: string | undefined): NetnsErr
 /**
  * The kind of namespace an open descriptor is: /proc/PID/ns/* descriptors name it ("net:[…]");
  * a bind mount of one (/run/netns/NAME) shows its path, and its mount's root in mountinfo
- * names the kind instead — the mountinfo of whoever opened it (`seenBy`: the forwarder, when
+ * names the kind instead. Mount ids are global, but a mount is listed only in the mountinfo of
+ * its own mount namespace: `mountsOf` is the process that opened the path (the forwarder, when
  * the bind mount lives in the runtime's mount namespace). undefined: not a namespace at all.
  */
-async function namespaceKind(fd: number, seenBy: HeldNetns | undefined): Promise<string | undefined> {
+async function namespaceKind(path: string, fd: number, mountsOf: number | undefined): Promise<string | undefined> {
   const link = await fs.readlink(`/proc/self/fd/${fd}`);
   const direct = /^(\w+):\[\d+\]$/.exec(link);
   if (direct) return direct[1];
-  const proc = seenBy ? `/proc/${seenBy.pid}` : '/proc/self';
-  const info = await fs.readFile(`${proc}/fdinfo/${seenBy ? seenBy.fd : fd}`, 'utf8');
+  const info = await fs.readFile(`/proc/self/fdinfo/${fd}`, 'utf8');
   const mntId = /^mnt_id:\s*(\d+)/m.exec(info)?.[1];
   if (mntId === undefined) return undefined;
-  for (const line of (await fs.readFile(`${proc}/mountinfo`, 'utf8')).split('\n')) {
+  let mounts: string;
+  try {
+    mounts = await fs.readFile(`/proc/${mountsOf ?? 'self'}/mountinfo`, 'utf8');
+  } catch {
+    throw new NetnsError(path, 'missing', `CNI_NETNS ${show(path)}: the plugin process that opened it is gone`);
+  }
+  for (const line of mounts.split('\n')) {
     const f = line.split(' ');
     if (f[0] !== mntId) continue;
     const fstype = f[f.indexOf('-') + 1];
@@ -82,15 +88,20 @@ async function namespaceKind(fd: number, seenBy: HeldNetns | undefined): Promise
   return undefined;
 }
 
+const fileId = (st: { dev: bigint; ino: bigint }): string => `${st.dev}:${st.ino}`;
+
 /**
  * Opens CNI_NETNS and checks it is a network namespace: missing, not a namespace (a file, a
  * directory, a FIFO, a uts or mount namespace…) and not permitted are NetnsErrors that say so.
  * O_NONBLOCK and O_NOCTTY: a FIFO or a terminal given as a netns must not hang or adopt us
- * (libuv opens with O_CLOEXEC: no other child inherits it).
+ * (libuv opens with O_CLOEXEC: no other child inherits it). Nothing but a regular file (what a
+ * namespace is to stat) is opened at all.
  *
  * `via`: the file is the one another process (the forwarder) holds open as fd FD; it is opened
- * as /proc/PID/fd/FD, which reaches it whatever mount namespace each is in. `path` is then only
- * what messages name.
+ * as /proc/PID/fd/FD, which reaches it whatever mount namespace each is in, and used only if it
+ * is the file the forwarder named (DEV:INO), checked before anything else and again once open.
+ * Otherwise — the forwarder in another pid namespace, gone, or its fd something else here —
+ * the path is used. `path` is what messages name.
  */
 export async function openNetns(path: string, via?: HeldNetns): Promise<OpenNetns> {
   if (typeof path !== 'string' || path === '' || path.includes('\0') || Buffer.byteLength(path) > 4096) {
@@ -99,37 +110,35 @@ export async function openNetns(path: string, via?: HeldNetns): Promise<OpenNetn
   const target = via ? `/proc/${via.pid}/fd/${via.fd}` : path;
   let st;
   try {
-    st = await fs.stat(target);
+    st = await fs.stat(target, { bigint: true });
   } catch (err) {
-    if (!via || (err as NodeJS.ErrnoException).code !== 'ENOENT') throw problem(path, err) ?? err;
-    // The forwarder's /proc is not ours to see (another pid namespace): the path, then.
-    return openNetns(path);
+    if (via) return openNetns(path);
+    throw problem(path, err) ?? err;
   }
+  if (via && fileId(st) !== via.file) return openNetns(path);
   if (!st.isFile()) throw new NetnsError(path, 'not-netns', `CNI_NETNS ${show(path)} is not a network namespace (it is a ${st.isDirectory() ? 'directory' : 'special file'})`);
   let handle;
   try {
     handle = await fs.open(target, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   } catch (err) {
+    if (via) return openNetns(path);
     throw problem(path, err) ?? err;
   }
-  if (via) {
-    const seen = await handle.stat({ bigint: true });
-    if (`${seen.dev}:${seen.ino}` !== via.file) {
-      // Not the forwarder's file (its pid names another process here): the path, then.
+  try {
+    const mine = await handle.stat({ bigint: true });
+    if (via && fileId(mine) !== via.file) {
       await handle.close();
       return openNetns(path);
     }
-  }
-  try {
-    const kind = await namespaceKind(handle.fd, via);
+    const kind = await namespaceKind(path, handle.fd, via?.pid);
     if (kind !== 'net') {
       throw new NetnsError(path, 'not-netns', `CNI_NETNS ${show(path)} is not a network namespace (${kind ? `it is a ${kind} namespace` : 'it is a plain file'})`);
     }
-    const [mine, ours] = await Promise.all([handle.stat(), fs.stat('/proc/self/ns/net')]);
+    const ours = await fs.stat('/proc/self/ns/net', { bigint: true });
     const fh = handle;
-    return { path, fd: fh.fd, own: mine.ino === ours.ino && mine.dev === ours.dev, close: () => fh.close() };
+    return { path, fd: fh.fd, own: fileId(mine) === fileId(ours), close: () => fh.close() };
   } catch (err) {
-    await handle.close();
+    await handle.close().catch(() => undefined);
     throw err;
   }
 }

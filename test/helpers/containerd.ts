@@ -22,6 +22,11 @@ export interface ContainerdOptions {
   cniConfDir: string;
   /** The CRI keeps pod netns under its state dir (containerd ≥ 1.6.20), not /run/netns. */
   netnsUnderStateDir?: boolean;
+  /**
+   * containerd in a private mount namespace: its netns mounts reach no other process, whatever
+   * the host's mount propagation (read them through /proc/PID/root).
+   */
+  privateMounts?: boolean;
 }
 
 function config(o: ContainerdOptions, socket: string): string {
@@ -66,7 +71,10 @@ export async function startContainerd(o: ContainerdOptions): Promise<Containerd>
   writeFileSync(cfg, config(o, socket));
   const log = join(o.dir, 'containerd.log');
   const fd = openSync(log, 'a');
-  const proc = spawn('nsenter', [`--net=${o.nodeNetnsPath}`, '--', 'containerd', '--config', cfg], { stdio: ['ignore', fd, fd] });
+  const enter = ['nsenter', `--net=${o.nodeNetnsPath}`, '--', 'containerd', '--config', cfg];
+  // unshare execs nsenter, which execs containerd: the pid is containerd's either way.
+  const argv = o.privateMounts ? ['unshare', '--mount', '--propagation', 'private', '--', ...enter] : enter;
+  const proc = spawn(argv[0] as string, argv.slice(1), { stdio: ['ignore', fd, fd] });
   closeSync(fd);
   const deadline = Date.now() + 20_000;
   while (!existsSync(socket) || ctr({ socket } as Containerd, ['version']).status !== 0) {

@@ -58,12 +58,18 @@ export function nodeIsSealed(node: TestNode): string[] {
   return problems;
 }
 
-/** Whether `path` is a network namespace in the agent's own mount namespace. */
-export function agentSees(node: TestNode, path: string): boolean {
+/**
+ * What `path` is in the agent's own mount namespace: its file system type ("nsfs" for a
+ * namespace, e.g. "tmpfs" or "ext2/ext3" for the empty file a netns is mounted on), or
+ * "missing".
+ */
+export function agentSees(node: TestNode, path: string): string {
   const pid = node.sb.agent?.pid;
   if (pid === undefined) throw new Error('the agent is not running');
   const r = spawnSync('nsenter', [`--mount=/proc/${pid}/ns/mnt`, '--', 'stat', '-f', '-c', '%T', path], { encoding: 'utf8' });
-  return r.status === 0 && r.stdout.trim() === 'nsfs';
+  if (r.status === 0) return r.stdout.trim();
+  if (/No such file or directory/.test(r.stderr)) return 'missing';
+  throw new Error(`cannot look into the agent's mount namespace: ${r.stderr}`);
 }
 
 /** ps-style liveness of a child process started by a test. */

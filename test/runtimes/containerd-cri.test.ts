@@ -26,6 +26,7 @@ const skip = privilegedSkip() ?? missingBinaries(['containerd', 'ctr', 'runc', '
  */
 const setups = [
   { title: '', agentMountNamespace: undefined, netnsUnderStateDir: false },
+  // containerd's own mounts are private, so the agent cannot see them on any host.
   { title: ' (agent under `ip netns exec`, netns under the state dir)', agentMountNamespace: 'ip-netns-exec' as const, netnsUnderStateDir: true },
 ];
 
@@ -40,7 +41,7 @@ for (const setup of setups) describe(`containerd CRI: RunPodSandbox / PodSandbox
     for (const p of ['loopback', 'portmap']) symlinkSync(`/usr/lib/cni/${p}`, join(node.sb.binDir, p));
     mkdirSync(join(node.sb.dir, 'image'));
     const tarball = buildBusyboxArchive(join(node.sb.dir, 'image'));
-    cd = await startContainerd({ dir: join(node.sb.dir, 'containerd'), nodeNetnsPath: node.sb.nodeNetnsPath, cniBinDir: node.sb.binDir, cniConfDir: node.sb.confDir, netnsUnderStateDir: setup.netnsUnderStateDir });
+    cd = await startContainerd({ dir: join(node.sb.dir, 'containerd'), nodeNetnsPath: node.sb.nodeNetnsPath, cniBinDir: node.sb.binDir, cniConfDir: node.sb.confDir, netnsUnderStateDir: setup.netnsUnderStateDir, privateMounts: setup.netnsUnderStateDir });
     assert.equal(ctr(cd, ['-n', 'k8s.io', 'image', 'import', tarball]).status, 0);
     cri = new CriClient(cd.socket);
   });
@@ -70,11 +71,14 @@ for (const setup of setups) describe(`containerd CRI: RunPodSandbox / PodSandbox
     assert.deepEqual(nodeIsSealed(node), []);
 
     // Reachability between the two sandboxes' netns, both families.
-    const webNs = sandboxNetnsPath(sWeb.info);
-    assert.ok(webNs, 'verbose status names the sandbox netns');
+    const named = sandboxNetnsPath(sWeb.info);
+    assert.ok(named, 'verbose status names the sandbox netns');
+    // The path as containerd sees it (its mount namespace may be its own).
+    const webNs = `/proc/${cd?.proc.pid ?? 0}/root${named ?? ''}`;
     if (setup.netnsUnderStateDir) {
-      assert.ok(webNs?.startsWith(join(cd?.dir ?? '?', 'state')), `the netns is under the state dir: ${webNs ?? ''}`);
-      assert.ok(!agentSees(node, webNs ?? ''), 'the agent cannot see the netns by its path');
+      assert.ok(named?.startsWith(join(cd?.dir ?? '?', 'state')), `the netns is under the state dir: ${named ?? ''}`);
+      assert.equal(agentSees(node, node.sb.nodeNetnsPath), 'nsfs', 'the agent sees netns mounted before it started');
+      assert.notEqual(agentSees(node, named ?? ''), 'nsfs', 'the agent cannot see the pod netns by its path');
     }
     const dbIps: string[] = [sDb.status.network?.ip ?? '', sDb.status.network?.additional_ips[0]?.ip ?? ''];
     for (const ip of dbIps) {

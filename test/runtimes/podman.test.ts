@@ -84,7 +84,8 @@ for (const setup of setups) describe(`podman (CNI backend)${setup.title}`, { ski
     if (setup.agentMountNamespace) {
       const key = podman(['inspect', 'web', '--format', '{{.NetworkSettings.SandboxKey}}']).stdout.trim();
       assert.match(key, /^\//);
-      assert.ok(!agentSees(node, key), `the agent cannot see the netns ${key} by its path`);
+      assert.equal(agentSees(node, node.sb.nodeNetnsPath), 'nsfs', 'the agent sees netns mounted before it started');
+      assert.notEqual(agentSees(node, key), 'nsfs', `the agent cannot see the netns ${key} by its path`);
     }
 
     const client = podman(['run', '--rm', '--network', node.list.name, BUSYBOX_IMAGE, 'sh', '-c', `wget -q -O - http://${v4}/ && wget -q -O - http://[${v6}]/`]);
