@@ -79,13 +79,16 @@ async function main(): Promise<void> {
   const concurrency = Number(arg('concurrent', '20'));
   const jsonOut = arg('json', '');
   const sandboxes: Sandbox[] = [];
-  const start = async (prefix: string, podCidrs: string[], debug = false): Promise<Sandbox> => {
-    const sb = await startSandbox({ prefix, podCidrs, cliEntry: CLI, pluginBinary: PLUGIN_BINARY, ...(debug ? { agentArgs: ['--log-level', 'debug'] } : {}) });
+  const start = async (prefix: string, podCidrs: string[], debug = false, extraArgs: string[] = []): Promise<Sandbox> => {
+    const agentArgs = [...(debug ? ['--log-level', 'debug'] : []), ...extraArgs];
+    const sb = await startSandbox({ prefix, podCidrs, cliEntry: CLI, pluginBinary: PLUGIN_BINARY, ...(agentArgs.length ? { agentArgs } : {}) });
     sandboxes.push(sb);
     return sb;
   };
   try {
     const weft4 = await start('wb4', ['10.248.0.0/16'], true);
+    // The same agent making pod links with `ip` processes instead of its rtnetlink helper.
+    const weftIp = await start('wbip', ['10.249.0.0/16'], false, ['--no-netlink-helper']);
     const weft46 = await start('wb46', ['10.247.0.0/16', 'fd00:247::/64']);
     const ref = await start('rb', ['10.246.0.0/16']);
     const refRt = new CniRuntime({ path: ['/usr/lib/cni'], cacheDir: ref.cacheDir, netns: ref.nodeNetnsPath });
@@ -108,6 +111,7 @@ async function main(): Promise<void> {
     });
     const networks: Network[] = [
       await weftNet('weft, IPv4', weft4, pods),
+      await weftNet('weft, IPv4, ip processes (--no-netlink-helper)', weftIp, pods),
       refNet('reference ptp + host-local, IPv4', ptp4, pods),
       refNet('reference bridge + host-local, IPv4', br4, pods),
       await weftNet('weft, dual-stack', weft46, pods),

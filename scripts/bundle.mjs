@@ -1,6 +1,7 @@
 // The build after tsc: the CLI bundled into one file (one file with no module resolution is the
-// fastest thing node can load), and the CNI plugin — a C forwarder (native/weft-cni.c) — compiled
-// with the constants it shares with the agent generated from the TypeScript, one source of truth.
+// fastest thing node can load); the CNI plugin — a C forwarder (native/weft-cni.c) — compiled
+// with the constants it shares with the agent generated from the TypeScript, one source of truth;
+// and the agent's rtnetlink helper (native/weft-netlink.c).
 import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -53,5 +54,8 @@ writeFileSync(
 `,
 );
 const cc = process.env.CC ?? 'cc';
-execFileSync(cc, ['-std=c11', '-O2', '-Wall', '-Wextra', '-Werror', '-D_FORTIFY_SOURCE=2', '-fstack-protector-strong', '-Ibuild/native', '-o', 'dist/weft-cni', 'native/weft-cni.c'], { stdio: 'inherit' });
-chmodSync('dist/weft-cni', 0o755);
+// The plugin forwarder, and the agent's rtnetlink helper.
+for (const name of ['weft-cni', 'weft-netlink']) {
+  execFileSync(cc, ['-std=c11', '-O2', '-Wall', '-Wextra', '-Werror', '-D_FORTIFY_SOURCE=2', '-fstack-protector-strong', '-Ibuild/native', '-o', `dist/${name}`, `native/${name}.c`], { stdio: 'inherit' });
+  chmodSync(`dist/${name}`, 0o755);
+}

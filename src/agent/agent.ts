@@ -2,6 +2,8 @@ import { promises as fs } from 'node:fs';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { FORWARDING_SYSCTL, kernelDatapath, type Datapath } from '../datapath/datapath.js';
+import { ipProcessRunner, type BatchRunner } from '../kernel/batch-runner.js';
+import { findNetlinkHelper, NetlinkHelper } from '../kernel/netlink-helper.js';
 import { bootId, ensureSysctl } from '../kernel/sysctl.js';
 import type { Cidr } from '../ipam/cidr.js';
 import { Ipam } from '../ipam/ipam.js';
@@ -25,6 +27,11 @@ export interface AgentConfig {
   mtu?: number;
   log: Logger;
   datapath?: Datapath;
+  /**
+   * The rtnetlink helper for pod links: its path (default: dist/weft-netlink when built), or
+   * false for `ip` processes.
+   */
+  netlinkHelper?: string | false;
   pauseAt?: CniServiceDeps['pauseAt'];
 }
 
@@ -92,6 +99,8 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
   let server: Server | undefined;
   let cluster: ClusterNode | undefined;
   let policyController: PolicyController | undefined;
+  const helper = cfg.datapath || cfg.netlinkHelper === false ? undefined : (cfg.netlinkHelper ?? findNetlinkHelper());
+  const runner: BatchRunner = helper ? new NetlinkHelper(helper) : ipProcessRunner;
   try {
     if (cfg.cluster) cluster = await ClusterNode.join(cfg.cluster);
     const podCidrs = cluster ? cluster.podCidrs : (cfg.podCidrs ?? []);
@@ -111,7 +120,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     const service = new CniService({
       ipam,
       records,
-      datapath: cfg.datapath ?? kernelDatapath,
+      datapath: cfg.datapath ?? kernelDatapath(runner),
       log,
       mtu,
       ...(cfg.pauseAt ? { pauseAt: cfg.pauseAt } : {}),
@@ -152,6 +161,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       mtu,
       attachments: records.size,
       reservations: ipam.reservations().length,
+      podLinks: runner.name,
     });
     const srv = server;
     return {
@@ -167,6 +177,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
         });
         await policy?.stop(cfg.cluster?.leaveOnExit ?? false);
         await clusterNode?.stop(cfg.cluster?.leaveOnExit ?? false);
+        await runner.close();
         await fs.rm(cfg.socketPath, { force: true });
         await fs.rm(pidFile, { force: true });
       },
@@ -175,6 +186,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     server?.close();
     await policyController?.stop(false).catch(() => undefined);
     await cluster?.stop(false).catch(() => undefined);
+    await runner.close().catch(() => undefined);
     await fs.rm(pidFile, { force: true });
     throw err;
   }

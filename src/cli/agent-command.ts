@@ -76,6 +76,7 @@ interface AgentOptions {
   nodeGrace: string;
   leaveOnExit?: boolean;
   networkPolicy: boolean;
+  netlinkHelper: boolean;
 }
 
 function intFlag(name: string, v: string, min: number, max: number): number {
@@ -181,6 +182,7 @@ export function registerAgentCommand(program: Command): void {
     .option('--node-grace <duration>', 'first node only: how long an agent may stay silent before its node counts as gone and is removed (e.g. 24h, 90m; 0 = never)', '24h')
     .option('--leave-on-exit', 'on SIGTERM, leave the cluster: peers drop this node and its blocks are freed (without it, a stopped agent\'s node keeps its routes)')
     .option('--no-network-policy', 'in a cluster: do not enforce NetworkPolicy and WeftClusterPolicy (every pod reaches every pod)')
+    .option('--no-netlink-helper', 'make pod links with `ip` processes instead of the rtnetlink helper (dist/weft-netlink)')
     .action(async (o: AgentOptions) => {
       const level = o.logLevel as LogLevel;
       if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new UserError(`--log-level ${o.logLevel}: expected debug, info, warn or error`);
@@ -200,6 +202,7 @@ export function registerAgentCommand(program: Command): void {
           ...(mtu !== undefined ? { mtu } : {}),
           log,
           ...(pauseAt ? { pauseAt } : {}),
+          ...(o.netlinkHelper === false ? { netlinkHelper: false as const } : {}),
         });
       } catch (err) {
         if (err instanceof AddressError) throw new UserError(err.message);

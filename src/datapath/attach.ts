@@ -1,4 +1,5 @@
-import { ip, ipBatch, IpError, isIpNotFound, passedFdPath } from '../kernel/ip.js';
+import type { BatchRunner } from '../kernel/batch-runner.js';
+import { ip, IpError, isIpNotFound, passedFdPath } from '../kernel/ip.js';
 import type { OpenNetns } from '../kernel/netns.js';
 import { hostSetupCommands, podSetupCommands, type AttachmentPlan } from './plan.js';
 import { isHostIfName } from './names.js';
@@ -17,33 +18,34 @@ export class AttachError extends Error {
 }
 
 /**
- * Makes the attachment: two processes on the hot path (node batch, pod batch). A stale node-side
- * veth of the same attachment (left by a crash) is removed and the step retried once. On a pod
- * side failure the pair is deleted again, so a failed attach leaves nothing behind.
+ * Makes the attachment: two batches on the hot path (node side, pod side), run by `runner`
+ * (the rtnetlink helper, or `ip` processes). A stale node-side veth of the same attachment (left
+ * by a crash) is removed and the step retried once. On a pod side failure the pair is deleted
+ * again, so a failed attach leaves nothing behind.
  */
-export async function attach(plan: AttachmentPlan, netns: OpenNetns, afterHostSide?: () => Promise<void>): Promise<void> {
-  await createHostSide(plan, netns, true);
+export async function attach(runner: BatchRunner, plan: AttachmentPlan, netns: OpenNetns, afterHostSide?: () => Promise<void>): Promise<void> {
+  await createHostSide(runner, plan, netns, true);
   try {
     await afterHostSide?.();
-    await ipBatch(podSetupCommands(plan), { netns });
+    await runner.run(podSetupCommands(plan), { netns });
   } catch (err) {
-    await detach(plan.hostIf).catch(() => undefined);
+    await detach(runner, plan.hostIf).catch(() => undefined);
     throw new AttachError(`configuring ${plan.ifName} in netns ${plan.netns} failed: ${(err as Error).message}`, 'kernel', {
       cause: err,
     });
   }
 }
 
-async function createHostSide(plan: AttachmentPlan, netns: OpenNetns, retry: boolean): Promise<void> {
+async function createHostSide(runner: BatchRunner, plan: AttachmentPlan, netns: OpenNetns, retry: boolean): Promise<void> {
   try {
     // The pod's netns is the descriptor passed as fd 3, never its path as text.
-    await ipBatch(hostSetupCommands(plan, passedFdPath(0)), { fds: [netns.fd] });
+    await runner.run(hostSetupCommands(plan, passedFdPath(0)), { passed: netns.fd });
   } catch (err) {
     if (!(err instanceof IpError)) throw err;
     if (err.line === 0 && err.reason === 'exists') {
       if (retry && (await linkExists(plan.hostIf))) {
-        await detach(plan.hostIf);
-        return createHostSide(plan, netns, false);
+        await detach(runner, plan.hostIf);
+        return createHostSide(runner, plan, netns, false);
       }
       throw new AttachError(
         `interface ${plan.ifName} already exists in netns ${plan.netns}`,
@@ -54,7 +56,7 @@ async function createHostSide(plan: AttachmentPlan, netns: OpenNetns, retry: boo
     if (err.reason === 'invalid-netns') {
       throw new AttachError(`netns ${plan.netns} disappeared during ADD`, 'netns-gone', { cause: err });
     }
-    if (err.line !== undefined && err.line > 0) await detach(plan.hostIf).catch(() => undefined);
+    if (err.line !== undefined && err.line > 0) await detach(runner, plan.hostIf).catch(() => undefined);
     throw new AttachError(`setting up ${plan.hostIf} on the node failed: ${err.message}`, 'kernel', { cause: err });
   }
 }
@@ -70,9 +72,9 @@ export async function linkExists(name: string, netns?: string): Promise<boolean>
 }
 
 /** Deletes the node end (the kernel removes the pod end and every route with it). */
-export async function detach(hostIf: string): Promise<boolean> {
+export async function detach(runner: BatchRunner, hostIf: string): Promise<boolean> {
   try {
-    await ip(['link', 'del', 'dev', hostIf]);
+    await runner.run([['link', 'del', 'dev', hostIf]]);
     return true;
   } catch (err) {
     if (isIpNotFound(err)) return false;

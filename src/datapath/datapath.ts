@@ -1,3 +1,4 @@
+import { ipProcessRunner, type BatchRunner } from '../kernel/batch-runner.js';
 import { openNetns, type HeldNetns, type OpenNetns } from '../kernel/netns.js';
 import { readSysctl } from '../kernel/sysctl.js';
 import { attach, detach, listHostIfs } from './attach.js';
@@ -31,11 +32,14 @@ async function forwardingOff(families: ReadonlyArray<4 | 6>): Promise<string[]> 
   return off;
 }
 
-export const kernelDatapath: Datapath = {
-  attach,
-  detach,
-  listHostIfs,
-  observe: observeNetns,
-  openNetns,
-  forwardingOff,
-};
+/** The kernel datapath, its pod batches run by `runner` (the agent's rtnetlink helper, or `ip`). */
+export function kernelDatapath(runner: BatchRunner = ipProcessRunner): Datapath {
+  return {
+    attach: (plan, netns, afterHostSide) => attach(runner, plan, netns, afterHostSide),
+    detach: (hostIf) => detach(runner, hostIf),
+    listHostIfs,
+    observe: observeNetns,
+    openNetns,
+    forwardingOff,
+  };
+}

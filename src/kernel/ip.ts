@@ -104,7 +104,8 @@ export interface IpOptions {
 }
 
 function classify(stderr: string): IpFailureReason {
-  if (/File exists/.test(stderr)) return 'exists';
+  // The kernel's EEXIST, in its plain words or in its extended ack (an address added twice).
+  if (/File exists|already assigned|already exists/.test(stderr)) return 'exists';
   if (/Cannot find device|No such device|No such process|does not exist|Object not found|No such file or directory/.test(stderr)) {
     return 'not-found';
   }
