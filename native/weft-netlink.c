@@ -27,9 +27,11 @@
 #include <linux/veth.h>
 #include <net/if.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -152,11 +154,21 @@ static int parse_uint(const char *s, unsigned max, unsigned *out) {
   return 0;
 }
 
+static int hexdigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/* Exactly xx:xx:xx:xx:xx:xx, hex digits only. */
 static int parse_mac(const char *s, unsigned char mac[6]) {
-  unsigned v[6];
-  char tail;
-  if (strlen(s) != 17 || sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &tail) != 6) return -1;
-  for (int i = 0; i < 6; i++) mac[i] = (unsigned char)v[i];
+  if (strlen(s) != 17) return -1;
+  for (int i = 0; i < 6; i++) {
+    int hi = hexdigit(s[3 * i]), lo = hexdigit(s[3 * i + 1]);
+    if (hi < 0 || lo < 0 || (i < 5 && s[3 * i + 2] != ':')) return -1;
+    mac[i] = (unsigned char)(hi * 16 + lo);
+  }
   return 0;
 }
 
@@ -212,7 +224,9 @@ static int link_add(struct ctx *c, char **t, int n, int run) {
     if (i + 1 >= n) return 1;
     const char *k = t[i], *v = t[i + 1];
     if (strcmp(k, "name") == 0) *(peer ? &pname : &name) = v;
-    else if (strcmp(k, "mtu") == 0) { if (parse_uint(v, 65535, peer ? &pmtu : &mtu) < 0) return 1; }
+    else if (strcmp(k, "mtu") == 0) { /* 0 is ip's to refuse */
+      if (parse_uint(v, 65535, peer ? &pmtu : &mtu) < 0 || *(peer ? &pmtu : &mtu) == 0) return 1;
+    }
     else if (strcmp(k, "address") == 0) {
       if (parse_mac(v, peer ? pmac : mac) < 0) return 1;
       *(peer ? &has_pmac : &has_mac) = 1;
@@ -270,7 +284,8 @@ static int scope_value(const char *s) {
 static int addr_add(struct ctx *c, char **t, int n, int run) {
   struct prefix a;
   if (n < 5 || parse_prefix(t[2], &a) < 0 || strcmp(t[3], "dev") != 0 || strlen(t[4]) >= IFNAMSIZ) return 1;
-  int scope = RT_SCOPE_UNIVERSE, nodad = 0;
+  /* iproute2's default: host scope for 127/8, else universe */
+  int scope = a.family == AF_INET && a.addr[0] == 127 ? RT_SCOPE_HOST : RT_SCOPE_UNIVERSE, nodad = 0;
   for (int i = 5; i < n; i++) {
     if (strcmp(t[i], "nodad") == 0 && a.family == AF_INET6) nodad = 1;
     else if (strcmp(t[i], "scope") == 0 && i + 1 < n && (scope = scope_value(t[i + 1])) >= 0) i++;
@@ -306,7 +321,7 @@ static int route_add(struct ctx *c, char **t, int n, int run) {
   int dflt = strcmp(t[2], "default") == 0;
   if (!dflt && parse_prefix(t[2], &dst) < 0) return 1;
   for (int i = 3; i < n; i++) {
-    if (strcmp(t[i], "via") == 0 && i + 1 < n && parse_prefix(t[i + 1], &gw) == 0 && gw.len == (gw.family == AF_INET ? 32u : 128u)) has_gw = 1, i++;
+    if (strcmp(t[i], "via") == 0 && i + 1 < n && !strchr(t[i + 1], '/') && parse_prefix(t[i + 1], &gw) == 0) has_gw = 1, i++;
     else if (strcmp(t[i], "dev") == 0 && i + 1 < n && strlen(t[i + 1]) < IFNAMSIZ) dev = t[++i];
     else if (strcmp(t[i], "scope") == 0 && i + 1 < n && (scope = scope_value(t[i + 1])) >= 0) i++;
     else if (strcmp(t[i], "onlink") == 0) onlink = 1;
@@ -325,7 +340,8 @@ static int route_add(struct ctx *c, char **t, int n, int run) {
   r->rtm_table = RT_TABLE_MAIN;
   r->rtm_protocol = RTPROT_BOOT;
   r->rtm_type = RTN_UNICAST;
-  /* iproute2's default scope: link for an IPv4 route without a gateway, else universe */
+  /* iproute2's default scope: link for a route without a gateway, else universe (the kernel
+     ignores the scope of IPv6 routes) */
   r->rtm_scope = (unsigned char)(scope >= 0 ? scope : family == AF_INET && !has_gw ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE);
   if (onlink) r->rtm_flags |= RTNH_F_ONLINK;
   if (!dflt) add_attr(&m, RTA_DST, dst.addr, addr_len(family));
@@ -362,11 +378,14 @@ static int read_line(char *buf, size_t size) {
   return 0;
 }
 
+/* The agent: the parent this process started with. */
+static pid_t agent;
+
 static int open_agent_fd(const char *num) {
   unsigned fd;
   if (parse_uint(num, 1u << 20, &fd) < 0) return -EINVAL;
   char path[64];
-  snprintf(path, sizeof path, "/proc/%d/fd/%u", (int)getppid(), fd);
+  snprintf(path, sizeof path, "/proc/%d/fd/%u", (int)agent, fd);
   int r = open(path, O_RDONLY | O_CLOEXEC);
   return r < 0 ? -errno : r;
 }
@@ -379,6 +398,11 @@ static void answer(const char *fmt, int index, int err) {
 }
 
 int main(void) {
+  /* Ends with the agent; and a request still in the pipe of a dead agent is not run, so a
+     reused pid's descriptors are never opened as the agent's. */
+  agent = getppid();
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != agent) return 0; /* the agent died before prctl */
   int own_ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
   int own_sock = open_socket();
   if (own_ns < 0 || own_sock < 0) {
@@ -388,6 +412,7 @@ int main(void) {
   static char lines[MAX_LINES][LINE_MAX_BYTES];
   char head[256];
   while (read_line(head, sizeof head) == 0) {
+    if (getppid() != agent) return 0;
     char netns[32], passed[32];
     unsigned count;
     char cnt[32];

@@ -57,9 +57,20 @@ describe('BatchRunner contract: ip processes and the rtnetlink helper', { skip }
     assert.deepEqual(stats, { batches: 10, fallbacks: 1 });
   });
 
-  it('a helper that dies is replaced for the next batch; overlapping batches get helpers of their own', async () => {
-    const r = (await worker('netlink-respawn')) as { first: number; second: number; parallel: number };
-    assert.ok(r.first > 0 && r.second > 0 && r.first !== r.second, JSON.stringify(r));
-    assert.ok(r.parallel >= 2 && r.parallel <= 8, JSON.stringify(r));
+  it('the helper pool: replaced when killed, more batches than helpers, stalls, close in flight, unreachable descriptors, the probe', async () => {
+    const r = (await worker('netlink-pool')) as Record<string, unknown>;
+    assert.equal(r['works'], true);
+    assert.equal(r['worksBroken'], false, 'a helper that cannot run is found at start');
+    assert.equal(r['afterKill'], 'ok');
+    assert.equal(r['respawned'], true);
+    assert.equal(r['parallelAdds'], 12, 'every batch ran, also those that waited for a helper');
+    assert.ok((r['parallelHelpers'] as number) >= 2 && (r['parallelHelpers'] as number) <= 8, JSON.stringify(r));
+    assert.match(String(r['unreachableNetns']), /^not-found: cannot enter netns/);
+    assert.match(String(r['unreachablePassed']), /^invalid-netns@0: /);
+    assert.ok(['ok', 'other'].includes(String(r['closedInFlight'])), JSON.stringify(r));
+    assert.equal(r['afterClose'], 'ok', 'the runner starts anew after close()');
+    assert.deepEqual(r['stalled'], ['other', 'other', 'other', 'other', 'other'], 'every batch to a helper that never answers fails');
+    assert.equal(r['stalledWithinMs'], true, 'and none waits forever');
+    assert.equal(r['stalledHelpersLeft'], true);
   });
 });

@@ -99,9 +99,17 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
   let server: Server | undefined;
   let cluster: ClusterNode | undefined;
   let policyController: PolicyController | undefined;
-  const helper = cfg.datapath || cfg.netlinkHelper === false ? undefined : (cfg.netlinkHelper ?? findNetlinkHelper());
-  const runner: BatchRunner = helper ? new NetlinkHelper(helper) : ipProcessRunner;
+  const helperPath = cfg.datapath || cfg.netlinkHelper === false ? undefined : (cfg.netlinkHelper ?? findNetlinkHelper());
+  let runner: BatchRunner = ipProcessRunner;
   try {
+    if (helperPath) {
+      const helper = new NetlinkHelper(helperPath);
+      if (await helper.works()) runner = helper;
+      else {
+        log.warn('the rtnetlink helper does not run here: pod links are made with ip processes', { helper: helperPath });
+        await helper.close();
+      }
+    }
     if (cfg.cluster) cluster = await ClusterNode.join(cfg.cluster);
     const podCidrs = cluster ? cluster.podCidrs : (cfg.podCidrs ?? []);
     if (podCidrs.length === 0) throw new Error('no pod range: give --pod-cidr, or join a cluster with --datastore');

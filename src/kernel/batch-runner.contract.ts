@@ -1,12 +1,14 @@
 /**
  * The behaviour every BatchRunner must have, on the real kernel. `exerciseBatchRunner` runs in a
- * process inside a throwaway node netns (a runner acts on its own netns) and reports what the
- * kernel then holds and how failures were reported; `assertBatchRunnerContract` checks one
- * report, and the test compares the two runners' reports for equality (test/batch-runner.test.ts).
+ * process inside a throwaway node netns (a runner acts on its own netns) with the batches of a
+ * real attachment (the caller makes them with src/datapath/plan.ts from CONTRACT_ATTACHMENT) and
+ * reports what the kernel then holds and how failures were reported; `assertBatchRunnerContract`
+ * checks one report, and the test compares the two runners' reports for equality
+ * (test/batch-runner.test.ts).
  */
 import assert from 'node:assert/strict';
 import type { BatchRunner } from './batch-runner.js';
-import { ip, IpError, passedFdPath, type IpCommand } from './ip.js';
+import { ip, IpError, type IpCommand } from './ip.js';
 import { openNetns, type OpenNetns } from './netns.js';
 
 export interface RunnerReport {
@@ -22,28 +24,24 @@ export interface RunnerReport {
   otherLineApplied: boolean;
 }
 
-const HOST = 'weftcontract01';
+/** The attachment the batches make: a dual-stack pod, as plan.ts plans one. */
+export const CONTRACT_ATTACHMENT = {
+  hostIf: 'weftcontract01',
+  ifName: 'eth0',
+  mtu: 1450,
+  hostMac: '02:aa:00:00:00:01',
+  podMac: '02:aa:00:00:00:02',
+  addresses: [
+    { family: 4 as const, address: '10.77.0.5', prefix: 32 },
+    { family: 6 as const, address: 'fd00:77::5', prefix: 128 },
+  ],
+};
+const HOST = CONTRACT_ATTACHMENT.hostIf;
 
-/** The batches of a real attachment (as src/datapath/plan.ts makes them), spelled out. */
-function hostSide(): IpCommand[] {
-  return [
-    ['link', 'add', 'name', HOST, 'mtu', '1450', 'address', '02:aa:00:00:00:01', 'type', 'veth', 'peer', 'name', 'eth0', 'mtu', '1450', 'address', '02:aa:00:00:00:02', 'netns', passedFdPath(0)],
-    ['link', 'set', 'dev', HOST, 'up'],
-    ['addr', 'add', '169.254.1.1/32', 'dev', HOST, 'scope', 'host'],
-    ['addr', 'add', 'fe80::1/64', 'dev', HOST, 'nodad'],
-    ['route', 'add', '10.77.0.5/32', 'dev', HOST, 'scope', 'link'],
-    ['route', 'add', 'fd00:77::5/128', 'dev', HOST],
-  ];
-}
-
-function podSide(): IpCommand[] {
-  return [
-    ['link', 'set', 'dev', 'eth0', 'up'],
-    ['addr', 'add', '10.77.0.5/32', 'dev', 'eth0'],
-    ['addr', 'add', 'fd00:77::5/128', 'dev', 'eth0', 'nodad'],
-    ['route', 'append', 'default', 'via', '169.254.1.1', 'dev', 'eth0', 'onlink'],
-    ['route', 'append', 'default', 'via', 'fe80::1', 'dev', 'eth0'],
-  ];
+/** The node-side batch (naming the pod's netns as passedFdPath(0)) and the pod-side batch. */
+export interface AttachmentBatches {
+  host: IpCommand[];
+  pod: IpCommand[];
 }
 
 /** What the kernel holds in a netns, without what differs between runs (indexes, timers). */
@@ -58,17 +56,23 @@ async function state(netns?: OpenNetns): Promise<unknown[]> {
       mtu: l['mtu'],
       mac: l['address'],
       up: ((l['flags'] as string[] | undefined) ?? []).includes('UP'),
+      flags: [...((l['flags'] as string[] | undefined) ?? [])].filter((f) => f !== 'LOWER_UP' && f !== 'NO-CARRIER').sort(),
       kind: (l['linkinfo'] as { info_kind?: string } | undefined)?.info_kind ?? null,
+      qdisc: l['qdisc'] ?? null,
+      txqlen: l['txqlen'] ?? null,
     })),
+    // every field of an address but its lifetimes
     ...addrs.flatMap((a) =>
-      a.addr_info.map((i) => ({ addr: `${String(i['local'])}/${String(i['prefixlen'])}`, dev: a.ifname, scope: i['scope'], nodad: i['nodad'] === true })),
+      a.addr_info.map((i) => {
+        const { valid_life_time: _v, preferred_life_time: _p, ...rest } = i;
+        return { addr: `${String(i['local'])}/${String(i['prefixlen'])}`, dev: a.ifname, nodad: i['nodad'] === true, ...rest };
+      }),
     ),
+    // every field of a route, with flags in order
     ...(routes as Array<Record<string, unknown>>).map((r) => ({
       route: r['dst'],
       via: r['gateway'] ?? null,
-      dev: r['dev'],
-      protocol: r['protocol'] ?? null,
-      scope: r['scope'] ?? null,
+      ...r,
       flags: [...((r['flags'] as string[] | undefined) ?? [])].sort(),
     })),
   ];
@@ -85,14 +89,14 @@ async function failure(fn: () => Promise<unknown>): Promise<{ reason: string; li
 }
 
 /** Runs the scenarios with `runner`, in this process's netns (a throwaway node netns). */
-export async function exerciseBatchRunner(runner: BatchRunner, podNetnsPath: string): Promise<RunnerReport> {
+export async function exerciseBatchRunner(runner: BatchRunner, podNetnsPath: string, batches: AttachmentBatches): Promise<RunnerReport> {
   const pod = await openNetns(podNetnsPath);
   try {
-    await runner.run(hostSide(), { passed: pod.fd });
-    await runner.run(podSide(), { netns: pod });
+    await runner.run(batches.host, { passed: pod.fd });
+    await runner.run(batches.pod, { netns: pod });
     const attached = { node: await state(), pod: await state(pod) };
     const errors: RunnerReport['errors'] = {
-      'the same veth again': await failure(() => runner.run(hostSide(), { passed: pod.fd })),
+      'the same veth again': await failure(() => runner.run(batches.host, { passed: pod.fd })),
       'an address twice, second line': await failure(() => runner.run([['link', 'set', 'dev', 'eth0', 'up'], ['addr', 'add', '10.77.0.5/32', 'dev', 'eth0']], { netns: pod })),
       'an address on a missing device': await failure(() => runner.run([['addr', 'add', '10.77.0.9/32', 'dev', 'nosuchdev0']])),
       'a route via a missing device': await failure(() => runner.run([['route', 'add', '10.77.0.9/32', 'dev', 'nosuchdev0']])),

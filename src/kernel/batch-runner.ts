@@ -8,6 +8,7 @@
 import { ipBatch, type IpCommand } from './ip.js';
 import type { OpenNetns } from './netns.js';
 
+/** One or the other: a batch inside a pod's netns never names another netns. */
 export interface BatchOptions {
   /** Run inside this (pod's) netns; absent: the agent's own. */
   netns?: OpenNetns;
@@ -25,6 +26,7 @@ export interface BatchRunner {
 export const ipProcessRunner: BatchRunner = {
   name: 'ip',
   async run(commands, opts = {}) {
+    if (opts.netns && opts.passed !== undefined) throw new Error('a batch runs inside a netns or names a passed netns, not both');
     await ipBatch(commands, { ...(opts.netns ? { netns: opts.netns } : {}), ...(opts.passed !== undefined ? { fds: [opts.passed] } : {}) });
   },
   close: () => Promise.resolve(),

@@ -36,7 +36,7 @@ class HelperProcess {
 
   constructor(
     private readonly binary: string,
-    onExit: (p: HelperProcess) => void,
+    private readonly onExit: (p: HelperProcess) => void,
   ) {
     const child = spawn(binary, [], { stdio: ['pipe', 'pipe', 'pipe'] });
     this.child = child;
@@ -57,7 +57,7 @@ class HelperProcess {
     child.stdin.on('error', () => undefined);
     const gone = (why: string): void => {
       this.alive = false;
-      onExit(this);
+      this.onExit(this);
       this.pending?.(this.broken(why));
     };
     child.on('error', (e) => gone(`could not run: ${e.message}`));
@@ -71,6 +71,7 @@ class HelperProcess {
         this.pending = undefined;
         this.alive = false;
         this.child.kill('SIGKILL');
+        this.onExit(this);
         reject(this.broken(`did not answer within ${timeoutMs} ms`));
       }, timeoutMs);
       this.pending = (line) => {
@@ -98,17 +99,27 @@ class HelperProcess {
   }
 }
 
+/** What the helper itself takes (native/weft-netlink.c): more goes to `ip`. */
+const HELPER_MAX_LINES = 64;
+const HELPER_MAX_LINE_BYTES = 4000;
+
+interface Waiter {
+  give(p: HelperProcess): void;
+  timer: NodeJS.Timeout;
+}
+
 /**
  * The helpers: one while calls come one at a time, more (up to `maxProcesses`) while batches
  * overlap — deleting a veth waits ~20 ms in the kernel, and concurrent DELs must not queue
- * behind each other as they would in one process. Extra helpers stay (each ~1 MiB).
+ * behind each other as they would in one process. Extra helpers stay (each ~1 MiB). A helper
+ * that dies or times out leaves the pool at once, and whoever waits gets a new one.
  */
 export class NetlinkHelper implements BatchRunner {
   readonly name = 'netlink';
-  private readonly idle: HelperProcess[] = [];
+  private idle: HelperProcess[] = [];
   private readonly all = new Set<HelperProcess>();
-  private readonly waiters: Array<(p: HelperProcess) => void> = [];
-  /** Batches run, and of those sent to `ip` because a line was not one the helper knows. */
+  private readonly waiters: Waiter[] = [];
+  /** Batches answered, and of those sent to `ip` (a line, or a size, the helper does not take). */
   readonly stats = { batches: 0, fallbacks: 0 };
 
   constructor(
@@ -117,9 +128,28 @@ export class NetlinkHelper implements BatchRunner {
     private readonly maxProcesses = 8,
   ) {}
 
+  /** Whether the helper runs here at all (built for this machine, executable): an empty batch. */
+  async works(): Promise<boolean> {
+    try {
+      const p = await this.acquire();
+      try {
+        return (await p.exchange('batch - - 0\n', this.timeoutMs)) === 'ok';
+      } finally {
+        this.release(p);
+      }
+    } catch {
+      return false;
+    }
+  }
+
   async run(commands: readonly IpCommand[], opts: BatchOptions = {}): Promise<void> {
     if (commands.length === 0) return;
+    if (opts.netns && opts.passed !== undefined) throw new Error('a batch runs inside a netns or names a passed netns, not both');
     const lines = commands.map(batchLine);
+    if (lines.length > HELPER_MAX_LINES || lines.some((l) => Buffer.byteLength(l) > HELPER_MAX_LINE_BYTES)) {
+      this.stats.fallbacks++;
+      return ipProcessRunner.run(commands, opts);
+    }
     const head = `batch ${opts.netns ? opts.netns.fd : '-'} ${opts.passed ?? '-'} ${lines.length}`;
     const helper = await this.acquire();
     let reply: string;
@@ -145,30 +175,52 @@ export class NetlinkHelper implements BatchRunner {
     throw new IpError(`ip ${lines[line] ?? ''}${where} failed: RTNETLINK answers: ${text}`, lines[line], line, reason, path, text);
   }
 
-  private acquire(): Promise<HelperProcess> {
-    const ready = this.idle.pop();
-    if (ready) return Promise.resolve(ready);
-    if (this.all.size < this.maxProcesses) {
-      const p = new HelperProcess(this.binary, (gone) => {
-        this.all.delete(gone);
-        const i = this.idle.indexOf(gone);
-        if (i >= 0) this.idle.splice(i, 1);
-      });
-      this.all.add(p);
-      return Promise.resolve(p);
+  private spawnOne(): HelperProcess {
+    const p = new HelperProcess(this.binary, (gone) => this.drop(gone));
+    this.all.add(p);
+    return p;
+  }
+
+  /** A helper left (died, timed out): out of the pool at once, and a waiter gets a new one. */
+  private drop(p: HelperProcess): void {
+    if (!this.all.delete(p)) return;
+    this.idle = this.idle.filter((x) => x !== p);
+    const w = this.waiters.shift();
+    if (w) {
+      clearTimeout(w.timer);
+      w.give(this.spawnOne());
     }
-    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  private acquire(): Promise<HelperProcess> {
+    for (let p = this.idle.pop(); p; p = this.idle.pop()) if (p.alive) return Promise.resolve(p);
+    if (this.all.size < this.maxProcesses) return Promise.resolve(this.spawnOne());
+    return new Promise((resolve, reject) => {
+      const w: Waiter = {
+        give: resolve,
+        timer: setTimeout(() => {
+          this.waiters.splice(this.waiters.indexOf(w), 1);
+          reject(new IpError(`no netlink helper was free within ${this.timeoutMs} ms`, undefined, undefined, 'other', undefined, ''));
+        }, this.timeoutMs),
+      };
+      this.waiters.push(w);
+    });
   }
 
   private release(p: HelperProcess): void {
-    // A dead one is not handed on; a waiter then gets a fresh one.
-    const next = this.waiters.shift();
-    if (!next) {
-      if (p.alive) this.idle.push(p);
+    if (!p.alive || !this.all.has(p)) {
+      // Timed out, dead, or the pool was closed meanwhile: it never serves again.
+      this.drop(p);
+      if (!this.all.has(p)) void p.close();
       return;
     }
-    if (p.alive) next(p);
-    else void this.acquire().then(next);
+    const w = this.waiters.shift();
+    if (!w) {
+      this.idle.push(p);
+      return;
+    }
+    clearTimeout(w.timer);
+    w.give(p);
   }
 
   /** The helpers' PIDs while they run. */
@@ -179,7 +231,7 @@ export class NetlinkHelper implements BatchRunner {
   async close(): Promise<void> {
     const all = [...this.all];
     this.all.clear();
-    this.idle.length = 0;
+    this.idle = [];
     await Promise.all(all.map((p) => p.close()));
   }
 }
