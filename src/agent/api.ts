@@ -9,7 +9,7 @@ import { CniError, ErrorCode, type ErrorCodeValue } from '../cni/errors.js';
 import type { AttachmentKey } from '../cni/netconf.js';
 import type { DnsConfig, Result } from '../cni/result.js';
 import { isSupportedVersion } from '../cni/version.js';
-import type { HeldNetns } from '../kernel/netns.js';
+import { FILE_ID, type HeldNetns } from '../kernel/netns.js';
 
 /**
  * The contract between the plugin executable (native/weft-cni.c, a forwarder) and the agent:
@@ -222,7 +222,7 @@ export function parseCniRequest(body: unknown): CniRequest {
     const f = fd as { pid?: unknown; fd?: unknown; file?: unknown };
     const ok =
       typeof f === 'object' && f !== null && Number.isInteger(f.pid) && Number.isInteger(f.fd) && (f.pid as number) >= 1 && (f.fd as number) >= 0 && (f.fd as number) <= 1 << 20;
-    if (!ok || typeof f.file !== 'string' || !/^\d{1,20}:\d{1,20}$/.test(f.file)) {
+    if (!ok || typeof f.file !== 'string' || !FILE_ID.test(f.file)) {
       bad('"netnsFd" must be {"pid": a process id, "fd": a descriptor number, "file": "DEV:INO"}');
     }
     req.netnsFd = { pid: f.pid as number, fd: f.fd as number, file: f.file };

@@ -3,6 +3,7 @@ import { asCniError, CniError, ErrorCode } from '../cni/errors.js';
 import type { Result } from '../cni/result.js';
 import { IMPLEMENTED_VERSION, SUPPORTED_VERSIONS } from '../cni/version.js';
 import { parseCniRequest, STDIN_LIMIT_BYTES, type CniRequest } from './api.js';
+import { FILE_ID } from '../kernel/netns.js';
 import { parseInvocation } from './invocation.js';
 
 /**
@@ -76,7 +77,7 @@ export function parseExecution(body: unknown): Execution {
   }
   const file = o['netnsFile'];
   if (file !== undefined || fd !== undefined) {
-    if (typeof file !== 'string' || !/^\d{1,20}:\d{1,20}$/.test(file)) bad('"netnsFile" must be "DEV:INO" and comes with "netnsFd"');
+    if (typeof file !== 'string' || !FILE_ID.test(file)) bad('"netnsFile" must be "DEV:INO" and comes with "netnsFd"');
     out.netnsFile = file;
   }
   const errno = o['netnsErrno'];

@@ -1,10 +1,10 @@
 import { existsSync, promises as fs } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { compareVersions, SUPPORTED_VERSIONS, versionAtLeast } from '../cni/version.js';
 import { execPlugin, findPlugin } from '../cniruntime/invoke.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { UserError } from '../util/user-error.js';
+import { findBuiltFile } from '../util/built-file.js';
 
 /**
  * `weft install` / `weft uninstall`: put the plugin — the compiled forwarder, dist/weft-cni —
@@ -64,14 +64,9 @@ export function renderConflist(o: ConflistOptions): Record<string, unknown> {
 
 /** dist/weft-cni, found from wherever this module runs (the bundle or the tsc build). */
 export function findPluginBinary(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    for (const candidate of [join(dir, 'weft-cni'), join(dir, 'dist', 'weft-cni')]) {
-      if (existsSync(candidate)) return candidate;
-    }
-    dir = dirname(dir);
-  }
-  throw new Error('cannot find the plugin dist/weft-cni: run `npm run build` first');
+  const found = findBuiltFile('weft-cni');
+  if (!found) throw new Error('cannot find the plugin dist/weft-cni: run `npm run build` first');
+  return found;
 }
 
 async function probeVersions(type: string, dirs: string[]): Promise<ChainedPlugin> {

@@ -8,20 +8,13 @@
  * stops answering is killed by its PID and replaced for the next batch.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { findBuiltFile } from '../util/built-file.js';
 import { ipProcessRunner, type BatchOptions, type BatchRunner } from './batch-runner.js';
 import { batchLine, IpError, type IpCommand, type IpFailureReason } from './ip.js';
 
-/** dist/weft-netlink, next to the bundled CLI or above the compiled sources; undefined if not built. */
+/** dist/weft-netlink; undefined if not built. */
 export function findNetlinkHelper(): string | undefined {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    for (const candidate of [join(dir, 'weft-netlink'), join(dir, 'dist', 'weft-netlink')]) if (existsSync(candidate)) return candidate;
-    dir = dirname(dir);
-  }
-  return undefined;
+  return findBuiltFile('weft-netlink');
 }
 
 const ERRNO_REASON: Readonly<Record<number, IpFailureReason>> = { 17: 'exists', 19: 'not-found', 2: 'not-found', 3: 'not-found' };

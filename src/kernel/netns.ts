@@ -43,6 +43,9 @@ function problem(path: string, err: unknown): NetnsError | undefined {
  * A netns file another process (the forwarder) holds open as fd `fd`; `file` is its "DEV:INO"
  * as that process sees it, so the file opened through /proc/PID/fd/FD is known to be the same.
  */
+/** A file's "DEV:INO", as HeldNetns.file carries it. */
+export const FILE_ID = /^\d{1,20}:\d{1,20}$/;
+
 export interface HeldNetns {
   pid: number;
   fd: number;

@@ -1,0 +1,17 @@
+/**
+ * A file the build makes in dist/ (the forwarder, the rtnetlink helper), found from the running
+ * code: next to the bundled CLI (dist/weft.mjs), or in dist/ above the compiled sources
+ * (build/src/…). undefined when it was not built.
+ */
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export function findBuiltFile(name: string, from: string = import.meta.url): string | undefined {
+  let dir = dirname(fileURLToPath(from));
+  for (let i = 0; i < 6; i++) {
+    for (const candidate of [join(dir, name), join(dir, 'dist', name)]) if (existsSync(candidate)) return candidate;
+    dir = dirname(dir);
+  }
+  return undefined;
+}
