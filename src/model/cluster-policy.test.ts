@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { admitClusterPolicy } from './cluster-policy.js';
 import { parseManifests } from './manifest.js';
 import type { WeftClusterPolicyObject } from './objects.js';
 import { wcpYaml } from '../../test/helpers/policy-yaml.js';
@@ -32,6 +33,14 @@ egress:
     assert.equal(o.spec.egress?.[0]?.ports?.[0]?.portNumber?.protocol, 'TCP');
     assert.equal(o.spec.egress?.[0]?.ports?.[1]?.portRange?.protocol, 'UDP');
     assert.equal(o.metadata.namespace, undefined, 'cluster-scoped');
+  });
+
+  it('defaults a copy: the object read from the datastore is left as it was', () => {
+    const rule = Object.freeze({ action: 'Deny', to: Object.freeze([Object.freeze({ namespaces: Object.freeze({}) })]), ports: Object.freeze([Object.freeze({ portNumber: Object.freeze({ port: 53 }) })]) });
+    const spec = Object.freeze({ priority: 1, subject: Object.freeze({ pods: Object.freeze({ podSelector: Object.freeze({}) }) }), egress: Object.freeze([rule]) });
+    const raw = Object.freeze({ apiVersion: 'weft.io/v1', kind: 'WeftClusterPolicy', metadata: Object.freeze({ name: 'c' }), spec }) as unknown as WeftClusterPolicyObject;
+    assert.equal(admitClusterPolicy(raw).spec.egress?.[0]?.ports?.[0]?.portNumber?.protocol, 'TCP');
+    assert.equal((raw.spec.egress?.[0]?.ports?.[0]?.portNumber as { protocol?: string }).protocol, undefined);
   });
 
   it('refuses what it cannot mean', () => {

@@ -120,7 +120,8 @@ function validateSpec(spec: Spec, errs: FieldErrors): void {
 }
 
 function defaultSpec(spec: Spec): WeftClusterPolicyObject['spec'] {
-  const out = structuredClone(spec);
+  // `spec` is zod's parsed copy: defaulting it in place leaves the caller's object alone.
+  const out = spec;
   for (const dir of ['ingress', 'egress'] as const) {
     for (const r of out[dir] ?? []) {
       for (const p of r.ports ?? []) {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseManifests } from './manifest.js';
+import { admitNetworkPolicy } from './network-policy.js';
 import type { NetworkPolicyObject } from './objects.js';
 import { npYaml } from '../../test/helpers/policy-yaml.js';
 
@@ -25,6 +26,17 @@ describe('NetworkPolicy defaulting (what the API server stores)', () => {
     assert.deepEqual(admitted('podSelector: {}\negress: []').policyTypes, ['Ingress'], 'an empty egress list does not isolate egress');
     assert.deepEqual(admitted('podSelector: {}\negress: [{}]').policyTypes, ['Ingress', 'Egress']);
     assert.deepEqual(admitted('podSelector: {}\npolicyTypes: [Egress]').policyTypes, ['Egress'], 'given policyTypes are kept');
+  });
+
+  it('defaults a copy: the object read from the datastore is left as it was (snapshots share it)', () => {
+    const deepFreeze = <T>(o: T): T => {
+      if (o && typeof o === 'object') for (const v of Object.values(o)) deepFreeze(v);
+      return Object.freeze(o);
+    };
+    const raw = deepFreeze({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: 'p', namespace: 'x' }, spec: { ingress: [{ ports: [{ port: 80 }] }] } } as NetworkPolicyObject);
+    const out = admitNetworkPolicy(raw);
+    assert.deepEqual(out.spec?.ingress?.[0]?.ports, [{ port: 80, protocol: 'TCP' }]);
+    assert.deepEqual(raw.spec, { ingress: [{ ports: [{ port: 80 }] }] });
   });
 
   it('defaults the protocol to TCP and an absent podSelector to {}', () => {

@@ -111,7 +111,8 @@ function validateSpec(spec: Spec, errs: FieldErrors): void {
 
 /** The API server's defaulting: TCP for ports without a protocol; policyTypes inferred. */
 function defaultSpec(spec: Spec): NonNullable<NetworkPolicyObject['spec']> {
-  const out = structuredClone(spec) as NonNullable<NetworkPolicyObject['spec']> & Spec;
+  // `spec` is zod's parsed copy: defaulting it in place leaves the caller's object alone.
+  const out = spec as NonNullable<NetworkPolicyObject['spec']> & Spec;
   out.podSelector ??= {};
   for (const dir of ['ingress', 'egress'] as const) {
     for (const rule of out[dir] ?? []) for (const p of rule.ports ?? []) p.protocol ??= 'TCP';

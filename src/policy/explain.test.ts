@@ -5,11 +5,13 @@ import { parseManifests } from '../model/manifest.js';
 import type { NamespaceObject, NodeObject, PodObject } from '../model/objects.js';
 import { UserError } from '../util/user-error.js';
 import { evaluate, hostOf } from './evaluate.js';
-import { evaluatedMatrix, flowDiff, parseFlowSpec, portSegments, resolveEnds, traceLines } from './explain.js';
+import { evaluatedMatrix, parseFlowSpec, resolveEnds, traceLines } from './explain.js';
+import { flowDiff } from './flow-diff.js';
 import { buildSnapshot, type SnapshotInput } from './from-objects.js';
 import type { Snapshot } from './ir.js';
 import { withChanges } from './what-if.js';
 import { scenarioArb, type GenContext, type Scenario } from '../../test/helpers/policy-gen.js';
+import { portSegments } from '../../test/helpers/port-segments.js';
 import type { NetworkPolicyObject, WeftClusterPolicyObject } from '../model/objects.js';
 
 /** `weft policy trace|matrix|diff` logic: the ends a user names, the text, the diff's exactness. */

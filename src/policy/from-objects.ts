@@ -63,7 +63,7 @@ function npRules(list: Array<{ from?: unknown; to?: unknown; ports?: NpPort[] }>
 
 /** Admits (validates, defaults) and converts; throws a UserError when invalid. */
 export function toPolicy(obj: NetworkPolicyObject): Policy {
-  const spec = admitNetworkPolicy(structuredClone(obj)).spec as NonNullable<NetworkPolicyObject['spec']>;
+  const spec = admitNetworkPolicy(obj).spec as NonNullable<NetworkPolicyObject['spec']>;
   const ns = obj.metadata.namespace ?? 'default';
   const types = spec.policyTypes ?? [];
   const out: Policy = { namespace: ns, name: obj.metadata.name, podSelector: toSelector(spec.podSelector) };
@@ -91,7 +91,7 @@ function clusterPorts(list: ClusterPolicyPortSpec[] | undefined): PortMatch[] | 
 }
 
 export function toClusterPolicy(obj: WeftClusterPolicyObject): ClusterPolicy {
-  const spec = admitClusterPolicy(structuredClone(obj)).spec;
+  const spec = admitClusterPolicy(obj).spec;
   const rules = (dir: 'ingress' | 'egress'): ClusterRule[] =>
     (spec[dir] ?? []).map((r, index) => ({
       index,
@@ -213,12 +213,32 @@ function nodeInfo(n: NodeObject): NodeInfo {
   return { name: n.metadata.name, addresses: list.map((a) => a.trim()).filter((a) => a !== '') };
 }
 
+/**
+ * Policies converted, by the object read from the datastore: objects are never changed once read
+ * (an update is a new object), and every sync and `weft policy diff` rebuilds a snapshot from
+ * mostly the same objects — admitting 1000 policies again is most of a sync's CPU.
+ */
+const converted = new WeakMap<object, Policy | ClusterPolicy | Error>();
+function once<O extends object, T extends Policy | ClusterPolicy>(obj: O, convert: (o: O) => T): T {
+  let r = converted.get(obj);
+  if (r === undefined) {
+    try {
+      r = convert(obj);
+    } catch (err) {
+      r = err as Error;
+    }
+    converted.set(obj, r);
+  }
+  if (r instanceof Error) throw r;
+  return r as T;
+}
+
 export function buildSnapshot(input: SnapshotInput): { snapshot: Snapshot; problems: string[] } {
   const problems: string[] = [];
   const policies: Policy[] = [];
   for (const p of input.policies) {
     try {
-      policies.push(toPolicy(p));
+      policies.push(once(p, toPolicy));
     } catch (err) {
       problems.push(`networkpolicy ${p.metadata.namespace ?? 'default'}/${p.metadata.name} is ignored: ${(err as Error).message}`);
     }
@@ -226,7 +246,7 @@ export function buildSnapshot(input: SnapshotInput): { snapshot: Snapshot; probl
   const clusterPolicies: ClusterPolicy[] = [];
   for (const c of input.clusterPolicies) {
     try {
-      clusterPolicies.push(toClusterPolicy(c));
+      clusterPolicies.push(once(c, toClusterPolicy));
     } catch (err) {
       problems.push(`weftclusterpolicy ${c.metadata.name} is ignored: ${(err as Error).message}`);
     }
