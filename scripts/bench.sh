@@ -1,18 +1,19 @@
 #!/bin/sh
-# One command per benchmark (root): ./scripts/bench.sh cni|forwarder|links|datapath|memory|cluster|policy [flags]
+# One command per benchmark (root): ./scripts/bench.sh cni|cni-lab|forwarder|links|datapath|memory|cluster|policy [flags]
 # Installs what it needs on first use, builds, runs; results go to stdout (see docs/benchmarks.md).
 set -eu
 cd "$(dirname "$0")/.."
 which="${1:-}"
 case "$which" in
   cni) script=cni-add-del ;;
+  cni-lab) script=cni-lab ;;
   forwarder) script=forwarder ;;
   links) script=link-batches ;;
   datapath) script=datapath ;;
   memory) script=agent-memory ;;
   cluster) script=cluster ;;
   policy) script=policy ;;
-  *) echo "usage: $0 cni|forwarder|links|datapath|memory|cluster|policy [flags]" >&2; exit 2 ;;
+  *) echo "usage: $0 cni|cni-lab|forwarder|links|datapath|memory|cluster|policy [flags]" >&2; exit 2 ;;
 esac
 shift
 ./scripts/setup.sh

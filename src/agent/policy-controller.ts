@@ -8,7 +8,7 @@ import type { Store } from '../datastore/store.js';
 import { nftApply, nftDeleteTable, NftError, nftListChain } from '../kernel/nft.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import type { NamespaceObject, NetworkPolicyObject, NodeObject, PodObject, WeftClusterPolicyObject, WeftEndpointObject } from '../model/objects.js';
-import { allowChain, compilePolicy, generationInForce, POLICY_TABLE, type LocalAttachment } from '../policy/compile.js';
+import { allowChain, CompileCache, compilePolicy, generationInForce, POLICY_TABLE, withGeneration, type LocalAttachment } from '../policy/compile.js';
 import { buildSnapshot, snapshotFingerprint, type LocalEndpoint } from '../policy/from-objects.js';
 import type { Logger } from '../util/log.js';
 import { Runner } from '../util/runner.js';
@@ -62,6 +62,8 @@ export class PolicyController {
    * force (see adopt), so a restart rewrites nothing and re-judges no connection.
    */
   private generation = randomInt(1, 0x10000);
+  /** What the last compile leaves for the next: sets over unchanged namespaces are reused. */
+  private readonly compileCache = new CompileCache();
   private saveScheduled = false;
   private ready = false;
   private resolveReady: () => void = () => undefined;
@@ -227,14 +229,13 @@ export class PolicyController {
       nodes: this.nodes.items(),
       local: { node: this.cfg.nodeName, endpoints: local.endpoints },
     });
-    const compile = (generation: number): NftTable => compilePolicy({ snapshot, localBlocks: this.cfg.localBlocks, attachments: local.attachments, generation });
-    let table = compile(this.generation);
+    let table = compilePolicy({ snapshot, localBlocks: this.cfg.localBlocks, attachments: local.attachments, generation: this.generation, cache: this.compileCache });
     const full = !this.applied || Date.now() - this.lastFull >= FULL_EVERY_MS;
     let changes = full ? undefined : diffScript(this.applied as NftTable, table);
     // Any change is a new generation: every open connection's next packet is judged anew.
     if (changes === undefined || changes.length > 0) {
       this.generation = nextGeneration(this.generation);
-      table = compile(this.generation);
+      table = withGeneration(table, this.cfg.localBlocks, this.generation);
       changes = full ? undefined : diffScript(this.applied as NftTable, table);
     }
     try {

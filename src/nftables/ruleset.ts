@@ -92,6 +92,19 @@ function balanced(text: string): boolean {
   return depth === 0;
 }
 
+/**
+ * Statement lists already checked. Only frozen arrays are remembered — they cannot have changed
+ * since — so a compiler that reuses its lists between syncs (policy: thousands of elements and
+ * rules) has them checked once, and nothing unchecked can pass for checked.
+ */
+const checked: Record<StatementKind, WeakSet<readonly string[]>> = { rule: new WeakSet(), element: new WeakSet(), declaration: new WeakSet() };
+
+function assertStatements(list: readonly string[], what: string, kind: StatementKind): void {
+  if (checked[kind].has(list)) return;
+  for (const x of list) assertStatement(x, what, kind);
+  if (Object.isFrozen(list)) checked[kind].add(list);
+}
+
 /** Every name and statement of a table, checked before any of it becomes a script. */
 export function assertTable(t: NftTable): void {
   if (t.family !== 'inet' && t.family !== 'ip' && t.family !== 'ip6') throw new NftTokenError('table family', t.family, 'expected inet, ip or ip6');
@@ -99,12 +112,12 @@ export function assertTable(t: NftTable): void {
   for (const s of t.sets) {
     nftIdent(s.name, 'set name');
     assertStatement(s.spec, `set ${s.name}: declaration`, 'declaration');
-    for (const e of s.elements) assertStatement(e, `set ${s.name}: element`, 'element');
+    assertStatements(s.elements, `set ${s.name}: element`, 'element');
   }
   for (const c of t.chains) {
     nftIdent(c.name, 'chain name');
     if (c.base !== undefined) assertStatement(c.base, `chain ${c.name}: hook`, 'declaration');
-    for (const r of c.rules) assertStatement(r, `chain ${c.name}: rule`);
+    assertStatements(c.rules, `chain ${c.name}: rule`, 'rule');
   }
 }
 
@@ -155,6 +168,7 @@ export function diffScript(from: NftTable | undefined, to: NftTable): string[] |
   const adds: string[] = [];
   for (const s of to.sets) {
     const o = oldSets.get(s.name);
+    if (o?.elements === s.elements) continue; // the same list: a compiler reused it
     const want = new Set(s.elements);
     const have = new Set(o?.elements ?? []);
     const gone = (o?.elements ?? []).filter((e) => !want.has(e)).map((e) => elementKey(s, e));
@@ -179,7 +193,7 @@ export function diffScript(from: NftTable | undefined, to: NftTable): string[] |
 }
 
 function sameRules(a: string[], b: string[]): boolean {
-  return a.length === b.length && a.every((r, i) => r === b[i]);
+  return a === b || (a.length === b.length && a.every((r, i) => r === b[i]));
 }
 
 /** Sizes, for logs and benchmarks. */

@@ -35,8 +35,19 @@ export function nftIfname(name: string): string {
   return `"${name}"`;
 }
 
-/** node:net's isIP also takes IPv6 zone ids ("fd00::1%eth0"): not an address nft or Weft takes. */
-const isAddress = (a: string): boolean => isIP(a) !== 0 && !a.includes('%');
+/**
+ * node:net's isIP also takes IPv6 zone ids ("fd00::1%eth0"): not an address nft or Weft takes.
+ * Addresses found valid are remembered: every policy sync writes the same few thousand again,
+ * and node's IPv6 check is a long regular expression.
+ */
+const validAddresses = new Set<string>();
+const isAddress = (a: string): boolean => {
+  if (validAddresses.has(a)) return true;
+  if (isIP(a) === 0 || a.includes('%')) return false;
+  if (validAddresses.size >= 200_000) validAddresses.clear();
+  validAddresses.add(a);
+  return true;
+};
 
 /** An IPv4 or IPv6 address. */
 export function nftAddr(a: string): string {

@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { parseManifests } from '../model/manifest.js';
-import type { NetworkPolicyObject, PodObject } from '../model/objects.js';
-import { compilePolicy, generationInForce, mergeRanges } from './compile.js';
+import type { NetworkPolicyObject, PodObject, WeftClusterPolicyObject } from '../model/objects.js';
+import { CompileCache, compilePolicy, generationInForce, mergeRanges, withGeneration } from './compile.js';
 import { buildSnapshot } from './from-objects.js';
+import { scenarioArb, type GenContext, type Scenario } from '../../test/helpers/policy-gen.js';
 
 /** The compiler's shape guarantees (pure); that its output loads and enforces is tested on the kernel. */
 describe('policy compiler (pure)', () => {
@@ -97,6 +98,9 @@ describe('policy compiler: the verdict cache', () => {
     assert.deepEqual(changed.sort(), ['allow_in', 'allow_out', 'egress', 'ingress_fwd']);
     assert.throws(() => t(0), RangeError);
     assert.throws(() => t(0x10000), RangeError);
+    // The agent compiles once and swaps the generation in: the same table as compiling with it.
+    assert.deepEqual(withGeneration(a, ['10.1.0.0/24'], 0xffff), b);
+    assert.throws(() => withGeneration(a, ['10.1.0.0/24'], 0), RangeError);
   });
 });
 
@@ -108,3 +112,67 @@ describe('the generation of a table in force', () => {
   });
 });
 
+describe('policy compiler with a cache from the previous compile', () => {
+  const NS = ['x', 'y', 'z'];
+  const PODS = NS.flatMap((n) => ['a', 'b', 'c'].map((p) => `${n}/${p}`));
+  const addrs = (i: number): string[] => [`10.244.${(i % 2) + 1}.${10 + i}`, `fd00:244:${(i % 2) + 1}::${10 + i}`];
+  const ctx: GenContext = { namespaces: NS, pods: PODS, ranges: ['10.244.0.0/16', '10.244.1.0/24', 'fd00:244::/48', 'fd00:244:1::/64'], podAddresses: Object.fromEntries(PODS.map((p, i) => [p, addrs(i)])) };
+  const input = (sc: Scenario, dropped: number): Parameters<typeof buildSnapshot>[0] => ({
+    namespaces: NS.map((n) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: n, labels: sc.nsLabels[n] ?? {} } })),
+    // One pod may be gone: a namespace's endpoints change by membership too, not only by labels.
+    pods: PODS.filter((_, i) => i !== dropped).map((p, i): PodObject => {
+      const [namespace, name] = p.split('/') as [string, string];
+      return {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { namespace, name, labels: sc.podLabels[p] ?? {} },
+        spec: { nodeName: `n${i % 2}`, containers: [{ name: 'c', ports: [{ name: 'web', containerPort: 80 + (i % 2), protocol: 'TCP' }] }] },
+        status: { phase: 'Running', podIPs: addrs(PODS.indexOf(p)).map((ip) => ({ ip })) },
+      };
+    }),
+    weftEndpoints: [],
+    policies: sc.objects.filter((o) => o.kind === 'NetworkPolicy') as NetworkPolicyObject[],
+    clusterPolicies: sc.objects.filter((o) => o.kind === 'WeftClusterPolicy') as WeftClusterPolicyObject[],
+    nodes: [],
+  });
+  const attachments = PODS.slice(0, 4).map((p, i) => ({ hostIf: `w${i}`, addresses: addrs(i), endpoint: p }));
+  const localBlocks = ['10.244.1.0/24', 'fd00:244:1::/64'];
+
+  it('gives the same table as a compile without it, whatever changed in between (property)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(scenarioArb(ctx), fc.integer({ min: -1, max: PODS.length - 1 }), fc.boolean()), { minLength: 2, maxLength: 4 }), (steps) => {
+        const cache = new CompileCache();
+        let prev: Scenario | undefined;
+        for (const [generated, dropped, keepLabels] of steps) {
+          // Half the steps keep the labels: most namespaces then come out unchanged and their sets are reused.
+          const sc = keepLabels && prev ? { ...generated, nsLabels: prev.nsLabels, podLabels: prev.podLabels } : generated;
+          prev = sc;
+          const snapshot = buildSnapshot(input(sc, dropped)).snapshot;
+          assert.deepEqual(compilePolicy({ snapshot, localBlocks, attachments, cache }), compilePolicy({ snapshot, localBlocks, attachments }));
+        }
+      }),
+      { numRuns: 80 },
+    );
+  });
+
+  it('takes the sets over unchanged namespaces as they were, and rebuilds the one that changed', () => {
+    const objs = parseManifests(
+      `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: p, namespace: x}
+spec:
+  podSelector: {}
+  ingress: [{from: [{podSelector: {}}, {namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: y}}}]}]
+`,
+      't',
+    ) as NetworkPolicyObject[];
+    const sc: Scenario = { objects: objs, nsLabels: {}, podLabels: {} };
+    const cache = new CompileCache();
+    const first = compilePolicy({ snapshot: buildSnapshot(input(sc, -1)).snapshot, localBlocks, attachments, cache });
+    const next = compilePolicy({ snapshot: buildSnapshot(input({ ...sc, podLabels: { 'y/b': { app: 'new' } } }, -1)).snapshot, localBlocks, attachments, cache });
+    const set = (t: typeof first, comment: string): unknown => t.sets.find((x) => x.spec.includes(comment) && x.spec.includes('ipv4'));
+    assert.ok(set(first, 'namespace x'));
+    assert.equal(set(next, 'namespace x'), set(first, 'namespace x'), 'the set over x is the same object');
+    assert.notEqual(set(next, 'namespaces ['), set(first, 'namespaces ['), 'the set over y was rebuilt');
+  });
+});

@@ -5,7 +5,7 @@ import { nftAddr, nftCidr, nftComment, nftHex32, nftIfname, nftPort } from '../n
 import type { ClusterPolicy, Endpoint, Peer, Policy, PortMatch, Protocol, Snapshot } from './ir.js';
 import { endpointKey, orderedClusterPolicies } from './ir.js';
 import { clusterPolicySelects, policySelects } from './evaluate.js';
-import { describePeer, peerKey, peerSelectsPod } from './selector.js';
+import { describePeer, inScope, matches, peerKey } from './selector.js';
 
 /**
  * The nftables compiler (pure): a node's table from the same IR the evaluator reads.
@@ -56,18 +56,62 @@ export interface CompileInput {
   /** 1-65535, different for every table applied: see MARK. */
   generation?: number;
   attachments: LocalAttachment[];
+  /** What the previous compile left: sets over unchanged endpoints are taken from it. */
+  cache?: CompileCache;
 }
+
+/**
+ * What one compile leaves for the next, owned by the caller (the agent's policy controller):
+ * a set whose namespaces' endpoints are all unchanged is taken as it was, not rebuilt — after a
+ * pod change only the sets over that pod's namespace are. Pure: the same table either way.
+ */
+export class CompileCache {
+  /** The previous compile's endpoints of each namespace: the same array while they are unchanged. */
+  namespaces = new Map<string, Endpoint[]>();
+  /** Each set of the previous compile with the namespace arrays its elements came from. */
+  sets = new Map<string, { from: Endpoint[][]; set: NftSet }>();
+}
+
+const sameList = <T>(a: readonly T[], b: readonly T[], eq: (x: T, y: T) => boolean = (x, y) => x === y): boolean => a.length === b.length && a.every((x, i) => eq(x, b[i] as T));
+const sameLabels = (a: Record<string, string>, b: Record<string, string>): boolean => {
+  const ka = Object.keys(a);
+  return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
+};
+/** Equal in everything a set's elements read. */
+const sameEndpoint = (a: Endpoint, b: Endpoint): boolean =>
+  a.namespace === b.namespace &&
+  a.name === b.name &&
+  a.node === b.node &&
+  sameLabels(a.labels, b.labels) &&
+  sameList(a.addresses, b.addresses) &&
+  sameList(a.ports, b.ports, (x, y) => x.name === y.name && x.protocol === y.protocol && x.port === y.port);
 
 const fam = (a: string): Family => (a.includes(':') ? 6 : 4);
 const ipKw = (f: Family): string => (f === 4 ? 'ip' : 'ip6');
 const addrType = (f: Family): string => (f === 4 ? 'ipv4_addr' : 'ipv6_addr');
-const hash = (s: string): string => createHash('sha256').update(s).digest('hex').slice(0, 10);
+const hashes = new Map<string, string>();
+/** Memoized: every sync names the same chains and sets again. */
+const hash = (s: string): string => {
+  let h = hashes.get(s);
+  if (h === undefined) {
+    h = createHash('sha256').update(s).digest('hex').slice(0, 10);
+    if (hashes.size >= 100_000) hashes.clear();
+    hashes.set(s, h);
+  }
+  return h;
+};
 
 export const policyChain = (p: Pick<Policy, 'namespace' | 'name'>, d: Dir): string => `p_${hash(`${p.namespace}/${p.name}`)}_${SUFFIX[d]}`;
 export const clusterChain = (c: Pick<ClusterPolicy, 'name'>, d: Dir): string => `c_${hash(c.name)}_${SUFFIX[d]}`;
 export const endpointChain = (hostIf: string, d: Dir): string => `e_${hostIf}_${SUFFIX[d]}`;
 export const npChain = (hostIf: string, d: Dir): string => `n_${hostIf}_${SUFFIX[d]}`;
-const peerSet = (peer: Peer, f: Family): string => `s_${hash(peerKey(peer))}_${f}`;
+/** Peers live in memoized policies: each is named once. */
+const peerSetNames = new WeakMap<Peer, string>();
+const peerSet = (peer: Peer, f: Family): string => {
+  let base = peerSetNames.get(peer);
+  if (base === undefined) peerSetNames.set(peer, (base = `s_${hash(peerKey(peer))}`));
+  return `${base}_${f}`;
+};
 const namedPortSet = (name: string, proto: Protocol, f: Family): string => `np_${name}_${proto.toLowerCase()}_${f}`;
 const mapName = (stage: 'ep' | 'np', d: Dir, f: Family): string => `${stage}_${d === 'ingress' ? 'in' : 'out'}${f}`;
 
@@ -93,30 +137,129 @@ export function mergeRanges(list: Array<[number, number]>): Array<[number, numbe
 
 const rangeText = ([lo, hi]: [number, number]): string => nftPort(lo, hi);
 
+/** A set a chain's rules name: replayed when the chain's text comes from the memo. */
+type SetUse = { kind: 'peer'; peer: Extract<Peer, { kind: 'pods' }>; f: Family } | { kind: 'named'; name: string; proto: Protocol; f: Family } | { kind: 'fixed'; set: NftSet };
+
+/**
+ * A policy's chain text, by the Policy object (never changed once built; from-objects.ts
+ * converts each datastore object once): only the elements of the sets it names depend on the
+ * endpoints, so a sync after a pod change rebuilds sets, not 1000 policies' rules.
+ */
+const chainMemo = new WeakMap<Policy | ClusterPolicy, Map<string, { rules: string[]; uses: SetUse[] }>>();
+
+const tokensOf = (e: Endpoint, f: Family): string[] => e.addresses.filter((a) => fam(a) === f).map(nftAddr);
+
+/**
+ * A set's elements from one namespace's endpoints, by that namespace's array (kept while its
+ * endpoints are unchanged, see CompileCache) and the set's name: after a pod change only its
+ * namespace's share of each set is recomputed.
+ */
+const chunks = new WeakMap<readonly Endpoint[], Map<string, string[]>>();
+function chunkOf(eps: readonly Endpoint[], set: string, make: (eps: readonly Endpoint[]) => string[]): string[] {
+  let bySet = chunks.get(eps);
+  if (!bySet) chunks.set(eps, (bySet = new Map()));
+  let c = bySet.get(set);
+  if (!c) bySet.set(set, (c = make(eps)));
+  return c;
+}
+
+/** A set's elements, frozen: a reused list is checked once (ruleset.ts) and never changes. */
+const frozenElements = (parts: string[][]): string[] => Object.freeze([...new Set(parts.flat())]) as string[];
+
 class Builder {
   readonly sets = new Map<string, NftSet>();
   readonly chains = new Map<string, NftChain>();
+  private recording: SetUse[] | undefined;
+  /** Endpoints by namespace: a peer looks only in the namespaces its scope admits. */
+  private readonly byNamespace = new Map<string, Endpoint[]>();
+
+  private readonly cache: CompileCache | undefined;
+  private readonly prevSets: CompileCache['sets'];
 
   constructor(
     readonly s: Snapshot,
     readonly families: Family[],
-  ) {}
+    cache?: CompileCache,
+  ) {
+    this.cache = cache;
+    this.prevSets = cache?.sets ?? new Map();
+    for (const e of s.endpoints) {
+      const list = this.byNamespace.get(e.namespace);
+      if (list) list.push(e);
+      else this.byNamespace.set(e.namespace, [e]);
+    }
+    // A namespace whose endpoints are all as before keeps its previous array: sets over it are reused.
+    for (const [ns, list] of this.byNamespace) {
+      const prev = cache?.namespaces.get(ns);
+      if (prev && sameList(prev, list, sameEndpoint)) this.byNamespace.set(ns, prev);
+    }
+    if (cache) {
+      cache.namespaces = this.byNamespace;
+      cache.sets = new Map();
+    }
+  }
+
+  /** A set over some namespaces' endpoints: the previous compile's when those are unchanged. */
+  private endpointSet(name: string, from: Endpoint[][], make: () => NftSet): void {
+    const prev = this.prevSets.get(name);
+    const set = prev && sameList(prev.from, from) ? prev.set : make();
+    this.sets.set(name, set);
+    this.cache?.sets.set(name, { from, set });
+  }
 
   /** The named set of a pod peer's addresses, made on first use. */
   peerSetFor(peer: Extract<Peer, { kind: 'pods' }>, f: Family): string {
+    this.recording?.push({ kind: 'peer', peer, f });
     const name = peerSet(peer, f);
     if (!this.sets.has(name)) {
-      const elements = this.s.endpoints.filter((e) => peerSelectsPod(this.s, peer, e)).flatMap((e) => e.addresses.filter((a) => fam(a) === f).map(nftAddr));
-      this.sets.set(name, { name, kind: 'set', spec: `type ${addrType(f)}; ${nftComment(describePeer(peer))};`, elements: [...new Set(elements)].sort() });
+      const from = [...this.byNamespace].filter(([ns]) => inScope(this.s, peer.namespaces, ns)).map(([, eps]) => eps);
+      this.endpointSet(name, from, () => {
+        const part = (eps: readonly Endpoint[]): string[] => eps.flatMap((e) => (matches(peer.pods, e.labels) ? tokensOf(e, f) : []));
+        return { name, kind: 'set', spec: `type ${addrType(f)}; ${nftComment(describePeer(peer))};`, elements: frozenElements(from.map((eps) => chunkOf(eps, name, part))) };
+      });
     }
     return name;
   }
 
+  private fixed(set: NftSet): string {
+    this.recording?.push({ kind: 'fixed', set });
+    if (!this.sets.has(set.name)) this.sets.set(set.name, set);
+    return set.name;
+  }
+
+  /** The chain text of a policy from the memo, or built while recording the sets it names. */
+  private memoChain(owner: Policy | ClusterPolicy, d: Dir, build: () => string[]): string[] {
+    const key = `${d}|${this.families.join(',')}`;
+    let byKey = chainMemo.get(owner);
+    const hit = byKey?.get(key);
+    if (hit) {
+      for (const u of hit.uses) {
+        if (u.kind === 'peer') this.peerSetFor(u.peer, u.f);
+        else if (u.kind === 'named') this.namedPortSetFor(u.name, u.proto, u.f);
+        else this.fixed(u.set);
+      }
+      return hit.rules;
+    }
+    this.recording = [];
+    try {
+      const rules = Object.freeze(build()) as string[];
+      if (!byKey) chainMemo.set(owner, (byKey = new Map()));
+      byKey.set(key, { rules, uses: this.recording });
+      return rules;
+    } finally {
+      this.recording = undefined;
+    }
+  }
+
   namedPortSetFor(name: string, proto: Protocol, f: Family): string {
+    this.recording?.push({ kind: 'named', name, proto, f });
     const set = namedPortSet(name, proto, f);
     if (!this.sets.has(set)) {
-      const elements = this.s.endpoints.flatMap((e) => e.ports.filter((p) => p.name === name && p.protocol === proto).flatMap((p) => e.addresses.filter((a) => fam(a) === f).map((a) => `${nftAddr(a)} . ${nftPort(p.port)}`)));
-      this.sets.set(set, { name: set, kind: 'set', spec: `type ${addrType(f)} . inet_service; ${nftComment(`pods' ${proto} port named ${name}`)};`, elements: [...new Set(elements)].sort() });
+      const from = [...this.byNamespace.values()];
+      this.endpointSet(set, from, () => {
+        const part = (eps: readonly Endpoint[]): string[] => eps.flatMap((e) => e.ports.filter((p) => p.name === name && p.protocol === proto).flatMap((p) => tokensOf(e, f).map((a) => `${a} . ${nftPort(p.port)}`)));
+        return { name: set, kind: 'set', spec: `type ${addrType(f)} . inet_service; ${nftComment(`pods' ${proto} port named ${name}`)};`, elements: frozenElements(from.map((eps) => chunkOf(eps, set, part))) };
+      });
     }
     return set;
   }
@@ -129,15 +272,13 @@ class Builder {
   portSetFor(ranges: Array<[number, number]>): string {
     const text = ranges.map(rangeText).join(', ');
     const name = `pt_${hash(text)}`;
-    if (!this.sets.has(name)) this.sets.set(name, { name, kind: 'set', spec: 'type inet_service; flags interval;', elements: ranges.map(rangeText) });
-    return name;
+    return this.fixed({ name, kind: 'set', spec: 'type inet_service; flags interval;', elements: ranges.map(rangeText) });
   }
 
   exceptSetFor(cidrs: string[], f: Family): string {
     const sorted = [...cidrs].sort();
     const name = `ex_${hash(sorted.join(','))}_${f}`;
-    if (!this.sets.has(name)) this.sets.set(name, { name, kind: 'set', spec: `type ${addrType(f)}; flags interval;`, elements: sorted.map(nftCidr) });
-    return name;
+    return this.fixed({ name, kind: 'set', spec: `type ${addrType(f)}; flags interval;`, elements: sorted.map(nftCidr) });
   }
 
   /** Conditions for "the other end is one of these peers": one per alternative, with its family. */
@@ -202,7 +343,7 @@ class Builder {
   policyChainFor(p: Policy, d: Dir): string {
     const name = policyChain(p, d);
     if (!this.chains.has(name)) {
-      const rules = (p[d] ?? []).flatMap((r) => this.ruleLines(r.peers, r.ports, d, `goto ${allowChain(d)}`, `${p.namespace}/${p.name} ${d}[${r.index}]`));
+      const rules = this.memoChain(p, d, () => (p[d] ?? []).flatMap((r) => this.ruleLines(r.peers, r.ports, d, `goto ${allowChain(d)}`, `${p.namespace}/${p.name} ${d}[${r.index}]`)));
       this.chains.set(name, { name, rules });
     }
     return name;
@@ -211,10 +352,12 @@ class Builder {
   clusterChainFor(c: ClusterPolicy, d: Dir): string {
     const name = clusterChain(c, d);
     if (!this.chains.has(name)) {
-      const rules = c[d].flatMap((r) => {
-        const verdict = r.action === 'Allow' ? `goto ${allowChain(d)}` : r.action === 'Deny' ? 'counter drop' : `goto np_${d === 'ingress' ? 'in' : 'out'}`;
-        return this.ruleLines(r.peers, r.ports, d, verdict, `cluster ${c.name} ${d}[${r.index}]${r.name ? ` ${r.name}` : ''} ${r.action}`);
-      });
+      const rules = this.memoChain(c, d, () =>
+        c[d].flatMap((r) => {
+          const verdict = r.action === 'Allow' ? `goto ${allowChain(d)}` : r.action === 'Deny' ? 'counter drop' : `goto np_${d === 'ingress' ? 'in' : 'out'}`;
+          return this.ruleLines(r.peers, r.ports, d, verdict, `cluster ${c.name} ${d}[${r.index}]${r.name ? ` ${r.name}` : ''} ${r.action}`);
+        }),
+      );
       this.chains.set(name, { name, rules });
     }
     return name;
@@ -273,14 +416,32 @@ function baseChains(families: Family[], gen: number): NftChain[] {
   ];
 }
 
+/**
+ * The same table under another generation: only the chains carrying it (the verdict cache's
+ * judged/remember rules) differ, so a sync that found a change need not compile twice.
+ */
+export function withGeneration(table: NftTable, localBlocks: string[], generation: number): NftTable {
+  const base = new Map(baseChains(familiesOf(localBlocks), checkedGeneration(generation)).map((c) => [c.name, c]));
+  return { ...table, chains: table.chains.map((c) => base.get(c.name) ?? c) };
+}
+
+const familiesOf = (localBlocks: string[]): Family[] => [...new Set(localBlocks.map(fam))].sort() as Family[];
+
+function checkedGeneration(gen: number): number {
+  if (!Number.isInteger(gen) || gen < 1 || gen > 0xffff) throw new RangeError(`policy table generation ${gen}: expected an integer 1-65535`);
+  return gen;
+}
+
 export function compilePolicy(input: CompileInput): NftTable {
   const { snapshot: s } = input;
-  const gen = input.generation ?? 1;
-  if (!Number.isInteger(gen) || gen < 1 || gen > 0xffff) throw new RangeError(`policy table generation ${gen}: expected an integer 1-65535`);
-  const families = [...new Set(input.localBlocks.map(fam))].sort() as Family[];
-  const b = new Builder(s, families);
+  const gen = checkedGeneration(input.generation ?? 1);
+  const families = familiesOf(input.localBlocks);
+  const b = new Builder(s, families, input.cache);
   const byKey = new Map(s.endpoints.map((e) => [endpointKey(e), e]));
   const clusterOrder = orderedClusterPolicies(s.clusterPolicies);
+  // A NetworkPolicy selects pods of its own namespace only: each local pod looks at those.
+  const policiesIn = new Map<string, Policy[]>();
+  for (const p of s.policies) policiesIn.set(p.namespace, [...(policiesIn.get(p.namespace) ?? []), p]);
   const maps = new Map<string, string[]>();
   for (const stage of ['ep', 'np'] as const) for (const d of ['ingress', 'egress'] as const) for (const f of families) maps.set(mapName(stage, d, f), []);
   const perEndpoint: NftChain[] = [];
@@ -289,7 +450,7 @@ export function compilePolicy(input: CompileInput): NftTable {
     const ep: Endpoint | undefined = att.endpoint ? byKey.get(att.endpoint) : undefined;
     for (const d of ['ingress', 'egress'] as const) {
       const cps = ep ? clusterOrder.filter((c) => c[d].length > 0 && clusterPolicySelects(s, c, ep)) : [];
-      const nps = ep ? s.policies.filter((p) => p[d] !== undefined && policySelects(p, ep)) : [];
+      const nps = ep ? (policiesIn.get(ep.namespace) ?? []).filter((p) => p[d] !== undefined && policySelects(p, ep)) : [];
       let npVerdict = 'accept';
       if (nps.length > 0) {
         const name = npChain(att.hostIf, d);

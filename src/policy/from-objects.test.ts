@@ -51,6 +51,17 @@ describe('policy snapshot from datastore objects', () => {
     );
   });
 
+  it('an address two claims of one kind share is neither pod\'s, in whatever order they are read', () => {
+    const pods = [pod('p', { app: 'p' }, '10.0.0.5'), pod('q', { app: 'q' }, '10.0.0.5'), pod('r', { app: 'r' }, '10.0.0.7')];
+    const a = buildSnapshot(input({ pods })).snapshot;
+    const b = buildSnapshot(input({ pods: [...pods].reverse() })).snapshot;
+    assert.deepEqual(a.endpoints.map((e) => [e.name, e.addresses]), [['r', ['10.0.0.7']]]);
+    assert.equal(snapshotFingerprint(a), snapshotFingerprint(b), 'every reader agrees (agents and the CLI read in different orders)');
+    // A fresher kind of claim still decides.
+    const c = buildSnapshot(input({ pods, weftEndpoints: [we('q', 'n2', ['10.0.0.5'])] })).snapshot;
+    assert.deepEqual(c.endpoints.map((e) => [e.name, e.addresses]), [['q', ['10.0.0.5']], ['r', ['10.0.0.7']]]);
+  });
+
   it('invalid policies are reported and left out; the fingerprint ignores order', () => {
     const bad: NetworkPolicyObject = { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { namespace: 'x', name: 'bad' }, spec: { podSelector: {}, ingress: [{ ports: [{ port: 80, endPort: 10 }] }] } };
     const good: NetworkPolicyObject = { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { namespace: 'x', name: 'good' }, spec: { podSelector: {} } };

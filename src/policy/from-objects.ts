@@ -16,7 +16,7 @@ import {
   type WeftEndpointObject,
 } from '../model/objects.js';
 import type { ClusterPolicy, ClusterRule, Endpoint, NamedPort, NodeInfo, Operator, Peer, Policy, PortMatch, Protocol, Rule, Selector, Snapshot } from './ir.js';
-import { METADATA_NAME_LABEL, PROTOCOLS, endpointKey } from './ir.js';
+import { METADATA_NAME_LABEL, PROTOCOLS } from './ir.js';
 
 /**
  * Datastore objects → the policy IR (pure). Objects are admitted again on the way in — the
@@ -153,38 +153,38 @@ export interface SnapshotInput {
  * addresses its node attached, the local records the newest word on this node's pods. Host
  * network pods, finished pods and attachments without a pod identity are not selectable.
  * Where two claim one address, the fresher source keeps it (local, then WeftEndpoint, then
- * Pod status) — a reused address must never carry its previous pod's identity.
+ * Pod status) — a reused address must never carry its previous pod's identity; two claims from
+ * sources of one kind leave it to neither.
  */
 function buildEndpoints(input: SnapshotInput): Endpoint[] {
-  const byKey = new Map<string, Endpoint & { rank: number }>();
+  // Plain objects built field by field: object spread and rest made this most of a sync at 5000 pods.
+  const byKey = new Map<string, { ep: Endpoint; rank: number }>();
   const pods = new Map(input.pods.map((p) => [`${p.metadata.namespace ?? 'default'}/${p.metadata.name}`, p]));
   const selectable = (p: PodObject | undefined): boolean => !p || (!p.spec?.hostNetwork && p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed');
+  const endpoint = (namespace: string, name: string, labels: Record<string, string> | undefined, addresses: string[], ports: NamedPort[], node: string | undefined): Endpoint => {
+    const ep: Endpoint = { namespace, name, labels: { ...labels }, addresses, ports };
+    if (node) ep.node = node;
+    return ep;
+  };
   for (const [key, p] of pods) {
     if (!selectable(p)) continue;
     const addresses = podAddresses(p);
     if (addresses.length === 0) continue;
-    byKey.set(key, { namespace: p.metadata.namespace ?? 'default', name: p.metadata.name, labels: { ...(p.metadata.labels ?? {}) }, addresses, ports: podPorts(p), ...(p.spec?.nodeName ? { node: p.spec.nodeName } : {}), rank: 1 });
+    byKey.set(key, { ep: endpoint(p.metadata.namespace ?? 'default', p.metadata.name, p.metadata.labels, addresses, podPorts(p), p.spec?.nodeName), rank: 1 });
   }
   const merge = (ns: string, name: string, addresses: string[], labels: Record<string, string> | undefined, node: string, rank: number): void => {
     const key = `${ns}/${name}`;
     const pod = pods.get(key);
     if (!selectable(pod)) return;
-    byKey.set(key, {
-      namespace: ns,
-      name,
-      labels: { ...(pod?.metadata.labels ?? labels ?? {}) },
-      // Admitted objects hold valid addresses; should one not, it is dropped, never fatal to the sync.
-      addresses: addresses.flatMap((a) => {
-        try {
-          return [canonicalAddress(a)];
-        } catch {
-          return [];
-        }
-      }),
-      ports: pod ? podPorts(pod) : [],
-      node,
-      rank,
+    // Admitted objects hold valid addresses; should one not, it is dropped, never fatal to the sync.
+    const valid = addresses.flatMap((a) => {
+      try {
+        return [canonicalAddress(a)];
+      } catch {
+        return [];
+      }
     });
+    byKey.set(key, { ep: endpoint(ns, name, pod?.metadata.labels ?? labels, valid, pod ? podPorts(pod) : [], node), rank });
   };
   for (const e of input.weftEndpoints) {
     if (e.metadata.namespace === SYSTEM_NAMESPACE && !e.spec.podName) continue;
@@ -194,17 +194,25 @@ function buildEndpoints(input: SnapshotInput): Endpoint[] {
   for (const l of input.local?.endpoints ?? []) {
     if (l.namespace && l.name) merge(l.namespace, l.name, l.addresses, l.labels, input.local?.node as string, 3);
   }
-  const owner = new Map<string, Endpoint & { rank: number }>();
+  // Two claims of one rank (two Pods' status, say) cannot be told apart: the address is
+  // nobody's, whatever order the objects were read in — every agent and CLI agrees.
+  const owner = new Map<string, { e: { ep: Endpoint; rank: number } | undefined; rank: number }>();
   for (const e of byKey.values()) {
-    for (const a of e.addresses) {
+    for (const a of e.ep.addresses) {
       const cur = owner.get(a);
-      if (!cur || e.rank > cur.rank) owner.set(a, e);
+      if (!cur || e.rank > cur.rank) owner.set(a, { e, rank: e.rank });
+      else if (e.rank === cur.rank && cur.e !== e) cur.e = undefined;
     }
   }
-  return [...byKey.values()]
-    .map(({ rank: _r, ...e }) => ({ ...e, addresses: e.addresses.filter((a) => owner.get(a)?.namespace === e.namespace && owner.get(a)?.name === e.name) }))
-    .filter((e) => e.addresses.length > 0)
-    .sort((a, b) => (endpointKey(a) < endpointKey(b) ? -1 : 1));
+  // Sorted by "ns/name", the keys of byKey (made once, not twice per comparison).
+  const out: Endpoint[] = [];
+  for (const [, e] of [...byKey.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    const mine = e.ep.addresses.filter((a) => owner.get(a)?.e === e);
+    if (mine.length === 0) continue;
+    if (mine.length !== e.ep.addresses.length) e.ep.addresses = mine;
+    out.push(e.ep);
+  }
+  return out;
 }
 
 function nodeInfo(n: NodeObject): NodeInfo {
