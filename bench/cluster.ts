@@ -30,11 +30,15 @@ async function labPaths(backend: 'vxlan' | 'host-gw'): Promise<{ name: string; p
   const far = await podCreate(name, { namespace: 'b', name: 'far', node: 'node-2', labels: {}, ports }, CLI);
   const h = await getHealth(loadLab(name).nodes[0]?.socket as string);
   process.stderr.write(`${backend}: pod MTU ${h.mtu}\n`);
+  const [n1, n2] = loadLab(name).nodes;
   return {
     name,
     paths: [
       { name: `${backend}: same node`, client: a.netns, server: same.netns, serverIp: same.addresses[0] as string },
       { name: `${backend}: across nodes`, client: a.netns, server: far.netns, serverIp: far.addresses[0] as string },
+      // What the lab's underlay itself carries, node to node (veth, the switch's bridge, veth): the
+      // limit of any path across these nodes, below a bare veth pair. Measured once (the labs share the topology).
+      ...(backend === 'host-gw' && n1 && n2 ? [{ name: 'underlay: node to node, no Weft path (veth, bridge, veth)', client: n1.netns, server: n2.netns, serverIp: n2.ips[0] as string }] : []),
     ],
   };
 }
@@ -89,14 +93,16 @@ async function main(): Promise<void> {
     const join = await joinTimes(joins);
 
     const base = figures.get('bare veth pair (the limit)') as Figures;
+    const underlay = [...figures.entries()].find(([n]) => n.startsWith('underlay'))?.[1];
+    const vs = (f: Figures, ref: Figures | undefined): string => (ref ? `${(median(f.gbps) / median(ref.gbps)).toFixed(2)}×` : '—');
     const lines = [
       `Pod to pod, IPv4, ${runs} runs × ${seconds} s, medians (min–max of throughput); all "nodes" share the 2 CPUs`,
       '',
-      '| path | TCP Gbit/s | min–max | vs bare veth | TCP RR p50 µs | p99 µs | ping RTT µs |',
-      '|---|---|---|---|---|---|---|',
+      '| path | TCP Gbit/s | min–max | vs bare veth | vs underlay | TCP RR p50 µs | p99 µs | ping RTT µs |',
+      '|---|---|---|---|---|---|---|---|',
       ...paths.map((p) => {
         const f = figures.get(p.name) as Figures;
-        return `| ${p.name} | ${median(f.gbps).toFixed(1)} | ${Math.min(...f.gbps).toFixed(1)}–${Math.max(...f.gbps).toFixed(1)} | ${(median(f.gbps) / median(base.gbps)).toFixed(2)}× | ${median(f.rrP50us).toFixed(1)} | ${median(f.rrP99us).toFixed(1)} | ${median(f.pingUs).toFixed(0)} |`;
+        return `| ${p.name} | ${median(f.gbps).toFixed(1)} | ${Math.min(...f.gbps).toFixed(1)}–${Math.max(...f.gbps).toFixed(1)} | ${vs(f, base)} | ${vs(f, underlay)} | ${median(f.rrP50us).toFixed(1)} | ${median(f.rrP99us).toFixed(1)} | ${median(f.pingUs).toFixed(0)} |`;
       }),
       '',
       `Node join, ${joins} joins into a 2-node vxlan lab: from starting the new agent to every agent having routes to every other: median ${median(join).toFixed(0)} ms (min ${Math.min(...join).toFixed(0)}, max ${Math.max(...join).toFixed(0)})`,

@@ -5,10 +5,10 @@ import { addressOf } from '../cni/result.js';
 import { assertTable, diffScript, fullScript, tableSize, type NftTable } from '../nftables/ruleset.js';
 import { Informer } from '../datastore/informer.js';
 import type { Store } from '../datastore/store.js';
-import { nftApply, nftDeleteTable, NftError, nftListChain } from '../kernel/nft.js';
+import { nftApply, nftDeleteTable, NftError, nftListChain, nftListSet } from '../kernel/nft.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import type { NamespaceObject, NetworkPolicyObject, NodeObject, PodObject, WeftClusterPolicyObject, WeftEndpointObject } from '../model/objects.js';
-import { allowChain, CompileCache, compilePolicy, generationInForce, POLICY_TABLE, withGeneration, type LocalAttachment } from '../policy/compile.js';
+import { allowChain, CompileCache, compilePolicy, generationInForce, needsNewGeneration, POLICY_TABLE, VERSION_SET, versionInForce, withGeneration, withVersions, type LocalAttachment } from '../policy/compile.js';
 import { buildSnapshot, snapshotFingerprint, type LocalEndpoint } from '../policy/from-objects.js';
 import type { Logger } from '../util/log.js';
 import { Runner } from '../util/runner.js';
@@ -43,6 +43,7 @@ const FULL_EVERY_MS = 5 * 60_000;
 
 /** 1-65535, wrapping; never 0 (a new connection's mark). */
 const nextGeneration = (g: number): number => (g % 0xffff) + 1;
+const nextVersion = (v: number): number => (v % 0x7fffffff) + 1;
 
 export class PolicyController {
   private readonly abort = new AbortController();
@@ -56,12 +57,15 @@ export class PolicyController {
   private applied: NftTable | undefined;
   /** The generation `applied` was compiled with (the next sync may already have moved on). */
   private appliedGeneration = 0;
+  private appliedVersions: number[] = [];
   private lastFull = 0;
   /**
    * Random at a first start; a restarted agent adopts the generation of the table it finds in
    * force (see adopt), so a restart rewrites nothing and re-judges no connection.
    */
   private generation = randomInt(1, 0x10000);
+  /** VERSION_SET of the table in force: the versions since its generation, the last its own. */
+  private versions: number[] = [1];
   /** What the last compile leaves for the next: sets over unchanged namespaces are reused. */
   private readonly compileCache = new CompileCache();
   private saveScheduled = false;
@@ -116,23 +120,31 @@ export class PolicyController {
     const dir = this.cfg.stateDir;
     if (!dir) return;
     try {
-      const saved = JSON.parse(readFileSync(join(dir, APPLIED_TABLE_FILE), 'utf8')) as { generation?: unknown; table?: NftTable };
+      const saved = JSON.parse(readFileSync(join(dir, APPLIED_TABLE_FILE), 'utf8')) as { generation?: unknown; versions?: unknown; table?: NftTable };
       const gen = saved.generation;
+      const versions = saved.versions;
       const t = saved.table;
       if (typeof gen !== 'number' || !Number.isInteger(gen) || gen < 1 || gen > 0xffff || t?.name !== POLICY_TABLE || !Array.isArray(t.sets) || !Array.isArray(t.chains)) return;
+      if (!Array.isArray(versions) || versions.length === 0 || !versions.every((v) => typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 0x7fffffff)) return;
+      const version = versions[versions.length - 1] as number;
       // What a diff would be computed from must be a table Weft could have written…
       assertTable(t);
-      // …and the one in force: every change is a new generation, so the generation in the
-      // kernel says whether the file is current (an agent killed between apply and save, a
-      // table changed behind its back). If not, the first sync writes the whole table.
+      // …and the one in force: every change applied adds a higher version, so the generation
+      // and the highest version in the kernel say whether the file is current (an agent killed
+      // between apply and save, a table changed behind its back). If not, the first sync
+      // writes the whole table.
       const chain = await nftListChain('inet', POLICY_TABLE, allowChain('ingress'));
-      if (chain === undefined || generationInForce(chain) !== gen) {
-        this.cfg.log.info('the policy table in force is not the one last saved; writing it whole', { saved: gen, inForce: chain ? generationInForce(chain) : undefined });
+      const set = await nftListSet('inet', POLICY_TABLE, VERSION_SET);
+      const inForce = { generation: chain ? generationInForce(chain) : undefined, version: set ? versionInForce(set) : undefined };
+      if (inForce.generation !== gen || inForce.version !== version) {
+        this.cfg.log.info('the policy table in force is not the one last saved; writing it whole', { saved: { generation: gen, version }, inForce });
         return;
       }
       this.applied = t;
       this.appliedGeneration = gen;
       this.generation = gen;
+      this.appliedVersions = versions as number[];
+      this.versions = versions as number[];
       this.lastFull = Date.now();
       this.cfg.log.info('adopted the policy table in force', { generation: gen });
     } catch {
@@ -149,7 +161,7 @@ export class PolicyController {
       this.saveScheduled = false;
       if (!this.applied) return;
       try {
-        writeFileAtomic(join(dir, APPLIED_TABLE_FILE), JSON.stringify({ generation: this.appliedGeneration, table: this.applied }));
+        writeFileAtomic(join(dir, APPLIED_TABLE_FILE), JSON.stringify({ generation: this.appliedGeneration, versions: this.appliedVersions, table: this.applied }));
       } catch (err) {
         this.cfg.log.warn('could not keep the applied policy table; a restart will rewrite it', { error: (err as Error).message });
       }
@@ -229,13 +241,21 @@ export class PolicyController {
       nodes: this.nodes.items(),
       local: { node: this.cfg.nodeName, endpoints: local.endpoints },
     });
-    let table = compilePolicy({ snapshot, localBlocks: this.cfg.localBlocks, attachments: local.attachments, generation: this.generation, cache: this.compileCache });
+    let table = compilePolicy({ snapshot, localBlocks: this.cfg.localBlocks, attachments: local.attachments, generation: this.generation, versions: this.versions, cache: this.compileCache });
     const full = !this.applied || Date.now() - this.lastFull >= FULL_EVERY_MS;
     let changes = full ? undefined : diffScript(this.applied as NftTable, table);
-    // Any change is a new generation: every open connection's next packet is judged anew.
     if (changes === undefined || changes.length > 0) {
-      this.generation = nextGeneration(this.generation);
-      table = withGeneration(table, this.cfg.localBlocks, this.generation);
+      // Every change is a new version; one that may deny what was allowed is also a new
+      // generation: every open connection's next packet is judged anew.
+      const next = nextVersion(this.versions[this.versions.length - 1] ?? 0);
+      if (changes === undefined || needsNewGeneration(changes, snapshot)) {
+        this.generation = nextGeneration(this.generation);
+        table = withGeneration(table, this.cfg.localBlocks, this.generation);
+        this.versions = [next];
+      } else {
+        this.versions = [...this.versions, next];
+      }
+      table = withVersions(table, this.versions);
       changes = full ? undefined : diffScript(this.applied as NftTable, table);
     }
     try {
@@ -252,6 +272,7 @@ export class PolicyController {
     }
     this.applied = table;
     this.appliedGeneration = this.generation;
+    this.appliedVersions = this.versions;
     if (changes === undefined || changes.length > 0) this.saveApplied();
     this.enforced = new Set(local.attachments.map((a) => a.hostIf));
     const fingerprint = snapshotFingerprint(snapshot);

@@ -43,6 +43,16 @@ export async function nftDeleteTable(family: string, name: string): Promise<void
   }
 }
 
+/** `nft -j list set FAMILY TABLE SET` as JSON, or undefined when it does not exist. */
+export async function nftListSet(family: string, table: string, set: string): Promise<unknown[] | undefined> {
+  const r = await run('nft', ['-j', 'list', 'set', family, table, set], { allowFailure: true, timeoutMs: 10_000 });
+  if (r.exitCode !== 0) {
+    if (/No such file or directory|does not exist/.test(r.stderr)) return undefined;
+    throw new NftError(`nft -j list set ${family} ${table} ${set} failed: ${r.stderr.trim()}`, r.stderr);
+  }
+  return (JSON.parse(r.stdout) as { nftables?: unknown[] }).nftables ?? [];
+}
+
 /** `nft -j list chain FAMILY TABLE CHAIN` (its rules as JSON), or undefined when it does not exist. */
 export async function nftListChain(family: string, table: string, chain: string): Promise<unknown[] | undefined> {
   const r = await run('nft', ['-j', 'list', 'chain', family, table, chain], { allowFailure: true, timeoutMs: 10_000 });

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { parseManifests } from '../model/manifest.js';
 import type { NetworkPolicyObject, PodObject, WeftClusterPolicyObject } from '../model/objects.js';
-import { CompileCache, compilePolicy, generationInForce, mergeRanges, withGeneration } from './compile.js';
+import { CompileCache, compilePolicy, generationInForce, mergeRanges, needsNewGeneration, versionInForce, withGeneration, withVersions } from './compile.js';
 import { buildSnapshot } from './from-objects.js';
 import { scenarioArb, type GenContext, type Scenario } from '../../test/helpers/policy-gen.js';
 
@@ -101,6 +101,12 @@ describe('policy compiler: the verdict cache', () => {
     // The agent compiles once and swaps the generation in: the same table as compiling with it.
     assert.deepEqual(withGeneration(a, ['10.1.0.0/24'], 0xffff), b);
     assert.throws(() => withGeneration(a, ['10.1.0.0/24'], 0), RangeError);
+    // Versions are elements, only ever added between generations: counting up rewrites no rule.
+    assert.deepEqual(diffScript(a, withVersions(a, [1, 2])), ['add element inet weft_policy version { 0x00000002 }']);
+    assert.deepEqual(withVersions(a, [1, 2]), compilePolicy({ snapshot, localBlocks: ['10.1.0.0/24'], attachments: [{ hostIf: 'w0', addresses: ['10.1.0.2'], endpoint: 'x/a' }], generation: 7, versions: [1, 2] }));
+    assert.equal(versionInForce([{ metainfo: {} }, { set: { family: 'inet', name: 'version', table: 'weft_policy', type: 'mark', elem: [3, 9, 4] } }]), 9);
+    assert.equal(versionInForce([{ set: { family: 'inet', name: 'version', table: 'weft_policy', type: 'mark' } }]), undefined);
+    assert.throws(() => withVersions(a, [0]), RangeError);
   });
 });
 
@@ -109,6 +115,26 @@ describe('the generation of a table in force', () => {
     const chain = [{ metainfo: {} }, { chain: { name: 'allow_in' } }, { rule: { chain: 'allow_in', expr: [{ mangle: { key: { ct: { key: 'mark' } }, value: { '|': [{ '&': [{ ct: { key: 'mark' } }, 0xffff64dd] }, 0x64dd] } } }, { accept: null }] } }];
     assert.equal(generationInForce(chain), 0x64dd);
     assert.equal(generationInForce([{ chain: { name: 'allow_in' } }]), undefined);
+  });
+});
+
+describe('policy compiler: when a change starts a new generation', () => {
+  const none = { clusterPolicies: [] };
+  const cluster = { clusterPolicies: [{ name: 'c', priority: 1, subject: { namespaces: { matchLabels: {}, matchExpressions: [] }, pods: { matchLabels: {}, matchExpressions: [] } }, ingress: [], egress: [] }] };
+  const widening = ['add element inet weft_policy ep_in4 { "w1" . 10.1.0.3 : accept }', 'add element inet weft_policy s_0123456789_4 { 10.1.0.3 }', 'add element inet weft_policy np_http_tcp_6 { fd00::3 . 80 }', 'add element inet weft_policy version { 0x00000002 }'];
+  it('not for elements that can only allow more, while only NetworkPolicies are in force', () => {
+    assert.equal(needsNewGeneration(widening, none), false);
+    // A new isolated pod: its own chain, and the first chain of a policy on this node with its set, made and filled in the same change.
+    const made = ['add chain inet weft_policy n_w1_i', 'add chain inet weft_policy p_0123456789_i', 'add set inet weft_policy s_9876543210_4 { type ipv4_addr; comment "pods [app=a] in namespace x"; }', 'add element inet weft_policy s_9876543210_4 { 10.1.0.7 }', 'add rule inet weft_policy n_w1_i jump p_0123456789_i', 'add rule inet weft_policy n_w1_i counter drop', 'add rule inet weft_policy p_0123456789_i ip saddr @s_9876543210_4 goto allow_in'];
+    assert.equal(needsNewGeneration([...widening, ...made], none), false);
+  });
+  it('for anything removed or rewritten, for other sets, and for any change while a WeftClusterPolicy is in force', () => {
+    assert.equal(needsNewGeneration([...widening, 'delete element inet weft_policy s_0123456789_4 { 10.1.0.9 }'], none), true);
+    assert.equal(needsNewGeneration(['flush chain inet weft_policy p_0123456789_i', 'add rule inet weft_policy p_0123456789_i accept'], none), true);
+    assert.equal(needsNewGeneration(['add rule inet weft_policy n_w1_i counter drop'], none), true, 'a rule added to a chain that existed');
+    assert.equal(needsNewGeneration(['add element inet weft_policy ex_0123456789_4 { 10.9.0.0/16 }'], none), true, 'an element of a set that existed and is no selector');
+    assert.equal(needsNewGeneration(['add element inet weft_policy local4 { 10.2.0.0/24 }'], none), true, 'a new local range drops its unknown addresses');
+    assert.equal(needsNewGeneration(widening, cluster), true);
   });
 });
 
