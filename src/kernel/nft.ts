@@ -43,23 +43,19 @@ export async function nftDeleteTable(family: string, name: string): Promise<void
   }
 }
 
-/** `nft -j list set FAMILY TABLE SET` as JSON, or undefined when it does not exist. */
-export async function nftListSet(family: string, table: string, set: string): Promise<unknown[] | undefined> {
-  const r = await run('nft', ['-j', 'list', 'set', family, table, set], { allowFailure: true, timeoutMs: 10_000 });
+/** `nft -j list set|chain FAMILY TABLE NAME` as JSON, or undefined when it does not exist. */
+async function nftListObject(what: 'set' | 'chain', family: string, table: string, name: string): Promise<unknown[] | undefined> {
+  const r = await run('nft', ['-j', 'list', what, family, table, name], { allowFailure: true, timeoutMs: 10_000 });
   if (r.exitCode !== 0) {
     if (/No such file or directory|does not exist/.test(r.stderr)) return undefined;
-    throw new NftError(`nft -j list set ${family} ${table} ${set} failed: ${r.stderr.trim()}`, r.stderr);
+    throw new NftError(`nft -j list ${what} ${family} ${table} ${name} failed: ${r.stderr.trim()}`, r.stderr);
   }
   return (JSON.parse(r.stdout) as { nftables?: unknown[] }).nftables ?? [];
 }
 
-/** `nft -j list chain FAMILY TABLE CHAIN` (its rules as JSON), or undefined when it does not exist. */
-export async function nftListChain(family: string, table: string, chain: string): Promise<unknown[] | undefined> {
-  const r = await run('nft', ['-j', 'list', 'chain', family, table, chain], { allowFailure: true, timeoutMs: 10_000 });
-  if (r.exitCode !== 0) {
-    if (/No such file or directory|does not exist/.test(r.stderr)) return undefined;
-    throw new NftError(`nft -j list chain ${family} ${table} ${chain} failed: ${r.stderr.trim()}`, r.stderr);
-  }
-  return (JSON.parse(r.stdout) as { nftables?: unknown[] }).nftables ?? [];
-}
+/** A set and its elements as `nft -j` lists them, or undefined when it does not exist. */
+export const nftListSet = (family: string, table: string, set: string): Promise<unknown[] | undefined> => nftListObject('set', family, table, set);
+
+/** A chain's rules as `nft -j` lists them, or undefined when it does not exist. */
+export const nftListChain = (family: string, table: string, chain: string): Promise<unknown[] | undefined> => nftListObject('chain', family, table, chain);
 
