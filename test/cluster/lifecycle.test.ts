@@ -4,6 +4,9 @@ import { getHealth } from '../../src/agent/health-client.js';
 import { nodeAddressOf } from '../../src/ipam/pool.js';
 import { vtepMac } from '../../src/datapath/vxlan.js';
 import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { APPLIED_TABLE_FILE } from '../../src/agent/policy-controller.js';
 import { labDatastoreStart, labDatastoreStop, labNodeAdd, labNodeRemove, labStatus, startNodeAgent, waitConverged, waitPolicyConverged } from '../../src/lab/lab.js';
 import { saveLab, type LabNode } from '../../src/lab/lab-state.js';
 import { withLabStore } from '../../src/lab/lab.js';
@@ -156,6 +159,22 @@ describe('an agent crashes and stays down (vxlan, file)', { skip }, () => {
     const after = kernelState(lab, 'node-2');
     assert.equal(after, before, 'the kernel of node-2 is exactly as the dead agent left it');
     assert.deepEqual((await getHealth(node2?.socket as string)).cluster?.peers, ['node-1']);
+    // It took the saved table as the one in force: its generation and highest version are the kernel's.
+    const logged = (re: RegExp): number => (readFileSync(node2?.log as string, 'utf8').match(re) ?? []).length;
+    assert.equal(logged(/adopted the policy table in force/g), 1);
+
+    // A saved table whose versions are not the kernel's (as after a kill between apply and save) is not adopted: the table is written whole.
+    const again = lab.state().nodes.find((n) => n.name === 'node-2') as LabNode;
+    await kill9(again.agentPid as number);
+    const file = join(again.stateDir, APPLIED_TABLE_FILE);
+    const saved = JSON.parse(readFileSync(file, 'utf8')) as { versions: number[] };
+    writeFileSync(file, JSON.stringify({ ...saved, versions: saved.versions.map((v) => v + 1000) }));
+    const s2 = lab.state();
+    await startNodeAgent(s2, s2.nodes.find((n) => n.name === 'node-2') as LabNode, CLI);
+    saveLab(s2);
+    await waitPolicyConverged(lab.state());
+    assert.equal(logged(/the policy table in force is not the one last saved; writing it whole/g), 1);
+    assert.ok((await lab.probe('x/c', 'x/b', 80)).ok, 'and pods still reach each other');
   });
 });
 
