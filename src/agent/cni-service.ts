@@ -233,15 +233,18 @@ export class CniService {
     const key = { containerId: req.containerId, ifName: req.ifName };
     const rec = records.get(key);
     const hostIf = rec?.hostIf ?? hostIfName(req.containerId, req.ifName);
+    const t0 = performance.now();
     try {
       await datapath.detach(hostIf);
     } catch (err) {
       throw toCniError(err);
     }
+    const t1 = performance.now();
     const freed = await ipam.release(key);
     records.remove(key);
     if (rec || freed.length) {
-      this.deps.log.info('detached', { op: 'DEL', containerId: req.containerId, ifName: req.ifName, freed });
+      const round = (x: number): number => Math.round(x * 10) / 10;
+      this.deps.log.info('detached', { op: 'DEL', containerId: req.containerId, ifName: req.ifName, freed, ms: { total: round(performance.now() - t0), link: round(t1 - t0), ipam: round(performance.now() - t1) } });
       this.deps.onChange?.();
     }
   }
