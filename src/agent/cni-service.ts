@@ -14,6 +14,9 @@ import { KeyedMutex, SharedExclusiveLock } from '../util/mutex.js';
 import type { CniRequest } from './api.js';
 import type { AttachmentRecord, AttachmentStore } from './attachment-store.js';
 
+/** Milliseconds to one decimal, for log lines. */
+const round = (x: number): number => Math.round(x * 10) / 10;
+
 /**
  * ADD, DEL, CHECK, GC and STATUS on this node. Operations on one container run one at a time;
  * different containers run concurrently; GC runs alone (it must see no half-made attachment).
@@ -222,7 +225,6 @@ export class CniService {
         throw new CniError(ErrorCode.TryAgainLater, `network policy for the pod could not be put in force: ${(err as Error).message}`, 'the pod was not attached; retry the ADD');
       }
     }
-    const round = (x: number): number => Math.round(x * 10) / 10;
     log.info('attached', { addresses, hostIf, ms: { total: round(performance.now() - t0), ipam: round(ms.ipam), attach: round(ms.attach), policy: round(ms.policy) } });
     this.deps.onChange?.();
     return result;
@@ -243,7 +245,6 @@ export class CniService {
     const freed = await ipam.release(key);
     records.remove(key);
     if (rec || freed.length) {
-      const round = (x: number): number => Math.round(x * 10) / 10;
       this.deps.log.info('detached', { op: 'DEL', containerId: req.containerId, ifName: req.ifName, freed, ms: { total: round(performance.now() - t0), link: round(t1 - t0), ipam: round(performance.now() - t1) } });
       this.deps.onChange?.();
     }

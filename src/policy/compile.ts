@@ -501,7 +501,11 @@ export function compilePolicy(input: CompileInput): NftTable {
   const clusterOrder = orderedClusterPolicies(s.clusterPolicies);
   // A NetworkPolicy selects pods of its own namespace only: each local pod looks at those.
   const policiesIn = new Map<string, Policy[]>();
-  for (const p of s.policies) policiesIn.set(p.namespace, [...(policiesIn.get(p.namespace) ?? []), p]);
+  for (const p of s.policies) {
+    const list = policiesIn.get(p.namespace);
+    if (list) list.push(p);
+    else policiesIn.set(p.namespace, [p]);
+  }
   const maps = new Map<string, string[]>();
   for (const stage of ['ep', 'np'] as const) for (const d of ['ingress', 'egress'] as const) for (const f of families) maps.set(mapName(stage, d, f), []);
   const perEndpoint: NftChain[] = [];

@@ -6,8 +6,8 @@ import { endpointKey } from './ir.js';
 import { describePeer } from './selector.js';
 
 /**
- * What `weft policy trace|matrix|diff` compute, without I/O: resolving the ends a user names,
- * the text of a verdict, the evaluated matrix, and the flows a change would open or close.
+ * What `weft policy trace|matrix` compute, without I/O: resolving the ends a user names, the
+ * text of a verdict and of a rule, and the evaluated matrix (`weft policy diff`: flow-diff.ts).
  */
 export type Family = 4 | 6;
 
