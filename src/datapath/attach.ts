@@ -1,7 +1,8 @@
 import type { BatchRunner } from '../kernel/batch-runner.js';
-import { ip, IpError, isIpNotFound, passedFdPath } from '../kernel/ip.js';
+import { ip, IpError, isIpNotFound, passedFdPath, type IpCommand } from '../kernel/ip.js';
 import type { OpenNetns } from '../kernel/netns.js';
-import { hostSetupCommands, podSetupCommands, type AttachmentPlan } from './plan.js';
+import { ipv6Enabled, writeSysctl } from '../kernel/sysctl.js';
+import { hostIfSysctls, hostSetupCommands, podSetupCommands, type AttachmentPlan } from './plan.js';
 import { isHostIfName } from './names.js';
 
 /** Why an attachment could not be made; the agent maps these to CNI error codes. */
@@ -37,28 +38,39 @@ export async function attach(runner: BatchRunner, plan: AttachmentPlan, netns: O
 }
 
 async function createHostSide(runner: BatchRunner, plan: AttachmentPlan, netns: OpenNetns, retry: boolean): Promise<void> {
+  // The pod's netns is the descriptor passed as fd 3, never its path as text.
+  const [create, ...configure] = hostSetupCommands(plan, passedFdPath(0)) as [IpCommand, ...IpCommand[]];
   try {
-    // The pod's netns is the descriptor passed as fd 3, never its path as text.
-    await runner.run(hostSetupCommands(plan, passedFdPath(0)), { passed: netns.fd });
+    await runner.run([create], { passed: netns.fd });
   } catch (err) {
-    if (!(err instanceof IpError)) throw err;
-    if (err.line === 0 && err.reason === 'exists') {
-      if (retry && (await linkExists(plan.hostIf))) {
-        await detach(runner, plan.hostIf);
-        return createHostSide(runner, plan, netns, false);
-      }
-      throw new AttachError(
-        `interface ${plan.ifName} already exists in netns ${plan.netns}`,
-        'interface-exists',
-        { cause: err },
-      );
-    }
-    if (err.reason === 'invalid-netns') {
-      throw new AttachError(`netns ${plan.netns} disappeared during ADD`, 'netns-gone', { cause: err });
-    }
-    if (err.line !== undefined && err.line > 0) await detach(runner, plan.hostIf).catch(() => undefined);
-    throw new AttachError(`setting up ${plan.hostIf} on the node failed: ${err.message}`, 'kernel', { cause: err });
+    return createFailed(runner, plan, netns, retry, err);
   }
+  try {
+    if (await ipv6Enabled()) for (const [key, value] of hostIfSysctls(plan.hostIf)) await writeSysctl(key, value);
+    await runner.run(configure);
+  } catch (err) {
+    await detach(runner, plan.hostIf).catch(() => undefined);
+    throw new AttachError(`setting up ${plan.hostIf} on the node failed: ${(err as Error).message}`, 'kernel', { cause: err });
+  }
+}
+
+async function createFailed(runner: BatchRunner, plan: AttachmentPlan, netns: OpenNetns, retry: boolean, err: unknown): Promise<void> {
+  if (!(err instanceof IpError)) throw err;
+  if (err.line === 0 && err.reason === 'exists') {
+    if (retry && (await linkExists(plan.hostIf))) {
+      await detach(runner, plan.hostIf);
+      return createHostSide(runner, plan, netns, false);
+    }
+    throw new AttachError(
+      `interface ${plan.ifName} already exists in netns ${plan.netns}`,
+      'interface-exists',
+      { cause: err },
+    );
+  }
+  if (err.reason === 'invalid-netns') {
+    throw new AttachError(`netns ${plan.netns} disappeared during ADD`, 'netns-gone', { cause: err });
+  }
+  throw new AttachError(`creating ${plan.hostIf} on the node failed: ${err.message}`, 'kernel', { cause: err });
 }
 
 export async function linkExists(name: string, netns?: string): Promise<boolean> {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { batchLine, IpArgumentError } from '../kernel/ip.js';
-import { buildResult, hostSetupCommands, podSetupCommands, type AttachmentPlan } from './plan.js';
+import { buildResult, hostIfSysctls, hostSetupCommands, podSetupCommands, type AttachmentPlan } from './plan.js';
 
 const plan: AttachmentPlan = {
   hostIf: 'weft0123456789a',
@@ -25,6 +25,14 @@ describe('plan', () => {
       'addr add fe80::1/64 dev weft0123456789a nodad',
       'route add 10.0.0.5/32 dev weft0123456789a scope link',
       'route add fd00::5/128 dev weft0123456789a',
+    ]);
+  });
+
+  it('makes the node end an IPv6 host that ignores router advertisements and redirects, RA settings before forwarding', () => {
+    assert.deepEqual(hostIfSysctls('weft0123456789a'), [
+      ['net.ipv6.conf.weft0123456789a.accept_ra', '0'],
+      ['net.ipv6.conf.weft0123456789a.accept_redirects', '0'],
+      ['net.ipv6.conf.weft0123456789a.forwarding', '0'],
     ]);
   });
 

@@ -39,6 +39,7 @@ export interface AttachmentPlan {
  * runtime's path text).
  */
 export function hostSetupCommands(p: AttachmentPlan, podNetns: string): IpCommand[] {
+  // The first command only creates the pair: attach() sets hostIfSysctls between it and the rest.
   const cmds = [
     ipc`link add name ${p.hostIf} mtu ${p.mtu} address ${p.hostMac} type veth peer name ${p.ifName} mtu ${p.mtu} address ${p.podMac} netns ${podNetns}`,
     ipc`link set dev ${p.hostIf} up`,
@@ -49,6 +50,24 @@ export function hostSetupCommands(p: AttachmentPlan, podNetns: string): IpComman
     cmds.push(a.family === 4 ? ipc`route add ${a.address}/32 dev ${p.hostIf} scope link` : ipc`route add ${a.address}/128 dev ${p.hostIf}`);
   }
   return cmds;
+}
+
+/**
+ * IPv6 settings of the node end, set after the pair exists and before it is up. The node end is
+ * a host, not a router, on this link: a router's interface joins the all-routers groups and
+ * anycast addresses whose teardown makes deleting the pair ~20 ms slower (docs/benchmarks.md
+ * §1), while forwarding between interfaces depends only on net.ipv6.conf.all.forwarding. A host
+ * interface would accept a pod's Router Advertisements and redirects, which would let a pod
+ * install routes on the node: both are off (also on IPv4-only nodes, where the kernel's default
+ * accepts them).
+ */
+export function hostIfSysctls(hostIf: string): Array<readonly [key: string, value: string]> {
+  const conf = `net.ipv6.conf.${hostIf}`;
+  return [
+    [`${conf}.accept_ra`, '0'],
+    [`${conf}.accept_redirects`, '0'],
+    [`${conf}.forwarding`, '0'],
+  ];
 }
 
 /**

@@ -32,15 +32,30 @@ export async function readSysctl(key: string): Promise<string> {
   }
 }
 
-/** Writes only when the value differs, so an already-configured node sees no writes. */
-export async function ensureSysctl(key: string, value: string): Promise<void> {
-  const current = await readSysctl(key);
-  if (current === value) return;
+/** Writes without reading first: for a new object's settings, which are known to differ. */
+export async function writeSysctl(key: string, value: string): Promise<void> {
   try {
     await fs.writeFile(pathOf(key), value);
   } catch (err) {
+    if (err instanceof SysctlError) throw err;
     throw new SysctlError(key, `cannot set sysctl ${key}=${value}: ${(err as Error).message}`, { cause: err });
   }
+}
+
+let ipv6: boolean | undefined;
+/** False on a kernel booted with ipv6.disable=1 (no /proc/sys/net/ipv6 at all). */
+export async function ipv6Enabled(): Promise<boolean> {
+  ipv6 ??= await fs.access('/proc/sys/net/ipv6').then(
+    () => true,
+    () => false,
+  );
+  return ipv6;
+}
+
+/** Writes only when the value differs, so an already-configured node sees no writes. */
+export async function ensureSysctl(key: string, value: string): Promise<void> {
+  const current = await readSysctl(key);
+  if (current !== value) await writeSysctl(key, value);
 }
 
 /** This boot's id: changes at every boot, so state written in another boot is recognisable. */
