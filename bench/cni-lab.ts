@@ -5,10 +5,12 @@
  * and ADD returns only once the pod's policy is in force on the node — so it includes that wait.
  *
  *   node build/bench/cni-lab.js [--pods 50] [--rounds 3] [--concurrent 20] [--policies 100] [--datastore etcd|file]
+ *     [--variants helper,process]  (the agent's nftables helper; an `nft` process per sync: a lab each)
  *
  * Needs root (a lab: namespaces of its own; the machine's own network is untouched).
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { loadNetwork } from '../src/cniruntime/loader.js';
 import { CniRuntime, type RuntimeConf } from '../src/cniruntime/runtime.js';
@@ -48,19 +50,58 @@ interface Series {
   del: number[];
 }
 
+interface Variant {
+  label: string;
+  agentArgs: string[];
+}
+
+/** The agent options compared, each in a lab of its own: how the policy table reaches the kernel. */
+const VARIANTS: Record<string, Variant> = {
+  helper: { label: 'nftables helper', agentArgs: [] },
+  process: { label: '`nft` process per sync (--no-nft-helper)', agentArgs: ['--no-nft-helper'] },
+};
+
 async function main(): Promise<void> {
   const pods = Number(arg('pods', '50'));
   const rounds = Number(arg('rounds', '3'));
   const concurrent = Number(arg('concurrent', '20'));
   const count = Number(arg('policies', '100'));
   const datastore = arg('datastore', 'etcd') as 'etcd' | 'file';
+  const which = arg('variants', 'helper,process').split(',');
+  const rows: string[] = [];
+  const where: string[] = [];
+  for (const key of which) {
+    const v = VARIANTS[key];
+    if (!v) throw new Error(`--variants ${key}: expected ${Object.keys(VARIANTS).join(', ')}`);
+    const r = await runLab(v, { pods, rounds, concurrent, count, datastore });
+    const row = (label: string, s: Series): string => `| ${label} | ${median(s.add).toFixed(1)} | ${pct(s.add, 90).toFixed(1)} | ${Math.max(...s.add).toFixed(1)} | ${median(s.del).toFixed(1)} | ${pct(s.del, 90).toFixed(1)} | ${Math.max(...s.del).toFixed(1)} |`;
+    rows.push(row(`${v.label}, sequential`, r.seq), row(`${v.label}, ${concurrent} concurrent`, r.conc));
+    where.push(`${v.label}:`, ...r.where);
+  }
+  process.stdout.write(
+    [
+      `CNI on node-1 of a 3-node vxlan lab (${datastore}), ${count} NetworkPolicies in force, dual-stack pods selected by them; ${rounds} rounds of ${pods} sequential and ${concurrent} concurrent pods, a lab per variant, ms:`,
+      '',
+      '| calls | ADD median | p90 | max | DEL median | p90 | max |',
+      '|---|---|---|---|---|---|---|',
+      ...rows,
+      '',
+      'Where the time goes, by the agent of node-1 (medians, ms):',
+      ...where,
+      '',
+    ].join('\n'),
+  );
+}
+
+async function runLab(variant: Variant, o: { pods: number; rounds: number; concurrent: number; count: number; datastore: 'etcd' | 'file' }): Promise<{ seq: Series; conc: Series; where: string[] }> {
+  const { pods, rounds, concurrent, count, datastore } = o;
   const name = `bcl${randomBytes(2).toString('hex')}`;
   const seq: Series = { add: [], del: [] };
   const conc: Series = { add: [], del: [] };
   let state: LabState | undefined;
   try {
-    process.stderr.write(`lab ${name}: 3 nodes, ${datastore}, ${count} policies\n`);
-    await labUp({ name, nodes: 3, backend: 'vxlan', datastore, cliEntry: CLI });
+    process.stderr.write(`lab ${name}: 3 nodes, ${datastore}, ${count} policies, ${variant.label}\n`);
+    await labUp({ name, nodes: 3, backend: 'vxlan', datastore, cliEntry: CLI, agentLogLevel: 'debug', extraAgentArgs: variant.agentArgs });
     for (let i = 0; i < NAMESPACES; i++) await nsCreate(name, `ns-${i}`, { team: `t${i % 5}` });
     // Pods on every node, so that the policies' sets have members across the cluster.
     for (let i = 0; i < 9; i++) await podCreate(name, { namespace: `ns-${i}`, name: `bg-${i}`, node: `node-${(i % 3) + 1}`, labels: { app: `a${i}`, tier: i % 2 ? 'db' : 'web' }, ports: [{ port: 80, protocol: 'TCP', name: 'http' }] }, CLI);
@@ -109,6 +150,7 @@ async function main(): Promise<void> {
       return performance.now() - t0;
     };
 
+    const measuredFrom = new Date().toISOString();
     for (let r = 0; r < rounds; r++) {
       process.stderr.write(`round ${r + 1}/${rounds}\n`);
       const confs: RuntimeConf[] = [];
@@ -122,21 +164,31 @@ async function main(): Promise<void> {
       conc.del.push(...(await Promise.all(many.map((c) => timed(() => rt.del(list, c))))));
       for (const c of many) await cleanup(c);
     }
-    const row = (label: string, s: Series): string => `| ${label} | ${median(s.add).toFixed(1)} | ${pct(s.add, 90).toFixed(1)} | ${Math.max(...s.add).toFixed(1)} | ${median(s.del).toFixed(1)} | ${pct(s.del, 90).toFixed(1)} | ${Math.max(...s.del).toFixed(1)} |`;
-    process.stdout.write(
-      [
-        `CNI on node-1 of a 3-node vxlan lab (${datastore}), ${count} NetworkPolicies in force, dual-stack pods selected by them; ${rounds} rounds of ${pods} sequential and ${concurrent} concurrent pods, ms:`,
-        '',
-        '| calls | ADD median | p90 | max | DEL median | p90 | max |',
-        '|---|---|---|---|---|---|---|',
-        row('sequential', seq),
-        row(`${concurrent} concurrent`, conc),
-        '',
-      ].join('\n'),
-    );
+    return { seq, conc, where: whereTimeGoes(node.log, measuredFrom) };
   } finally {
     await labDown(name).catch((err: Error) => process.stderr.write(`lab down: ${err.message}\n`));
   }
+}
+
+/**
+ * Medians of the agent's own account (its log, at debug level) of the calls measured: each
+ * ADD's parts, and each policy sync's phases while they ran.
+ */
+function whereTimeGoes(logFile: string, from: string): string[] {
+  const lines = readFileSync(logFile, 'utf8').split('\n').filter((l) => l.startsWith('{'));
+  const entries = lines.map((l) => JSON.parse(l) as { time: string; msg: string; changes?: unknown; ms?: Record<string, number> }).filter((e) => e.time >= from && e.ms);
+  const parts = (msg: string, which: (e: { changes?: unknown }) => boolean = () => true): Map<string, number[]> => {
+    const out = new Map<string, number[]>();
+    for (const e of entries.filter((x) => x.msg === msg && which(x))) for (const [k, v] of Object.entries(e.ms ?? {})) out.set(k, [...(out.get(k) ?? []), v]);
+    return out;
+  };
+  const show = (label: string, m: Map<string, number[]>): string =>
+    `- ${label} (${m.values().next().value?.length ?? 0}): ${[...m].map(([k, v]) => `${k} ${median(v).toFixed(1)}`).join(', ')}`;
+  return [
+    show('ADDs, sequential and concurrent', parts('attached')),
+    show('policy syncs that changed the table', parts('policy synced', (e) => e.changes !== 0)),
+    show('policy syncs with nothing to change', parts('policy synced', (e) => e.changes === 0)),
+  ];
 }
 
 void main().catch((err: Error) => {

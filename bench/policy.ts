@@ -22,6 +22,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getHealth } from '../src/agent/health-client.js';
 import { diffScript, fullScript, tableSize } from '../src/nftables/ruleset.js';
+import { findNftHelper, NftHelper } from '../src/kernel/nft-helper.js';
+import { nftProcessRunner, type NftRunner } from '../src/kernel/nft.js';
 import { FileStore } from '../src/datastore/file-store.js';
 import type { Store } from '../src/datastore/store.js';
 import { labDown, labUp, waitPolicyConverged, withLabStore } from '../src/lab/lab.js';
@@ -94,28 +96,47 @@ function synth(E: number, P: number): { input: SnapshotInput; attachments: Local
   };
 }
 
-function nftIn(netns: string, script: string): number {
-  const t0 = performance.now();
-  const r = spawnSync('ip', ['netns', 'exec', netns, 'nft', '-f', '-'], { input: script, encoding: 'utf8', maxBuffer: 1 << 28 });
-  if (r.status !== 0) throw new Error(`nft -f failed: ${r.stderr.slice(0, 500)}`);
-  return ms(t0);
+/** Applies a script with both of the agent's runners in turn; ms of each. */
+async function applyBoth(runners: { process: NftRunner; helper: NftRunner }, script: string, into: { process: number[]; helper: number[] }): Promise<void> {
+  for (const k of ['process', 'helper'] as const) {
+    const t0 = performance.now();
+    await runners[k].apply(script);
+    into[k].push(ms(t0));
+  }
 }
 
 interface CompileRow {
   policies: number;
   endpoints: number;
   compileMs: number;
+  /** `nft -f` process / the agent's nftables helper. */
   fullApplyMs: number;
+  fullApplyHelperMs: number;
   changeCompileMs: number;
   changeApplyMs: number;
+  changeApplyHelperMs: number;
   changeCommands: number;
   size: ReturnType<typeof tableSize>;
   scriptKiB: number;
 }
 
-async function compileBench(runs: number): Promise<CompileRow[]> {
+/** Runs the compile part inside a scratch netns (where the agent's nft runners act on its table), as a child of this process. */
+async function compileBench(): Promise<CompileRow[]> {
   const netns = `bpol${randomBytes(2).toString('hex')}`;
   spawnSync('ip', ['netns', 'add', netns]);
+  try {
+    const r = spawnSync('nsenter', [`--net=/run/netns/${netns}`, '--', process.execPath, ...process.argv.slice(1), '--in-netns', 'yes'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26 });
+    if (r.status !== 0) throw new Error(`the compile part failed in netns ${netns} (exit ${r.status})`);
+    return JSON.parse(r.stdout) as CompileRow[];
+  } finally {
+    spawnSync('ip', ['netns', 'del', netns]);
+  }
+}
+
+async function compileInNetns(runs: number): Promise<CompileRow[]> {
+  const helperPath = findNftHelper();
+  if (!helperPath) throw new Error('dist/weft-nft is not built');
+  const runners = { process: nftProcessRunner, helper: new NftHelper(helperPath, 60_000, nftProcessRunner) };
   const rows: CompileRow[] = [];
   try {
     const only = arg('sizes', '');
@@ -137,18 +158,17 @@ async function compileBench(runs: number): Promise<CompileRow[]> {
         const script = fullScript(table);
         const dumpDir = arg('dump-dir', '');
         if (dumpDir) writeFileSync(`${dumpDir}/policy-${P}-${E}.nft`, script);
-        const full: number[] = [];
-        for (let r = 0; r < runs; r++) full.push(nftIn(netns, script));
+        const full = { process: [] as number[], helper: [] as number[] };
+        for (let r = 0; r < runs; r++) await applyBoth(runners, script, full);
         // One change: a remote pod's label moves it into other selectors (one set element each).
         const changeCompile: number[] = [];
         const phases = { snapshot: [] as number[], compile: [] as number[], diff: [] as number[], fingerprint: [] as number[] };
-        const changeApply: number[] = [];
+        const changeApply = { process: [] as number[], helper: [] as number[] };
         let commands = 0;
         for (let r = 0; r < runs; r++) {
           // Policy 1 (namespace ns-1) admits app=a7 of ns-1: a remote ns-1 pod of another app takes that label.
           const victim = E - 49 - 100 * r;
           const pods = s.input.pods.map((p, i) => (i === victim ? { ...p, metadata: { ...p.metadata, labels: { ...p.metadata.labels, app: 'a7' } } } : p));
-          nftIn(netns, script);
           build(s.input, cache); // the agent's cache holds the table in force
           const t0 = performance.now();
           const snapshot = buildSnapshot({ ...s.input, pods }).snapshot;
@@ -166,25 +186,37 @@ async function compileBench(runs: number): Promise<CompileRow[]> {
           phases.fingerprint.push(ms(t3));
           if (!d) throw new Error('a label change needed a full replace');
           commands = d.length;
-          changeApply.push(d.length ? nftIn(netns, d.join('\n') + '\n') : 0);
+          // Each runner applies the change to the table in force before it.
+          for (const k of ['process', 'helper'] as const) {
+            if (d.length === 0) {
+              changeApply[k].push(0);
+              continue;
+            }
+            await runners.process.apply(script);
+            const t4 = performance.now();
+            await runners[k].apply(d.join('\n') + '\n');
+            changeApply[k].push(ms(t4));
+          }
         }
         const row = {
           policies: P,
           endpoints: E,
           compileMs: median(compile),
-          fullApplyMs: median(full),
+          fullApplyMs: median(full.process),
+          fullApplyHelperMs: median(full.helper),
           changeCompileMs: median(changeCompile),
-          changeApplyMs: median(changeApply),
+          changeApplyMs: median(changeApply.process),
+          changeApplyHelperMs: median(changeApply.helper),
           changeCommands: commands,
           size: tableSize(table),
           scriptKiB: Buffer.byteLength(script) / 1024,
         };
-        process.stderr.write(`compile: ${P} policies / ${E} endpoints: ${fmt(row.compileMs)} ms compile, ${fmt(row.fullApplyMs)} ms nft; a change: snapshot ${fmt(median(phases.snapshot))} + compile ${fmt(median(phases.compile))} + diff ${fmt(median(phases.diff))} ms (then the fingerprint ${fmt(median(phases.fingerprint))} ms)\n`);
+        process.stderr.write(`compile: ${P} policies / ${E} endpoints: ${fmt(row.compileMs)} ms compile, ${fmt(row.fullApplyMs)} ms nft (helper ${fmt(row.fullApplyHelperMs)}); a change: snapshot ${fmt(median(phases.snapshot))} + compile ${fmt(median(phases.compile))} + diff ${fmt(median(phases.diff))} ms (then the fingerprint ${fmt(median(phases.fingerprint))} ms)\n`);
         rows.push(row);
       }
     }
   } finally {
-    spawnSync('ip', ['netns', 'del', netns]);
+    await runners.helper.close();
   }
   return rows;
 }
@@ -417,17 +449,22 @@ async function main(): Promise<void> {
   const jsonOut = arg('json', '');
   const lines: string[] = [];
   const all: Record<string, unknown> = {};
+  if (arg('in-netns', '') === 'yes') {
+    process.stdout.write(JSON.stringify(await compileInNetns(runs)));
+    return;
+  }
   if (part === 'compile' || part === 'all') {
-    const rows = await compileBench(runs);
+    const rows = await compileBench();
     all['compile'] = rows;
     lines.push(
       `Compile and apply, ${runs} runs, medians. Dual-stack pods, 110 of them on this node (kubelet's max); 0 policies is the reference.`,
-      'Compile = datastore objects → snapshot → table, the first time (objects never converted before: an agent starting); nft = `nft -f` of the whole table in a fresh netns;',
-      'one change = a remote pod relabelled into other selectors: compile (with the cache the previous compile left, as the agent does) + diff, then `nft -f` of the diff.',
+      'Compile = datastore objects → snapshot → table, the first time (objects never converted before: an agent starting); full = the whole table applied in a scratch netns,',
+      'by an `nft -f -` process / by the agent\'s nftables helper (libnftables in a process that stays); one change = a remote pod relabelled into other selectors:',
+      'compile (with the cache the previous compile left, as the agent does) + diff, then the diff applied (process / helper).',
       '',
-      '| endpoints | policies | compile ms | nft -f full ms | chains | rules | sets | elements | script KiB | change: compile+diff ms | change: commands | change: nft ms |',
+      '| endpoints | policies | compile ms | full: nft process / helper ms | chains | rules | sets | elements | script KiB | change: compile+diff ms | change: commands | change: nft process / helper ms |',
       '|---|---|---|---|---|---|---|---|---|---|---|---|',
-      ...rows.map((r) => `| ${r.endpoints} | ${r.policies} | ${fmt(r.compileMs)} | ${fmt(r.fullApplyMs)} | ${r.size.chains} | ${r.size.rules} | ${r.size.sets} | ${r.size.elements} | ${r.scriptKiB.toFixed(0)} | ${fmt(r.changeCompileMs)} | ${r.changeCommands} | ${fmt(r.changeApplyMs)} |`),
+      ...rows.map((r) => `| ${r.endpoints} | ${r.policies} | ${fmt(r.compileMs)} | ${fmt(r.fullApplyMs)} / ${fmt(r.fullApplyHelperMs)} | ${r.size.chains} | ${r.size.rules} | ${r.size.sets} | ${r.size.elements} | ${r.scriptKiB.toFixed(0)} | ${fmt(r.changeCompileMs)} | ${r.changeCommands} | ${fmt(r.changeApplyMs)} / ${fmt(r.changeApplyHelperMs)} |`),
       '',
     );
   }

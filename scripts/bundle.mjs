@@ -1,7 +1,7 @@
 // The build after tsc: the CLI bundled into one file (one file with no module resolution is the
 // fastest thing node can load); the CNI plugin — a C forwarder (native/weft-cni.c) — compiled
 // with the constants it shares with the agent generated from the TypeScript, one source of truth;
-// and the agent's rtnetlink helper (native/weft-netlink.c).
+// the agent's rtnetlink helper (native/weft-netlink.c) and its nftables helper (native/weft-nft.c).
 import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -54,8 +54,9 @@ writeFileSync(
 `,
 );
 const cc = process.env.CC ?? 'cc';
-// The plugin forwarder, and the agent's rtnetlink helper.
-for (const name of ['weft-cni', 'weft-netlink']) {
-  execFileSync(cc, ['-std=c11', '-O2', '-Wall', '-Wextra', '-Werror', '-D_FORTIFY_SOURCE=2', '-fstack-protector-strong', '-Ibuild/native', '-o', `dist/${name}`, `native/${name}.c`], { stdio: 'inherit' });
+// The plugin forwarder and the agent's rtnetlink helper (libc only), and the agent's nftables
+// helper (libnftables, the library `nft` itself is built on).
+for (const [name, libs] of [['weft-cni', []], ['weft-netlink', []], ['weft-nft', ['-lnftables']]]) {
+  execFileSync(cc, ['-std=c11', '-O2', '-Wall', '-Wextra', '-Werror', '-D_FORTIFY_SOURCE=2', '-fstack-protector-strong', '-Ibuild/native', '-o', `dist/${name}`, `native/${name}.c`, ...libs], { stdio: 'inherit' });
   chmodSync(`dist/${name}`, 0o755);
 }

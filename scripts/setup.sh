@@ -55,9 +55,10 @@ fi
 # etcd (server and etcdctl) for the cluster datastore; ping and procps (sysctl) for the tests; the reference CNI plugins (our yardstick, chained after weft in the tests) and
 # iptables for their portmap; real runtimes (containerd + runc, podman) and busybox-static for an
 # image built offline; iperf3 and sockperf for the data-path benchmark, GNU time for the
-# forwarder's peak RSS; gcc and libc6-dev to compile the CNI plugin and the agent's rtnetlink
-# helper (native/*.c, libc only).
-PACKAGES="iproute2 util-linux procps iputils-ping nftables etcd-server etcd-client containernetworking-plugins iptables containerd runc podman busybox-static iperf3 sockperf time gcc libc6-dev"
+# forwarder's peak RSS; python3-minimal for a test that plays a pod sending Router Advertisements
+# (raw ICMPv6, which Node.js cannot send); gcc and libc6-dev to compile the CNI plugin and the
+# agent's rtnetlink helper (native/*.c, libc only), libnftables-dev for its nftables helper.
+PACKAGES="iproute2 util-linux procps iputils-ping nftables etcd-server etcd-client containernetworking-plugins iptables containerd runc podman busybox-static iperf3 sockperf time python3-minimal gcc libc6-dev libnftables-dev"
 MISSING=""
 for p in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || MISSING="$MISSING $p"
@@ -75,7 +76,7 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
 fi
 
 if [ "${WEFT_SKIP_BUILD:-}" != "1" ]; then
-  if [ ! -f dist/weft.mjs ] || [ ! -f dist/weft-cni ] || [ ! -f dist/weft-netlink ] || [ -n "$(find src native scripts package.json tsconfig.json -newer dist/weft.mjs -print -quit)" ] || [ -n "${FORCE_BUILD:-}" ]; then
+  if [ ! -f dist/weft.mjs ] || [ ! -f dist/weft-cni ] || [ ! -f dist/weft-netlink ] || [ ! -f dist/weft-nft ] || [ -n "$(find src native scripts package.json tsconfig.json -newer dist/weft.mjs -print -quit)" ] || [ -n "${FORCE_BUILD:-}" ]; then
     say "building (tsc type-check, esbuild bundle of the CLI, cc of the CNI plugin)"
     npm run --silent build
   fi

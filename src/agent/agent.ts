@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { FORWARDING_SYSCTL, kernelDatapath, type Datapath } from '../datapath/datapath.js';
 import { ipProcessRunner, type BatchRunner } from '../kernel/batch-runner.js';
 import { findNetlinkHelper, NetlinkHelper } from '../kernel/netlink-helper.js';
+import { findNftHelper, NftHelper } from '../kernel/nft-helper.js';
+import { nftProcessRunner, type NftRunner } from '../kernel/nft.js';
 import { bootId, ensureSysctl } from '../kernel/sysctl.js';
 import type { Cidr } from '../ipam/cidr.js';
 import { Ipam } from '../ipam/ipam.js';
@@ -32,6 +34,11 @@ export interface AgentConfig {
    * false for `ip` processes.
    */
   netlinkHelper?: string | false;
+  /**
+   * The nftables helper for the policy table: its path (default: dist/weft-nft when built), or
+   * false for an `nft` process per sync.
+   */
+  nftHelper?: string | false;
   pauseAt?: CniServiceDeps['pauseAt'];
 }
 
@@ -101,6 +108,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
   let policyController: PolicyController | undefined;
   const helperPath = cfg.datapath || cfg.netlinkHelper === false ? undefined : (cfg.netlinkHelper ?? findNetlinkHelper());
   let runner: BatchRunner = ipProcessRunner;
+  let nft: NftRunner = nftProcessRunner;
   try {
     if (helperPath) {
       const helper = new NetlinkHelper(helperPath);
@@ -120,9 +128,19 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     const records = await AttachmentStore.open(cfg.stateDir);
     const clusterNode = cluster;
     // Policy needs the cluster's objects, so it comes with a datastore; on by default there.
+    const policyOn = clusterNode && cfg.cluster && cfg.cluster.networkPolicy !== false;
+    const nftHelperPath = !policyOn || cfg.nftHelper === false ? undefined : (cfg.nftHelper ?? findNftHelper());
+    if (nftHelperPath) {
+      const helper = new NftHelper(nftHelperPath, undefined, nftProcessRunner);
+      if (await helper.works()) nft = helper;
+      else {
+        log.warn('the nftables helper does not run here: policy is applied with nft processes', { helper: nftHelperPath });
+        await helper.close();
+      }
+    }
     const policy =
-      clusterNode && cfg.cluster && cfg.cluster.networkPolicy !== false
-        ? new PolicyController({ store: cfg.cluster.store, nodeName: cfg.cluster.nodeName, localBlocks: clusterNode.blocks, records, log: log.child({ controller: 'policy' }), stateDir: cfg.stateDir })
+      clusterNode && cfg.cluster && policyOn
+        ? new PolicyController({ store: cfg.cluster.store, nodeName: cfg.cluster.nodeName, localBlocks: clusterNode.blocks, records, log: log.child({ controller: 'policy' }), stateDir: cfg.stateDir, nft })
         : undefined;
     policyController = policy;
     const service = new CniService({
@@ -170,6 +188,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       attachments: records.size,
       reservations: ipam.reservations().length,
       podLinks: runner.name,
+      ...(policy ? { policyTable: nft.name } : {}),
     });
     const srv = server;
     return {
@@ -186,6 +205,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
         await policy?.stop(cfg.cluster?.leaveOnExit ?? false);
         await clusterNode?.stop(cfg.cluster?.leaveOnExit ?? false);
         await runner.close();
+        await nft.close();
         await fs.rm(cfg.socketPath, { force: true });
         await fs.rm(pidFile, { force: true });
       },
@@ -195,6 +215,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     await policyController?.stop(false).catch(() => undefined);
     await cluster?.stop(false).catch(() => undefined);
     await runner.close().catch(() => undefined);
+    await nft.close().catch(() => undefined);
     await fs.rm(pidFile, { force: true });
     throw err;
   }

@@ -9,13 +9,10 @@ import { derivedMac, hostIfName, macRefusal } from '../datapath/names.js';
 import { buildResult, type AttachmentPlan } from '../datapath/plan.js';
 import { ownerKey, type Ipam } from '../ipam/ipam.js';
 import { NetnsError, netnsOpenError, type OpenNetns } from '../kernel/netns.js';
-import type { Logger } from '../util/log.js';
+import { roundMs, type Logger } from '../util/log.js';
 import { KeyedMutex, SharedExclusiveLock } from '../util/mutex.js';
 import type { CniRequest } from './api.js';
 import type { AttachmentRecord, AttachmentStore } from './attachment-store.js';
-
-/** Milliseconds to one decimal, for log lines. */
-const round = (x: number): number => Math.round(x * 10) / 10;
 
 /**
  * ADD, DEL, CHECK, GC and STATUS on this node. Operations on one container run one at a time;
@@ -225,7 +222,7 @@ export class CniService {
         throw new CniError(ErrorCode.TryAgainLater, `network policy for the pod could not be put in force: ${(err as Error).message}`, 'the pod was not attached; retry the ADD');
       }
     }
-    log.info('attached', { addresses, hostIf, ms: { total: round(performance.now() - t0), ipam: round(ms.ipam), attach: round(ms.attach), policy: round(ms.policy) } });
+    log.info('attached', { addresses, hostIf, ms: { total: roundMs(performance.now() - t0), ipam: roundMs(ms.ipam), attach: roundMs(ms.attach), policy: roundMs(ms.policy) } });
     this.deps.onChange?.();
     return result;
   }
@@ -245,7 +242,7 @@ export class CniService {
     const freed = await ipam.release(key);
     records.remove(key);
     if (rec || freed.length) {
-      this.deps.log.info('detached', { op: 'DEL', containerId: req.containerId, ifName: req.ifName, freed, ms: { total: round(performance.now() - t0), link: round(t1 - t0), ipam: round(performance.now() - t1) } });
+      this.deps.log.info('detached', { op: 'DEL', containerId: req.containerId, ifName: req.ifName, freed, ms: { total: roundMs(performance.now() - t0), link: roundMs(t1 - t0), ipam: roundMs(performance.now() - t1) } });
       this.deps.onChange?.();
     }
   }

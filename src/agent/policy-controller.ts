@@ -5,12 +5,12 @@ import { addressOf } from '../cni/result.js';
 import { assertTable, diffScript, fullScript, tableSize, type NftTable } from '../nftables/ruleset.js';
 import { Informer } from '../datastore/informer.js';
 import type { Store } from '../datastore/store.js';
-import { nftApply, nftDeleteTable, NftError, nftListChain, nftListSet } from '../kernel/nft.js';
+import { nftDeleteTable, NftError, nftListChain, nftListSet, nftProcessRunner, type NftRunner } from '../kernel/nft.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import type { NamespaceObject, NetworkPolicyObject, NodeObject, PodObject, WeftClusterPolicyObject, WeftEndpointObject } from '../model/objects.js';
 import { allowChain, CompileCache, compilePolicy, generationInForce, needsNewGeneration, POLICY_TABLE, VERSION_SET, versionInForce, withGeneration, withVersions, type LocalAttachment } from '../policy/compile.js';
 import { buildSnapshot, snapshotFingerprint, type LocalEndpoint } from '../policy/from-objects.js';
-import type { Logger } from '../util/log.js';
+import { roundMs, type Logger } from '../util/log.js';
 import { Runner } from '../util/runner.js';
 import type { PolicyStatus } from './api.js';
 import type { AttachmentRecord, AttachmentStore } from './attachment-store.js';
@@ -32,6 +32,8 @@ export interface PolicyControllerConfig {
   log: Logger;
   /** Where the applied table is kept, so a restarted agent adopts it instead of rewriting it. */
   stateDir?: string;
+  /** How scripts reach the kernel: the agent's nftables helper, or an `nft` process each. */
+  nft?: NftRunner;
 }
 
 /** The table last applied, and its generation (in the state dir; dropped with a reboot). */
@@ -80,8 +82,11 @@ export class PolicyController {
   /** Pods fetched at ADD before their informer event arrived. */
   private readonly early = new Map<string, PodObject>();
 
+  private readonly nft: NftRunner;
+
   constructor(private readonly cfg: PolicyControllerConfig) {
     const { store, log } = cfg;
+    this.nft = cfg.nft ?? nftProcessRunner;
     this.namespaces = new Informer(store, 'Namespace', log);
     this.pods = new Informer(store, 'Pod', log);
     this.endpoints = new Informer(store, 'WeftEndpoint', log);
@@ -226,6 +231,7 @@ export class PolicyController {
     // means "no policies", and writing that would open every pod.
     if (!this.ready) return;
     const started = Date.now();
+    const t0 = performance.now();
     const local = this.localView();
     const pods = this.pods.items();
     for (const [key, p] of this.early) {
@@ -241,6 +247,7 @@ export class PolicyController {
       nodes: this.nodes.items(),
       local: { node: this.cfg.nodeName, endpoints: local.endpoints },
     });
+    const t1 = performance.now();
     let table = compilePolicy({ snapshot, localBlocks: this.cfg.localBlocks, attachments: local.attachments, generation: this.generation, versions: this.versions, cache: this.compileCache });
     const full = !this.applied || Date.now() - this.lastFull >= FULL_EVERY_MS;
     let changes = full ? undefined : diffScript(this.applied as NftTable, table);
@@ -258,9 +265,10 @@ export class PolicyController {
       table = withVersions(table, this.versions);
       changes = full ? undefined : diffScript(this.applied as NftTable, table);
     }
+    const t2 = performance.now();
     try {
       if (changes === undefined) await this.replace(table);
-      else if (changes.length > 0) await nftApply(changes.join('\n') + '\n');
+      else if (changes.length > 0) await this.nft.apply(changes.join('\n') + '\n');
     } catch (err) {
       if (!(err instanceof NftError) || changes === undefined) {
         this.state = { ...this.state, error: (err as Error).message };
@@ -275,13 +283,18 @@ export class PolicyController {
     this.appliedVersions = this.versions;
     if (changes === undefined || changes.length > 0) this.saveApplied();
     this.enforced = new Set(local.attachments.map((a) => a.hostIf));
+    const t3 = performance.now();
     const fingerprint = snapshotFingerprint(snapshot);
+    this.cfg.log.debug('policy synced', {
+      changes: changes === undefined ? 'whole table' : changes.length,
+      ms: { snapshot: roundMs(t1 - t0), compile: roundMs(t2 - t1), nft: roundMs(t3 - t2), fingerprint: roundMs(performance.now() - t3) },
+    });
     if (JSON.stringify(problems) !== JSON.stringify(this.state.problems)) for (const p of problems) this.cfg.log.error(p);
     this.state = { fingerprint, syncs: this.state.syncs + 1, size: tableSize(table), lastSyncMs: Date.now() - started, problems };
   }
 
   private async replace(table: NftTable): Promise<void> {
-    await nftApply(fullScript(table));
+    await this.nft.apply(fullScript(table));
     this.lastFull = Date.now();
   }
 

@@ -77,6 +77,7 @@ interface AgentOptions {
   leaveOnExit?: boolean;
   networkPolicy: boolean;
   netlinkHelper: boolean;
+  nftHelper: boolean;
 }
 
 function intFlag(name: string, v: string, min: number, max: number): number {
@@ -183,6 +184,7 @@ export function registerAgentCommand(program: Command): void {
     .option('--leave-on-exit', 'on SIGTERM, leave the cluster: peers drop this node and its blocks are freed (without it, a stopped agent\'s node keeps its routes)')
     .option('--no-network-policy', 'in a cluster: do not enforce NetworkPolicy and WeftClusterPolicy (every pod reaches every pod)')
     .option('--no-netlink-helper', 'make pod links with `ip` processes instead of the rtnetlink helper (dist/weft-netlink)')
+    .option('--no-nft-helper', 'apply the policy table with an `nft` process per change instead of the nftables helper (dist/weft-nft)')
     .action(async (o: AgentOptions) => {
       const level = o.logLevel as LogLevel;
       if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new UserError(`--log-level ${o.logLevel}: expected debug, info, warn or error`);
@@ -203,6 +205,7 @@ export function registerAgentCommand(program: Command): void {
           log,
           ...(pauseAt ? { pauseAt } : {}),
           ...(o.netlinkHelper === false ? { netlinkHelper: false as const } : {}),
+          ...(o.nftHelper === false ? { nftHelper: false as const } : {}),
         });
       } catch (err) {
         if (err instanceof AddressError) throw new UserError(err.message);

@@ -95,12 +95,14 @@ export function registerLabCommands(program: Command): void {
     .option('--datastore <kind>', 'file or etcd (a real etcd in the lab)', 'file')
     .option('--lease-duration <s>', 'agent lease, seconds: how fast a silent agent is reported', '10')
     .option('--node-grace <duration>', 'how long an agent may stay silent before its node counts as gone (e.g. 24h; 0 = never)', '24h')
+    .option('--agent-log-level <level>', 'the agents\' log level: info, or debug (adds each policy sync\'s timings)', 'info')
     .option('--json', 'machine-readable output')
-    .action(async (o: { lab?: string; nodes: string; backend: string; datastore: string; leaseDuration: string; nodeGrace: string; json?: boolean }) => {
+    .action(async (o: { lab?: string; nodes: string; backend: string; datastore: string; leaseDuration: string; nodeGrace: string; agentLogLevel: string; json?: boolean }) => {
       if (!o.lab) throw new UserError('--lab NAME is required (the lab to start; --name NAME works too)');
       const labName = o.lab;
       if (!(BACKENDS as readonly string[]).includes(o.backend)) throw new UserError(`--backend ${o.backend}: expected ${BACKENDS.join(' or ')}`);
       if (o.datastore !== 'file' && o.datastore !== 'etcd') throw new UserError(`--datastore ${o.datastore}: expected file or etcd`);
+      if (o.agentLogLevel !== 'info' && o.agentLogLevel !== 'debug') throw new UserError(`--agent-log-level ${o.agentLogLevel}: expected info or debug`);
       const nodes = Number(o.nodes);
       const lease = Number(o.leaseDuration);
       if (!/^\d+$/.test(o.leaseDuration) || lease < 3) throw new UserError(`--lease-duration ${o.leaseDuration}: expected seconds, 3 or more`);
@@ -113,6 +115,7 @@ export function registerLabCommands(program: Command): void {
         cliEntry: cliEntry(),
         leaseDurationSeconds: lease,
         nodeGraceSeconds: parseDuration('--node-grace', o.nodeGrace),
+        agentLogLevel: o.agentLogLevel,
         progress: o.json ? () => undefined : (l) => out(`- ${l}`),
       });
       if (o.json) json(await labStatus(labName));

@@ -7,8 +7,8 @@
  * /proc/<agent>/fd/N. A batch it does not know runs through `ip` instead; a helper that dies or
  * stops answering is killed by its PID and replaced for the next batch.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { findBuiltFile } from '../util/built-file.js';
+import { HelperProcess } from './helper-process.js';
 import { ipProcessRunner, type BatchOptions, type BatchRunner } from './batch-runner.js';
 import { batchLine, IpError, type IpCommand, type IpFailureReason } from './ip.js';
 
@@ -18,79 +18,6 @@ export function findNetlinkHelper(): string | undefined {
 }
 
 const ERRNO_REASON: Readonly<Record<number, IpFailureReason>> = { 17: 'exists', 19: 'not-found', 2: 'not-found', 3: 'not-found' };
-
-/** One helper process: one batch at a time. */
-class HelperProcess {
-  readonly child: ChildProcessWithoutNullStreams;
-  private out = '';
-  private err = '';
-  private pending: ((line: string | Error) => void) | undefined;
-  alive = true;
-
-  constructor(
-    private readonly binary: string,
-    private readonly onExit: (p: HelperProcess) => void,
-  ) {
-    const child = spawn(binary, [], { stdio: ['pipe', 'pipe', 'pipe'] });
-    this.child = child;
-    child.stdout.setEncoding('utf8');
-    child.stderr.setEncoding('utf8');
-    child.stdout.on('data', (d: string) => {
-      this.out += d;
-      const nl = this.out.indexOf('\n');
-      if (nl < 0) return;
-      const line = this.out.slice(0, nl);
-      this.out = this.out.slice(nl + 1);
-      this.pending?.(line);
-    });
-    child.stderr.on('data', (d: string) => {
-      this.err = (this.err + d).slice(-2000);
-    });
-    // A write to a helper that just died must not take the agent down; 'exit' reports it.
-    child.stdin.on('error', () => undefined);
-    const gone = (why: string): void => {
-      this.alive = false;
-      this.onExit(this);
-      this.pending?.(this.broken(why));
-    };
-    child.on('error', (e) => gone(`could not run: ${e.message}`));
-    child.on('exit', (code, signal) => gone(`exited (${signal ?? code ?? '?'})`));
-  }
-
-  /** Sends one request and waits for its answer line. */
-  exchange(request: string, timeoutMs: number): Promise<string> {
-    return new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending = undefined;
-        this.alive = false;
-        this.child.kill('SIGKILL');
-        this.onExit(this);
-        reject(this.broken(`did not answer within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pending = (line) => {
-        clearTimeout(timer);
-        this.pending = undefined;
-        if (line instanceof Error) reject(line);
-        else resolve(line);
-      };
-      this.child.stdin.write(request);
-    });
-  }
-
-  broken(what: string): IpError {
-    const stderr = this.err.trim();
-    return new IpError(`the netlink helper ${this.binary} ${what}${stderr ? `: ${stderr}` : ''}`, undefined, undefined, 'other', undefined, stderr);
-  }
-
-  async close(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const done = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
-    this.child.stdin.end(); // EOF: it exits by itself
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 2000);
-    await done;
-    clearTimeout(timer);
-  }
-}
 
 /** What the helper itself takes (native/weft-netlink.c): more goes to `ip`. */
 const HELPER_MAX_LINES = 64;
@@ -169,7 +96,7 @@ export class NetlinkHelper implements BatchRunner {
   }
 
   private spawnOne(): HelperProcess {
-    const p = new HelperProcess(this.binary, (gone) => this.drop(gone));
+    const p = new HelperProcess(this.binary, (gone) => this.drop(gone), (what, stderr) => new IpError(`the netlink helper ${this.binary} ${what}${stderr ? `: ${stderr}` : ''}`, undefined, undefined, 'other', undefined, stderr));
     this.all.add(p);
     return p;
   }

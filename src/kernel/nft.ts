@@ -1,9 +1,11 @@
+/**
+ * nftables: whole scripts applied as one atomic transaction, and `nft -j` for reading. Each Weft
+ * component owns its own table. Scripts go through an NftRunner: an `nft -f -` process each
+ * (`nftProcessRunner`), or the agent's libnftables helper (`nft-helper.ts`), one contract
+ * (`nft-runner.contract.ts`).
+ */
 import { CommandError, run } from './exec.js';
 
-/**
- * nftables through `nft`: whole scripts applied with `nft -f -` (one atomic transaction), and
- * `nft -j` for reading. Each Weft component owns its own table.
- */
 export class NftError extends Error {
   readonly code = 'ERR_NFT';
   constructor(
@@ -15,6 +17,16 @@ export class NftError extends Error {
     this.name = 'NftError';
   }
 }
+
+export interface NftRunner {
+  readonly name: string;
+  /** One atomic transaction; NftError with nft's own message when the kernel or nft refuses it. */
+  apply(script: string): Promise<void>;
+  /** Ends whatever the runner keeps (a helper process); using it afterwards starts anew. */
+  close(): Promise<void>;
+}
+
+export const nftProcessRunner: NftRunner = { name: 'nft', apply: nftApply, close: async () => undefined };
 
 export async function nftApply(script: string): Promise<void> {
   try {

@@ -54,6 +54,10 @@ export interface LabState {
   leaseDurationSeconds: number;
   /** Seconds an agent may stay silent before its node counts as gone (absent: the agents' default). */
   nodeGraceSeconds?: number;
+  /** The agents' --log-level, when not the default. */
+  agentLogLevel?: 'debug' | 'info';
+  /** More agent flags the lab was started with (benchmarks). */
+  extraAgentArgs?: string[];
   switchNetns: string;
   external: { netns: string; ips: string[]; control: string; serverPid?: number };
   nodes: LabNode[];

@@ -32,6 +32,10 @@ export interface UpOptions {
   cliEntry: string;
   leaseDurationSeconds?: number;
   nodeGraceSeconds?: number;
+  /** The agents' --log-level (default info); debug adds each policy sync's timings. */
+  agentLogLevel?: 'debug' | 'info';
+  /** More agent flags, for benchmarks comparing agent options (e.g. --no-nft-helper). */
+  extraAgentArgs?: string[];
   progress?: (line: string) => void;
 }
 
@@ -106,6 +110,8 @@ export async function startNodeAgent(state: LabState, node: LabNode, cliEntry: s
     ...(state.nodeGraceSeconds !== undefined ? ['--node-grace', String(state.nodeGraceSeconds)] : []),
     // A node the lab stops is a node leaving: peers drop it at once.
     '--leave-on-exit',
+    ...(state.agentLogLevel ? ['--log-level', state.agentLogLevel] : []),
+    ...(state.extraAgentArgs ?? []),
   ];
   const env = { ...process.env };
   delete env['NODE_EXTRA_CA_CERTS'];
@@ -184,6 +190,8 @@ export async function labUp(o: UpOptions): Promise<LabState> {
     clusterCidrs: LAB_CLUSTER_CIDRS,
     leaseDurationSeconds: o.leaseDurationSeconds ?? 10,
     ...(o.nodeGraceSeconds !== undefined ? { nodeGraceSeconds: o.nodeGraceSeconds } : {}),
+    ...(o.agentLogLevel ? { agentLogLevel: o.agentLogLevel } : {}),
+    ...(o.extraAgentArgs?.length ? { extraAgentArgs: o.extraAgentArgs } : {}),
     switchNetns: `${prefix}.sw`,
     external: { netns: `${prefix}.ext`, ips: [EXTERNAL.v4, EXTERNAL.v6], control: join(dir, 'external.sock') },
     nodes: [],

@@ -38,3 +38,6 @@ export const silentLogger: Logger = {
   error: () => undefined,
   child: () => silentLogger,
 };
+
+/** Milliseconds to one decimal, for log lines. */
+export const roundMs = (x: number): number => Math.round(x * 10) / 10;
