@@ -1,7 +1,7 @@
 /**
  * The agent's resident memory: idle, after a first few pods, and at 100 and 1000 pods.
  *
- *   node build/bench/agent-memory.js [--pods 1000]
+ *   node build/bench/agent-memory.js [--pods 1000] [--settle 4]  (seconds each phase settles before it is read)
  *
  * RSS read from /proc/PID/status (VmRSS) after each phase settles, with where it sits
  * (/proc/PID/smaps: the node executable's pages, anonymous memory, malloc's heap) and the JS
@@ -39,7 +39,7 @@ function where(pid: number): { binary: number; anon: number; malloc: number } {
   return out;
 }
 
-const settle = (ms = 4000): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const settle = (ms = Number(arg('settle', '4')) * 1000): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 interface Phase {
   label: string;

@@ -20,6 +20,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { AGENT_NODE_FLAGS } from '../src/agent/api.js';
 import { getHealth } from '../src/agent/health-client.js';
 import { diffScript, fullScript, tableSize } from '../src/nftables/ruleset.js';
 import { findNftHelper, NftHelper } from '../src/kernel/nft-helper.js';
@@ -125,7 +126,8 @@ async function compileBench(): Promise<CompileRow[]> {
   const netns = `bpol${randomBytes(2).toString('hex')}`;
   spawnSync('ip', ['netns', 'add', netns]);
   try {
-    const r = spawnSync('nsenter', [`--net=/run/netns/${netns}`, '--', process.execPath, ...process.argv.slice(1), '--in-netns', 'yes'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26 });
+    // With the agent's own node flags: this part measures the agent's work per sync.
+    const r = spawnSync('nsenter', [`--net=/run/netns/${netns}`, '--', process.execPath, ...AGENT_NODE_FLAGS, ...process.argv.slice(1), '--in-netns', 'yes'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26 });
     if (r.status !== 0) throw new Error(`the compile part failed in netns ${netns} (exit ${r.status})`);
     return JSON.parse(r.stdout) as CompileRow[];
   } finally {

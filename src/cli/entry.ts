@@ -1,6 +1,5 @@
-import { run } from './main.js';
-
 /** Entry point of the bundled CLI (dist/weft.mjs). */
+import { run } from './run.js';
 
 // `weft lab status | head`: a reader that stops reading is not an error of ours.
 for (const stream of [process.stdout, process.stderr]) {
@@ -10,6 +9,7 @@ for (const stream of [process.stdout, process.stderr]) {
   });
 }
 
-void run(process.argv.slice(2)).then((code) => {
-  process.exitCode = code;
-});
+const argv = process.argv.slice(2);
+// The agent loads only its own command (a chunk of its own in the bundle); everything else the whole CLI.
+const program = argv[0] === 'agent' ? (await import('./agent-program.js')).buildAgentProgram() : (await import('./main.js')).buildProgram();
+process.exitCode = await run(program, argv);

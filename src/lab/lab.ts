@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { AGENT_NODE_FLAGS } from '../agent/api.js';
 import { getHealth, waitForAgent } from '../agent/health-client.js';
 import { admitted } from '../datastore/admitted-store.js';
 import { EtcdStore } from '../datastore/etcd-store.js';
@@ -98,6 +99,7 @@ async function waitForStore(state: LabState): Promise<void> {
 export async function startNodeAgent(state: LabState, node: LabNode, cliEntry: string): Promise<void> {
   const ds = state.datastore.kind === 'file' ? ['--datastore', 'file', '--datastore-dir', state.datastore.dir] : ['--datastore', 'etcd', '--etcd-endpoints', state.datastore.endpoint];
   const args = [
+    ...AGENT_NODE_FLAGS,
     cliEntry, 'agent',
     '--state-dir', node.stateDir,
     '--socket', node.socket,

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { AGENT_NODE_FLAGS } from '../agent/api.js';
 import { waitForAgent } from '../agent/health-client.js';
 import { install } from '../install/install.js';
 import { loadNetwork } from '../cniruntime/loader.js';
@@ -103,7 +104,7 @@ export async function startSandbox(o: SandboxOptions): Promise<Sandbox> {
 }
 
 export async function startSandboxAgent(sb: Sandbox, o: Pick<SandboxOptions, 'podCidrs' | 'cliEntry' | 'agentArgs' | 'agentEnv' | 'agentMountNamespace'>): Promise<void> {
-  const args = [o.cliEntry, 'agent', '--state-dir', sb.stateDir, '--socket', sb.socket, ...o.podCidrs.flatMap((c) => ['--pod-cidr', c]), ...(o.agentArgs ?? [])];
+  const args = [...AGENT_NODE_FLAGS, o.cliEntry, 'agent', '--state-dir', sb.stateDir, '--socket', sb.socket, ...o.podCidrs.flatMap((c) => ['--pod-cidr', c]), ...(o.agentArgs ?? [])];
   const child = await startDaemon(process.execPath, args, {
     netns: sb.nodeNetnsPath,
     logFile: sb.agentLog,

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { isValidAddress, parseCidr, type AddressError, type Cidr } from '../ipam/cidr.js';
 import { dnsLabelProblem, dnsSubdomainProblem } from '../util/dns-names.js';
 import { printable } from '../util/printable.js';
@@ -71,7 +71,7 @@ function timestamp(s: unknown, path: FieldPath, errs: FieldErrors): void {
 }
 
 /** zod issues, then kind checks only if the shape is right (they read the fields it promises). */
-function shaped<S extends z.ZodType>(schema: S, value: unknown, root: FieldPath, errs: FieldErrors): z.infer<S> | undefined {
+function shaped<S extends z.ZodMiniType>(schema: S, value: unknown, root: FieldPath, errs: FieldErrors): z.infer<S> | undefined {
   const r = schema.safeParse(value);
   if (r.success) return r.data;
   errs.addZodIssues(r.error.issues, root, value);
@@ -83,11 +83,11 @@ function shaped<S extends z.ZodType>(schema: S, value: unknown, root: FieldPath,
 const stringMap = z.record(z.string(), z.string(), { error: 'must map strings to strings' });
 const metadataSchema = z.looseObject({
   name: z.string(),
-  namespace: z.string().optional(),
-  labels: stringMap.nullish(),
-  annotations: stringMap.nullish(),
-  resourceVersion: z.string().optional(),
-  creationTimestamp: z.string().nullish(),
+  namespace: z.optional(z.string()),
+  labels: z.nullish(stringMap),
+  annotations: z.nullish(stringMap),
+  resourceVersion: z.optional(z.string()),
+  creationTimestamp: z.nullish(z.string()),
 });
 const objectSchema = z.looseObject({ apiVersion: z.string(), kind: z.string(), metadata: metadataSchema });
 
@@ -124,21 +124,21 @@ function validateMetadata(obj: KObject, rule: KindRule, errs: FieldErrors): void
 // --- Kubernetes kinds: the fields Weft reads ---
 
 const podSchema = z.looseObject({
-  spec: z
-    .looseObject({
-      nodeName: z.string().nullish(),
-      hostNetwork: z.boolean().nullish(),
-      containers: z
-        .array(
+  spec: z.nullish(
+    z.looseObject({
+      nodeName: z.nullish(z.string()),
+      hostNetwork: z.nullish(z.boolean()),
+      containers: z.nullish(
+        z.array(
           z.looseObject({
             name: z.string(),
-            ports: z.array(z.looseObject({ name: z.string().nullish(), containerPort: z.number().int(), protocol: z.string().nullish(), hostPort: z.number().int().nullish(), hostIP: z.string().nullish() })).nullish(),
+            ports: z.nullish(z.array(z.looseObject({ name: z.nullish(z.string()), containerPort: z.int(), protocol: z.nullish(z.string()), hostPort: z.nullish(z.int()), hostIP: z.nullish(z.string()) }))),
           }),
-        )
-        .nullish(),
-    })
-    .nullish(),
-  status: z.looseObject({ phase: z.string().nullish(), podIP: z.string().nullish(), podIPs: z.array(z.looseObject({ ip: z.string() })).nullish() }).nullish(),
+        ),
+      ),
+    }),
+  ),
+  status: z.nullish(z.looseObject({ phase: z.nullish(z.string()), podIP: z.nullish(z.string()), podIPs: z.nullish(z.array(z.looseObject({ ip: z.string() }))) })),
 });
 const POD_PHASES = ['Pending', 'Running', 'Succeeded', 'Failed', 'Unknown'] as const;
 
@@ -181,8 +181,8 @@ function admitPod(obj: KObject, errs: FieldErrors): KObject {
 }
 
 const nodeSchema = z.looseObject({
-  spec: z.looseObject({ podCIDR: z.string().nullish(), podCIDRs: z.array(z.string()).nullish() }).nullish(),
-  status: z.looseObject({ addresses: z.array(z.looseObject({ type: z.string(), address: z.string() })).nullish() }).nullish(),
+  spec: z.nullish(z.looseObject({ podCIDR: z.nullish(z.string()), podCIDRs: z.nullish(z.array(z.string())) })),
+  status: z.nullish(z.looseObject({ addresses: z.nullish(z.array(z.looseObject({ type: z.string(), address: z.string() }))) })),
 });
 const NODE_ADDRESS_TYPES = ['Hostname', 'InternalIP', 'ExternalIP', 'InternalDNS', 'ExternalDNS'] as const;
 
@@ -217,15 +217,15 @@ function admitNode(obj: KObject, errs: FieldErrors): KObject {
 }
 
 const leaseSchema = z.looseObject({
-  spec: z
-    .looseObject({
-      holderIdentity: z.string().nullish(),
-      leaseDurationSeconds: z.number().int().nullish(),
-      acquireTime: z.string().nullish(),
-      renewTime: z.string().nullish(),
-      leaseTransitions: z.number().int().nullish(),
-    })
-    .nullish(),
+  spec: z.nullish(
+    z.looseObject({
+      holderIdentity: z.nullish(z.string()),
+      leaseDurationSeconds: z.nullish(z.int()),
+      acquireTime: z.nullish(z.string()),
+      renewTime: z.nullish(z.string()),
+      leaseTransitions: z.nullish(z.int()),
+    }),
+  ),
 });
 
 function admitLease(obj: KObject, errs: FieldErrors): KObject {
@@ -247,7 +247,7 @@ function admitNamespace(obj: KObject): KObject {
 
 // --- Weft's kinds: strict ---
 
-const weft = <T extends z.ZodRawShape>(spec: T) => z.strictObject({ apiVersion: z.string(), kind: z.string(), metadata: metadataSchema, spec: z.strictObject(spec) });
+const weft = <T extends z.core.$ZodLooseShape>(spec: T) => z.strictObject({ apiVersion: z.string(), kind: z.string(), metadata: metadataSchema, spec: z.strictObject(spec) });
 
 const ipBlockSchema = weft({ cidr: z.string(), family: z.union([z.literal(4), z.literal(6)]), node: z.string() });
 
@@ -268,8 +268,8 @@ const endpointSchema = weft({
   containerId: z.string(),
   ifName: z.string(),
   addresses: z.array(z.string()),
-  podName: z.string().optional(),
-  labels: stringMap.optional(),
+  podName: z.optional(z.string()),
+  labels: z.optional(stringMap),
 });
 
 function admitWeftEndpoint(obj: KObject, errs: FieldErrors): KObject {
@@ -301,10 +301,10 @@ function admitWeftEndpoint(obj: KObject, errs: FieldErrors): KObject {
 
 const clusterNetworkSchema = weft({
   podCIDRs: z.array(z.string()),
-  blockSize: z.strictObject({ ipv4: z.number().int(), ipv6: z.number().int() }),
-  backend: z.strictObject({ type: z.string(), vni: z.number().int().optional(), port: z.number().int().optional() }),
-  leaseDurationSeconds: z.number().int(),
-  nodeGraceSeconds: z.number().int().optional(),
+  blockSize: z.strictObject({ ipv4: z.int(), ipv6: z.int() }),
+  backend: z.strictObject({ type: z.string(), vni: z.optional(z.int()), port: z.optional(z.int()) }),
+  leaseDurationSeconds: z.int(),
+  nodeGraceSeconds: z.optional(z.int()),
 });
 
 function admitClusterNetwork(obj: KObject, errs: FieldErrors): KObject {

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { parseCidrMasked } from '../ipam/cidr.js';
 import { UserError } from '../util/user-error.js';
 import { FieldErrors, PORT_RANGE_PROBLEM, portNameProblem, validPortNumber, type FieldPath } from './field-errors.js';
@@ -14,29 +14,29 @@ export const MAX_PRIORITY = 1000;
 export const MAX_RULES = 100;
 const ACTIONS = ['Allow', 'Deny', 'Pass'] as const;
 
-const podsSchema = z.strictObject({ namespaceSelector: labelSelectorSchema.nullish(), podSelector: labelSelectorSchema.nullish() });
+const podsSchema = z.strictObject({ namespaceSelector: z.nullish(labelSelectorSchema), podSelector: z.nullish(labelSelectorSchema) });
 const peerSchema = z.strictObject({
-  namespaces: labelSelectorSchema.nullish(),
-  pods: podsSchema.nullish(),
-  networks: z.array(z.string()).nullish(),
+  namespaces: z.nullish(labelSelectorSchema),
+  pods: z.nullish(podsSchema),
+  networks: z.nullish(z.array(z.string())),
 });
 const portSchema = z.strictObject({
-  portNumber: z.strictObject({ protocol: z.string().nullish(), port: z.number().int() }).nullish(),
-  portRange: z.strictObject({ protocol: z.string().nullish(), start: z.number().int(), end: z.number().int() }).nullish(),
-  namedPort: z.string().nullish(),
+  portNumber: z.nullish(z.strictObject({ protocol: z.nullish(z.string()), port: z.int() })),
+  portRange: z.nullish(z.strictObject({ protocol: z.nullish(z.string()), start: z.int(), end: z.int() })),
+  namedPort: z.nullish(z.string()),
 });
 const ruleSchema = z.strictObject({
-  name: z.string().nullish(),
+  name: z.nullish(z.string()),
   action: z.string(),
-  from: z.array(peerSchema).nullish(),
-  to: z.array(peerSchema).nullish(),
-  ports: z.array(portSchema).nullish(),
+  from: z.nullish(z.array(peerSchema)),
+  to: z.nullish(z.array(peerSchema)),
+  ports: z.nullish(z.array(portSchema)),
 });
 const specSchema = z.strictObject({
-  priority: z.number().int(),
-  subject: z.strictObject({ namespaces: labelSelectorSchema.nullish(), pods: podsSchema.nullish() }),
-  ingress: z.array(ruleSchema).nullish(),
-  egress: z.array(ruleSchema).nullish(),
+  priority: z.int(),
+  subject: z.strictObject({ namespaces: z.nullish(labelSelectorSchema), pods: z.nullish(podsSchema) }),
+  ingress: z.nullish(z.array(ruleSchema)),
+  egress: z.nullish(z.array(ruleSchema)),
 });
 
 type Spec = z.infer<typeof specSchema>;

@@ -1,5 +1,10 @@
-import type { z } from 'zod';
+import * as z from 'zod/mini';
+import en from 'zod/v4/locales/en.js';
 import { printable } from '../util/printable.js';
+
+// zod/mini (a fraction of full zod's memory: +1 against +14 MiB RSS in a bundle, measured) has no
+// messages of its own; the few issues shown with zod's wording use its English ones.
+z.config(en());
 
 /**
  * Field errors worded like the API server's (`spec.ingress[0].ports[0].endPort: Invalid value:

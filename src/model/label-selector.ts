@@ -1,18 +1,18 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { FieldErrors, labelKeyProblem, labelValueProblem, type FieldPath } from './field-errors.js';
 
 /** metav1.LabelSelector: its shape (zod) and the API server's checks of its content. */
 export const labelSelectorSchema = z.strictObject({
-  matchLabels: z.record(z.string(), z.string()).nullish(),
-  matchExpressions: z
-    .array(
+  matchLabels: z.nullish(z.record(z.string(), z.string())),
+  matchExpressions: z.nullish(
+    z.array(
       z.strictObject({
         key: z.string(),
         operator: z.string(),
-        values: z.array(z.string()).nullish(),
+        values: z.nullish(z.array(z.string())),
       }),
-    )
-    .nullish(),
+    ),
+  ),
 });
 
 export type LabelSelectorInput = z.infer<typeof labelSelectorSchema>;

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { cidrContains, parseCidrMasked, type Cidr } from '../ipam/cidr.js';
 import { UserError } from '../util/user-error.js';
 import { FieldErrors, PORT_RANGE_PROBLEM, portNameProblem, validPortNumber, type FieldPath } from './field-errors.js';
@@ -16,22 +16,22 @@ export const NETWORK_POLICY_API = 'networking.k8s.io/v1';
 export const PORT_PROTOCOLS = ['SCTP', 'TCP', 'UDP'] as const;
 export const POLICY_TYPES = ['Egress', 'Ingress'] as const;
 
-const intOrString = z.union([z.number().int(), z.string()], { error: 'must be a port number or name' });
+const intOrString = z.union([z.int(), z.string()], { error: 'must be a port number or name' });
 const portSchema = z.strictObject({
-  protocol: z.string().nullish(),
-  port: intOrString.nullish(),
-  endPort: z.number().int().nullish(),
+  protocol: z.nullish(z.string()),
+  port: z.nullish(intOrString),
+  endPort: z.nullish(z.int()),
 });
 const peerSchema = z.strictObject({
-  podSelector: labelSelectorSchema.nullish(),
-  namespaceSelector: labelSelectorSchema.nullish(),
-  ipBlock: z.strictObject({ cidr: z.string(), except: z.array(z.string()).nullish() }).nullish(),
+  podSelector: z.nullish(labelSelectorSchema),
+  namespaceSelector: z.nullish(labelSelectorSchema),
+  ipBlock: z.nullish(z.strictObject({ cidr: z.string(), except: z.nullish(z.array(z.string())) })),
 });
 const specSchema = z.strictObject({
-  podSelector: labelSelectorSchema.nullish(),
-  ingress: z.array(z.strictObject({ from: z.array(peerSchema).nullish(), ports: z.array(portSchema).nullish() })).nullish(),
-  egress: z.array(z.strictObject({ to: z.array(peerSchema).nullish(), ports: z.array(portSchema).nullish() })).nullish(),
-  policyTypes: z.array(z.string()).nullish(),
+  podSelector: z.nullish(labelSelectorSchema),
+  ingress: z.nullish(z.array(z.strictObject({ from: z.nullish(z.array(peerSchema)), ports: z.nullish(z.array(portSchema)) }))),
+  egress: z.nullish(z.array(z.strictObject({ to: z.nullish(z.array(peerSchema)), ports: z.nullish(z.array(portSchema)) }))),
+  policyTypes: z.nullish(z.array(z.string())),
 });
 
 type Spec = z.infer<typeof specSchema>;
