@@ -23,7 +23,8 @@ rmSync('dist', { recursive: true, force: true });
 const builtinsAsRequire = {
   name: 'builtins-as-require',
   setup(b) {
-    b.onResolve({ filter: /^node:/ }, (args) => ({ path: args.path, namespace: 'builtin-cjs' }));
+    // A dynamic import() stays one: through this, it would see only a default export.
+    b.onResolve({ filter: /^node:/ }, (args) => (args.kind === 'dynamic-import' ? { path: args.path, external: true } : { path: args.path, namespace: 'builtin-cjs' }));
     b.onLoad({ filter: /.*/, namespace: 'builtin-cjs' }, (args) => ({ contents: `module.exports = __weftRequire(${JSON.stringify(args.path)});`, loader: 'js' }));
   },
 };

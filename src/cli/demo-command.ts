@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { fileURLToPath } from 'node:url';
+import { cliEntry } from '../util/built-file.js';
 import { labDown, labStatus, labUp, waitPolicyConverged, withLabStore } from '../lab/lab.js';
 import { labMatrix, labProbe, nsCreate, podCreate } from '../lab/lab-pods.js';
 import { listLabs, loadLab } from '../lab/lab-state.js';
@@ -191,6 +191,6 @@ export function registerDemoCommand(program: Command): void {
     .option('--backend <type>', 'vxlan or host-gw', 'vxlan')
     .action(async (o: { keep?: boolean; backend: string }) => {
       if (o.backend !== 'vxlan' && o.backend !== 'host-gw') throw new UserError(`--backend ${o.backend}: expected vxlan or host-gw`);
-      process.exitCode = await runDemo(fileURLToPath(import.meta.url), { keep: o.keep === true, backend: o.backend });
+      process.exitCode = await runDemo(cliEntry(), { keep: o.keep === true, backend: o.backend });
     });
 }

@@ -1,7 +1,7 @@
 import { Option, type Command } from 'commander';
 import { formatSilence } from '../cluster/liveness.js';
 import { parseDuration } from './agent-command.js';
-import { fileURLToPath } from 'node:url';
+import { cliEntry } from '../util/built-file.js';
 import { BACKENDS, type BackendType } from '../model/objects.js';
 import { UserError } from '../util/user-error.js';
 import { gridLines, legendLines, parseFamilies, parsePorts } from './grid.js';
@@ -19,10 +19,6 @@ const out = (s: string): void => {
   process.stdout.write(s + '\n');
 };
 const json = (v: unknown): void => out(JSON.stringify(v, null, 2));
-
-function cliEntry(): string {
-  return fileURLToPath(import.meta.url);
-}
 
 const collect = (v: string, p: string[]): string[] => [...p, v];
 

@@ -15,3 +15,13 @@ export function findBuiltFile(name: string, from: string = import.meta.url): str
   }
   return undefined;
 }
+
+/**
+ * dist/weft.mjs, the CLI's entry: what labs and demos start agents and pod servers with. Not
+ * this module's own file — the bundle is split into chunks, and a chunk run alone does nothing.
+ */
+export function cliEntry(): string {
+  const found = findBuiltFile('weft.mjs');
+  if (!found) throw new Error('cannot find dist/weft.mjs: run `npm run build` first');
+  return found;
+}
