@@ -8,6 +8,7 @@
  * Runs alternate between the paths so drift hits all alike; figures are medians. Needs root,
  * iperf3, sockperf. Both ends of every path share the machine's CPUs, and so do the "nodes".
  */
+import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { getHealth } from '../src/agent/health-client.js';
 import { deleteNamedNetns } from '../src/kernel/netns.js';
@@ -39,8 +40,29 @@ async function labPaths(backend: 'vxlan' | 'host-gw'): Promise<{ name: string; p
       // What the lab's underlay itself carries, node to node (veth, the switch's bridge, veth): the
       // limit of any path across these nodes, below a bare veth pair. Measured once (the labs share the topology).
       ...(backend === 'host-gw' && n1 && n2 ? [{ name: 'underlay: node to node, no Weft path (veth, bridge, veth)', client: n1.netns, server: n2.netns, serverIp: n2.ips[0] as string }] : []),
+      // The kernel's VXLAN alone over the same underlay, node to node (no pod veths, no Weft):
+      // what any VXLAN path across these nodes starts from.
+      ...(backend === 'host-gw' && n1 && n2 ? [kernelVxlan(n1, n2)] : []),
     ],
   };
+}
+
+/** A VXLAN device in each of two lab nodes (their own netns), as Weft's backend makes one: MTU 1450, learning off. */
+function kernelVxlan(a: { netns: string; ips: string[] }, b: { netns: string; ips: string[] }): Pair {
+  const ends = [
+    [a, b, '10.199.0.1'],
+    [b, a, '10.199.0.2'],
+  ] as const;
+  for (const [self, peer, addr] of ends) {
+    const ip = (...args: string[]): void => {
+      const r = spawnSync('ip', ['-n', self.netns, ...args], { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`ip ${args.join(' ')} in ${self.netns}: ${r.stderr}`);
+    };
+    ip('link', 'add', 'bvx0', 'type', 'vxlan', 'id', '199', 'local', self.ips[0] as string, 'remote', peer.ips[0] as string, 'dstport', '4789', 'nolearning');
+    ip('link', 'set', 'bvx0', 'mtu', '1450', 'up');
+    ip('addr', 'add', `${addr}/24`, 'dev', 'bvx0');
+  }
+  return { name: 'kernel VXLAN alone: node to node (no pod veths, no Weft)', client: a.netns, server: b.netns, serverIp: '10.199.0.2' };
 }
 
 async function joinTimes(joins: number): Promise<number[]> {

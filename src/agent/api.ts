@@ -27,10 +27,10 @@ export const HEALTH_PATH = '/v1/health';
 /**
  * Node flags the agent is started with (by the lab, the test sandbox, and the install manifests
  * to come). A semi-space of at most 1 MiB keeps V8's young generation from growing to tens of
- * MiB under bursts of CNI calls and staying there: 9.2 KiB of RSS per additional pod against
- * 21-23 KiB with node's default (100 -> 1000 pods), and idle 59.9 against 60.6 MiB
- * (docs/benchmarks.md section 3). It costs a policy sync at 1,000 policies x 5,000 endpoints
- * ~25% more CPU (a change: 91 against 72 ms, medians of three runs each).
+ * MiB under bursts of CNI calls and staying there: 9-11 KiB of RSS per additional pod against
+ * 21-23 KiB with node's default (100 -> 1000 pods; docs/benchmarks.md section 3). It costs a
+ * policy sync at 1,000 policies x 5,000 endpoints ~25% more CPU (a change: 91 against 72 ms,
+ * medians of three runs each).
  */
 export const AGENT_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1'];
 
