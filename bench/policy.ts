@@ -138,7 +138,7 @@ async function compileBench(): Promise<CompileRow[]> {
 async function compileInNetns(runs: number): Promise<CompileRow[]> {
   const helperPath = findNftHelper();
   if (!helperPath) throw new Error('dist/weft-nft is not built');
-  const runners = { process: nftProcessRunner, helper: new NftHelper(helperPath, 60_000, nftProcessRunner) };
+  const runners = { process: nftProcessRunner, helper: new NftHelper(helperPath, nftProcessRunner, 60_000) };
   const rows: CompileRow[] = [];
   try {
     const only = arg('sizes', '');

@@ -4,7 +4,7 @@
 // the agent's rtnetlink helper (native/weft-netlink.c) and its nftables helper (native/weft-nft.c).
 import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { build } from 'esbuild';
 import { AGENT_TIMEOUT_MS, DEFAULT_SOCKET, EXEC_PATH, STDIN_LIMIT_BYTES, STDIN_MESSAGES, STDIN_TIMEOUT_MS } from '../build/src/agent/api.js';
 import { ABOUT, VERSION_REPLY } from '../build/src/agent/exec.js';
@@ -43,6 +43,8 @@ await build({
   chunkNames: 'weft-[name]-[hash]',
   outExtension: { '.js': '.mjs' },
   format: 'esm',
+  // Strings and regexps escaped to ASCII (esbuild's default, stated: the ASCII pass below relies on it).
+  charset: 'ascii',
   // etcd3 reads its .proto files next to its own code: it is loaded from node_modules, lazily.
   external: ['etcd3', 'cockatiel'],
   plugins: [builtinsAsRequire],
@@ -85,6 +87,11 @@ const cc = process.env.CC ?? 'cc';
 // The plugin forwarder and the agent's rtnetlink helper (libc only), and the agent's nftables
 // helper (libnftables, the library `nft` itself is built on).
 for (const [name, libs] of [['weft-cni', []], ['weft-netlink', []], ['weft-nft', ['-lnftables']]]) {
+  // Without libnftables' headers the agent runs `nft` processes instead (it probes the helper).
+  if (name === 'weft-nft' && !existsSync('/usr/include/nftables/libnftables.h')) {
+    console.warn('bundle: libnftables-dev is not installed: dist/weft-nft not built (the agent will use nft processes)');
+    continue;
+  }
   execFileSync(cc, ['-std=c11', '-O2', '-Wall', '-Wextra', '-Werror', '-D_FORTIFY_SOURCE=2', '-fstack-protector-strong', '-Ibuild/native', '-o', `dist/${name}`, `native/${name}.c`, ...libs], { stdio: 'inherit' });
   chmodSync(`dist/${name}`, 0o755);
 }

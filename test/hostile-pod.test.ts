@@ -25,10 +25,11 @@ function sysctlIn(node: TestNode, key: string): string {
 }
 
 describe('a hostile pod cannot configure the node over its veth', { skip }, () => {
-  const nodes: Partial<Record<'IPv4-only' | 'dual-stack', TestNode>> = {};
+  const nodes: Partial<Record<'IPv4-only' | 'dual-stack' | 'small-mtu', TestNode>> = {};
   before(async () => {
     nodes['IPv4-only'] = await startTestNode({ podCidrs: ['10.244.7.0/24'] });
     nodes['dual-stack'] = await startTestNode({ podCidrs: DUAL_STACK });
+    nodes['small-mtu'] = await startTestNode({ podCidrs: ['10.244.7.0/24'], agentArgs: ['--mtu', '1000'] });
   });
   after(async () => {
     for (const n of Object.values(nodes)) await n?.stop();
@@ -57,4 +58,12 @@ describe('a hostile pod cannot configure the node over its veth', { skip }, () =
       assert.doesNotMatch(ipIn(node.sb.nodeNetns, ['-6', 'addr', 'show']), /2001:db8:bad/, 'no address made from its prefix');
     });
   }
+
+  it('an IPv4-only node with an MTU below IPv6\'s minimum: the link has no IPv6 at all, and ADD works', async () => {
+    const node = nodes['small-mtu'] as TestNode;
+    const { result } = await node.addPod('small');
+    const hostIf = String(result.interfaces?.[0]?.name);
+    assert.match(ipIn(node.sb.nodeNetns, ['link', 'show', 'dev', hostIf]), /mtu 1000 /);
+    assert.equal(ipIn(node.sb.nodeNetns, ['-6', 'addr', 'show', 'dev', hostIf]).trim(), '', 'no IPv6 on the node end');
+  });
 });

@@ -41,12 +41,13 @@ describe('NftRunner contract: nft processes and the nftables helper', { skip }, 
     });
   }
 
-  it('both leave exactly the same tables', () => {
+  it('both leave exactly the same tables and refuse with the same words', () => {
     const [a, b] = reports.map((r) => r.states);
     assert.deepEqual(b, a);
+    assert.deepEqual(reports[1]?.messages, reports[0]?.messages);
   });
 
-  it('the helper: replaced when killed, a NUL byte refused, closed, and a helper that cannot run says so at the probe', async () => {
+  it('the helper: replaced when killed, a NUL byte refused, closed (later scripts by a process), and a helper that cannot run says so at the probe', async () => {
     const f = (await worker('helper-faults')) as Record<string, unknown>;
     assert.equal(f['probe'], true);
     assert.equal(f['replaced'], true);
@@ -54,6 +55,7 @@ describe('NftRunner contract: nft processes and the nftables helper', { skip }, 
     assert.match(String(f['nul']), /NUL/);
     assert.equal(f['nothingFromNul'], true);
     assert.equal(f['closed'], true);
+    assert.equal(f['afterClose'], true, 'a script after close() is applied, by a process, and starts no helper');
     assert.equal(f['missingBinary'], false);
   });
 });

@@ -131,7 +131,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     const policyOn = clusterNode && cfg.cluster && cfg.cluster.networkPolicy !== false;
     const nftHelperPath = !policyOn || cfg.nftHelper === false ? undefined : (cfg.nftHelper ?? findNftHelper());
     if (nftHelperPath) {
-      const helper = new NftHelper(nftHelperPath, undefined, nftProcessRunner);
+      const helper = new NftHelper(nftHelperPath, nftProcessRunner);
       if (await helper.works()) nft = helper;
       else {
         log.warn('the nftables helper does not run here: policy is applied with nft processes', { helper: nftHelperPath });

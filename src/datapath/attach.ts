@@ -18,11 +18,15 @@ export class AttachError extends Error {
   }
 }
 
+/** The kernel makes no IPv6 configuration for a link below this MTU. */
+const IPV6_MIN_MTU = 1280;
+
 /**
- * Makes the attachment: two batches on the hot path (node side, pod side), run by `runner`
- * (the rtnetlink helper, or `ip` processes). A stale node-side veth of the same attachment (left
- * by a crash) is removed and the step retried once. On a pod side failure the pair is deleted
- * again, so a failed attach leaves nothing behind.
+ * Makes the attachment on the hot path, run by `runner` (the rtnetlink helper, or `ip`
+ * processes): the node side in two batches with the node end's IPv6 settings between them (the
+ * pair; then up, addresses, routes), then the pod side. A stale node-side veth of the same
+ * attachment (left by a crash) is removed and the step retried once. On any later failure the
+ * pair is deleted again, so a failed attach leaves nothing behind.
  */
 export async function attach(runner: BatchRunner, plan: AttachmentPlan, netns: OpenNetns, afterHostSide?: () => Promise<void>): Promise<void> {
   await createHostSide(runner, plan, netns, true);
@@ -46,7 +50,8 @@ async function createHostSide(runner: BatchRunner, plan: AttachmentPlan, netns: 
     return createFailed(runner, plan, netns, retry, err);
   }
   try {
-    if (await ipv6Enabled()) for (const [key, value] of hostIfSysctls(plan.hostIf)) await writeSysctl(key, value);
+    // Below IPv6's minimum MTU the kernel gives the link no IPv6 at all: nothing to set.
+    if (plan.mtu >= IPV6_MIN_MTU && (await ipv6Enabled())) for (const [key, value] of hostIfSysctls(plan.hostIf)) await writeSysctl(key, value);
     await runner.run(configure);
   } catch (err) {
     await detach(runner, plan.hostIf).catch(() => undefined);

@@ -28,7 +28,7 @@ describe('plan', () => {
     ]);
   });
 
-  it('makes the node end an IPv6 host that ignores router advertisements and redirects, RA settings before forwarding', () => {
+  it('makes the node end an IPv6 host that ignores router advertisements and redirects', () => {
     assert.deepEqual(hostIfSysctls('weft0123456789a'), [
       ['net.ipv6.conf.weft0123456789a.accept_ra', '0'],
       ['net.ipv6.conf.weft0123456789a.accept_redirects', '0'],

@@ -59,7 +59,8 @@ export function hostSetupCommands(p: AttachmentPlan, podNetns: string): IpComman
  * §1), while forwarding between interfaces depends only on net.ipv6.conf.all.forwarding. A host
  * interface would accept a pod's Router Advertisements and redirects, which would let a pod
  * install routes on the node: both are off (also on IPv4-only nodes, where the kernel's default
- * accepts them).
+ * accepts them). A later write of all.forwarding (by anyone) sets every interface's forwarding
+ * again; that costs only the faster DEL: a router interface ignores RAs and redirects anyway.
  */
 export function hostIfSysctls(hostIf: string): Array<readonly [key: string, value: string]> {
   const conf = `net.ipv6.conf.${hostIf}`;

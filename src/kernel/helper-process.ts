@@ -25,16 +25,16 @@ export class HelperProcess {
     child.stderr.setEncoding('utf8');
     child.stdout.on('data', (d: string) => {
       this.out += d;
-      const nl = this.out.indexOf('\n');
-      if (nl < 0) return;
-      const line = this.out.slice(0, nl);
-      this.out = this.out.slice(nl + 1);
-      this.pending?.(line);
+      for (let nl = this.out.indexOf('\n'); nl >= 0; nl = this.out.indexOf('\n')) {
+        const line = this.out.slice(0, nl);
+        this.out = this.out.slice(nl + 1);
+        this.pending?.(line);
+      }
     });
     child.stderr.on('data', (d: string) => {
       this.err = (this.err + d).slice(-2000);
     });
-    // A write to a helper that just died must not take the agent down; 'exit' reports it.
+    // A write to a helper that just died must not take the agent down; 'close' reports it.
     child.stdin.on('error', () => undefined);
     const gone = (why: string): void => {
       this.alive = false;
@@ -42,7 +42,15 @@ export class HelperProcess {
       this.pending?.(this.broken(why));
     };
     child.on('error', (e) => gone(`could not run: ${e.message}`));
-    child.on('exit', (code, signal) => gone(`exited (${signal ?? code ?? '?'})`));
+    // 'close', not 'exit': an answer written just before exiting is read first.
+    child.on('close', (code, signal) => gone(`exited (${signal ?? code ?? '?'})`));
+  }
+
+  /** Never used again (it answered out of protocol): killed by its PID. */
+  abandon(): void {
+    this.alive = false;
+    this.child.kill('SIGKILL');
+    this.onExit(this);
   }
 
   /** Sends one request and waits for its answer line. */

@@ -17,17 +17,34 @@ export function findNftHelper(): string | undefined {
 /** The helper's limit (native/weft-nft.c): larger scripts go to an `nft` process. */
 const HELPER_MAX_BYTES = 64 * 1024 * 1024;
 
+/**
+ * The helper itself failed (did not start, died, stopped answering, answered out of protocol) —
+ * not nft refusing a script, which is an NftError. The policy controller retries it with backoff.
+ */
+export class NftHelperError extends Error {
+  readonly code = 'ERR_NFT_HELPER';
+  constructor(
+    message: string,
+    readonly stderr: string,
+  ) {
+    super(message);
+    this.name = 'NftHelperError';
+  }
+}
+
 export class NftHelper implements NftRunner {
   readonly name = 'nft-helper';
   private process: HelperProcess | undefined;
-  /** One script at a time: requests share one pipe. */
+  /** One script at a time: requests share one pipe, and scripts apply in the order they came. */
   private queue: Promise<unknown> = Promise.resolve();
+  /** After close(), scripts go to the fallback: a helper started then would outlive the agent's stop. */
+  private closed = false;
   readonly stats = { scripts: 0 };
 
   constructor(
     private readonly binary: string,
-    private readonly timeoutMs = 15_000,
     private readonly fallback: NftRunner,
+    private readonly timeoutMs = 15_000,
   ) {}
 
   /** Whether the helper runs here at all (built for this machine, its library present): an empty script. */
@@ -40,8 +57,7 @@ export class NftHelper implements NftRunner {
 
   apply(script: string): Promise<void> {
     const bytes = Buffer.from(script, 'utf8');
-    if (bytes.length > HELPER_MAX_BYTES) return this.fallback.apply(script);
-    const next = this.queue.then(() => this.exchange(bytes));
+    const next = this.queue.then(() => (this.closed || bytes.length > HELPER_MAX_BYTES ? this.fallback.apply(script) : this.exchange(bytes)));
     this.queue = next.catch(() => undefined);
     return next;
   }
@@ -51,8 +67,16 @@ export class NftHelper implements NftRunner {
     const reply = await p.exchange(Buffer.concat([Buffer.from(`apply ${bytes.length}\n`), bytes]), this.timeoutMs);
     this.stats.scripts++;
     if (reply === 'ok') return;
-    if (!reply.startsWith('err ')) throw p.broken(`answered ${JSON.stringify(reply.slice(0, 200))}`);
-    const text = reply.slice(4).replace(/\\(\\|n)/g, (_, c: string) => (c === 'n' ? '\n' : '\\'));
+    if (!reply.startsWith('err ')) {
+      // Out of step with its answers from here on: it never serves again.
+      p.abandon();
+      throw p.broken(`answered ${JSON.stringify(reply.slice(0, 200))}`);
+    }
+    // The script reached nft as /proc/self/fd/N; name it as `nft -f -` does, so both runners say the same.
+    const text = reply
+      .slice(4)
+      .replace(/\\(\\|n)/g, (_, c: string) => (c === 'n' ? '\n' : '\\'))
+      .replace(/^\/proc\/self\/fd\/\d+:/gm, '/dev/stdin:');
     throw new NftError(`nft -f failed: ${text.trim()}`, text);
   }
 
@@ -63,7 +87,7 @@ export class NftHelper implements NftRunner {
       (gone) => {
         if (this.process === gone) this.process = undefined;
       },
-      (what, stderr) => new NftError(`the nftables helper ${this.binary} ${what}${stderr ? `: ${stderr}` : ''}`, stderr),
+      (what, stderr) => new NftHelperError(`the nftables helper ${this.binary} ${what}${stderr ? `: ${stderr}` : ''}`, stderr),
     );
     this.process = p;
     return p;
@@ -75,6 +99,7 @@ export class NftHelper implements NftRunner {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     const p = this.process;
     this.process = undefined;
     await p?.close();

@@ -15,6 +15,8 @@ export interface NftRunnerReport {
   states: Record<string, unknown[] | 'no table'>;
   /** Each refused script: an NftError, and whether its message names nft's own complaint. */
   errors: Record<string, { nftError: boolean; says: string }>;
+  /** The refusals' messages as given: the same words whichever runner applied the script. */
+  messages: string[];
   /** Elements in the large set after a script far above a pipe's buffer. */
   largeElements: number;
 }
@@ -26,11 +28,12 @@ async function table(): Promise<unknown[] | 'no table'> {
   return t.filter((o) => !('metainfo' in (o as object))).map((o) => JSON.parse(JSON.stringify(o, (k, v: unknown) => (k === 'handle' ? undefined : v))) as unknown);
 }
 
-async function refusal(runner: NftRunner, script: string, says: RegExp): Promise<{ nftError: boolean; says: string }> {
+async function refusal(runner: NftRunner, script: string, says: RegExp, messages: string[]): Promise<{ nftError: boolean; says: string }> {
   try {
     await runner.apply(script);
     return { nftError: false, says: 'applied' };
   } catch (err) {
+    messages.push((err as Error).message);
     return { nftError: err instanceof NftError, says: says.test((err as Error).message) ? 'as expected' : (err as Error).message };
   }
 }
@@ -55,12 +58,13 @@ export async function exerciseNftRunner(runner: NftRunner): Promise<NftRunnerRep
     states['made'] = await table();
     await runner.apply(`delete element ${T} peers4 { 10.1.0.0/16 }\nflush chain ${T} p_one\ndelete chain ${T} p_one\nadd chain ${T} p_two\nadd rule ${T} p_two ip daddr 10.0.0.2 drop comment "two"\n`);
     states['changed'] = await table();
+    const messages: string[] = [];
     const errors: NftRunnerReport['errors'] = {
       // The first command is fine, the second names a set that does not exist: nothing happens,
       // and the message quotes the line at fault.
-      'a missing set, second command': await refusal(runner, `add element ${T} peers4 { 10.9.0.0/16 }\nadd element ${T} nosuchset { 10.0.0.9 }\n`, /:2:\d+-\d+: Error: No such file or directory\nadd element inet weft_contract nosuchset/),
-      'a syntax error': await refusal(runner, `add rule ${T} p_two ip daddr nonsense-here\n`, /Error/),
-      'a duplicate element': await refusal(runner, `create element ${T} peers4 { 10.2.0.0/16 }\n`, /File exists|exists/),
+      'a missing set, second command': await refusal(runner, `add element ${T} peers4 { 10.9.0.0/16 }\nadd element ${T} nosuchset { 10.0.0.9 }\n`, /:2:\d+-\d+: Error: No such file or directory\nadd element inet weft_contract nosuchset/, messages),
+      'a syntax error': await refusal(runner, `add rule ${T} p_two ip daddr nonsense-here\n`, /Error/, messages),
+      'a duplicate element': await refusal(runner, `create element ${T} peers4 { 10.2.0.0/16 }\n`, /File exists|exists/, messages),
     };
     states['after refusals'] = await table();
     // ~2 MiB of script, far above a pipe's 64 KiB buffer.
@@ -79,7 +83,7 @@ export async function exerciseNftRunner(runner: NftRunner): Promise<NftRunnerRep
     states['five at once'] = five === 'no table' ? five : five.map((o) => JSON.stringify(o)).sort().map((j) => JSON.parse(j) as unknown);
     await runner.apply(`delete table ${T}\n`);
     states['deleted'] = await table();
-    return { runner: runner.name, states, errors, largeElements };
+    return { runner: runner.name, states, errors, messages, largeElements };
   } finally {
     await runner.close();
   }

@@ -1,5 +1,6 @@
 /**
- * A file the build makes in dist/ (the forwarder, the rtnetlink helper), found from the running
+ * A file the build makes in dist/ (the forwarder, the rtnetlink and nftables helpers, the CLI's
+ * entry weft.mjs), found from the running
  * code: next to the bundled CLI (dist/weft.mjs), or in dist/ above the compiled sources
  * (build/src/…). undefined when it was not built.
  */

@@ -16,7 +16,7 @@ if (which !== 'process' && !helperPath) throw new Error('dist/weft-nft is not bu
 
 async function faults(): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {};
-  const helper = new NftHelper(helperPath as string, 10_000, nftProcessRunner);
+  const helper = new NftHelper(helperPath as string, nftProcessRunner, 10_000);
   out['probe'] = await helper.works();
   await helper.apply('add table inet weft_faults\n');
   const first = helper.pid;
@@ -32,16 +32,17 @@ async function faults(): Promise<Record<string, unknown>> {
     out['nul'] = err instanceof NftError ? err.message : `not an NftError: ${String(err)}`;
   }
   out['nothingFromNul'] = !JSON.stringify(await nftListTable('inet', 'weft_faults')).includes('"y"');
-  await helper.apply('delete table inet weft_faults\n');
   await helper.close();
   out['closed'] = helper.pid === undefined;
-  out['missingBinary'] = await new NftHelper('/nonexistent/weft-nft', 2000, nftProcessRunner).works();
+  await helper.apply('delete table inet weft_faults\n');
+  out['afterClose'] = helper.pid === undefined && (await nftListTable('inet', 'weft_faults')) === undefined;
+  out['missingBinary'] = await new NftHelper('/nonexistent/weft-nft', nftProcessRunner, 2000).works();
   return out;
 }
 
 if (which === 'helper-faults') {
   process.stdout.write(JSON.stringify(await faults()) + '\n');
 } else {
-  const runner = which === 'process' ? nftProcessRunner : new NftHelper(helperPath as string, 30_000, nftProcessRunner);
+  const runner = which === 'process' ? nftProcessRunner : new NftHelper(helperPath as string, nftProcessRunner, 30_000);
   process.stdout.write(JSON.stringify(await exerciseNftRunner(runner)) + '\n');
 }
