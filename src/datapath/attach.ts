@@ -1,7 +1,7 @@
 import type { BatchRunner } from '../kernel/batch-runner.js';
 import { ip, IpError, isIpNotFound, passedFdPath, type IpCommand } from '../kernel/ip.js';
 import type { OpenNetns } from '../kernel/netns.js';
-import { ipv6Enabled, writeSysctl } from '../kernel/sysctl.js';
+import { ipv6Enabled, writeSysctls } from '../kernel/sysctl.js';
 import { hostIfSysctls, hostSetupCommands, podSetupCommands, type AttachmentPlan } from './plan.js';
 import { isHostIfName } from './names.js';
 
@@ -51,7 +51,7 @@ async function createHostSide(runner: BatchRunner, plan: AttachmentPlan, netns: 
   }
   try {
     // Below IPv6's minimum MTU the kernel gives the link no IPv6 at all: nothing to set.
-    if (plan.mtu >= IPV6_MIN_MTU && (await ipv6Enabled())) for (const [key, value] of hostIfSysctls(plan.hostIf)) await writeSysctl(key, value);
+    if (plan.mtu >= IPV6_MIN_MTU && (await ipv6Enabled())) writeSysctls(hostIfSysctls(plan.hostIf));
     await runner.run(configure);
   } catch (err) {
     await detach(runner, plan.hostIf).catch(() => undefined);
