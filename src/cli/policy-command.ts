@@ -14,6 +14,7 @@ import { withChanges } from '../policy/what-if.js';
 import { UserError } from '../util/user-error.js';
 import { readManifests, storeFlags, withStore, type StoreFlags } from './apply-command.js';
 import { gridLines, legendLines, parseFamilies, parsePorts } from './grid.js';
+import { compareText } from '../util/compare-text.js';
 
 /**
  * `weft policy trace|matrix|diff`: what the policies in a datastore (a lab's by default) mean,
@@ -54,7 +55,7 @@ function matrixCases(pods: PodObject[], protocols: FlowProtocol[], families: Fam
         }
       }
     }
-    pairs.push(...[...declared.values()].sort((a, b) => a.port - b.port || a.protocol.localeCompare(b.protocol)));
+    pairs.push(...[...declared.values()].sort((a, b) => a.port - b.port || compareText(a.protocol, b.protocol)));
   }
   if (protocols.includes('ICMP')) pairs.push({ protocol: 'ICMP' });
   if (pairs.length === 0) throw new UserError('no pod declares a container port of those protocols: name ports with --ports 80,443');

@@ -1,4 +1,5 @@
 import type { LeaseObject, NodeObject } from '../model/objects.js';
+import { compareText } from '../util/compare-text.js';
 
 /**
  * Whether a node's agent is alive, from its lease (pure) — reported, never acted on by tearing
@@ -59,7 +60,7 @@ export function silentAgents(nodes: NodeObject[], leases: ReadonlyMap<string, Le
     const t = renew ? Date.parse(renew) : Number.NaN;
     out.push({ node: name, lastSeen: renew, silentSeconds: Number.isNaN(t) ? undefined : Math.max(0, Math.round((v.now - t) / 1000)) });
   }
-  return out.sort((a, b) => a.node.localeCompare(b.node));
+  return out.sort((a, b) => compareText(a.node, b.node));
 }
 
 /** Silent agents whose lease expired more than `graceSeconds` ago (never when 0). */

@@ -1,6 +1,7 @@
 import type { Peer } from '../datapath/peer.js';
 import { cidrContains, parseAddress, parseCidr, type Cidr } from '../ipam/cidr.js';
 import { NODE_ANNOTATIONS, type NodeObject } from '../model/objects.js';
+import { compareText } from '../util/compare-text.js';
 
 export type { Peer };
 
@@ -78,5 +79,5 @@ export function peersFrom(nodes: NodeObject[], self: string, holders?: ReadonlyM
     ips.sort((a, b) => Number(a.includes(':')) - Number(b.includes(':')));
     peers.push({ name, ips, blocks, vxlanMac: ann[NODE_ANNOTATIONS.vxlanMac], backend: ann[NODE_ANNOTATIONS.backend] });
   }
-  return { peers: peers.sort((a, b) => a.name.localeCompare(b.name)), problems };
+  return { peers: peers.sort((a, b) => compareText(a.name, b.name)), problems };
 }

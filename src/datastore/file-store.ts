@@ -4,6 +4,7 @@ import type { KObject } from '../model/objects.js';
 import { TEMP_PREFIX, syncDir, writeFileAtomic, writeFileDurable } from '../util/atomic-file.js';
 import { LockFile, LockTimeoutError } from '../util/lock-file.js';
 import { forWrite, identityProblem, StoreError, validateObject, type ListResult, type RejectedObject, type Store, type WatchEvent, type WatchEventType } from './store.js';
+import { compareText } from '../util/compare-text.js';
 
 /**
  * The embedded datastore: a directory that several agents on one host may share (the lab,
@@ -241,7 +242,7 @@ export class FileStore implements Store {
           else rejected.push({ kind, name, ...(ns === '_' ? {} : { namespace: ns }), reason: r.bad });
         }
       }
-      items.sort((a, b) => `${a.metadata.namespace ?? ''}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace ?? ''}/${b.metadata.name}`));
+      items.sort((a, b) => compareText(`${a.metadata.namespace ?? ''}/${a.metadata.name}`, `${b.metadata.namespace ?? ''}/${b.metadata.name}`));
       return { items, revision, rejected };
     });
   }

@@ -14,6 +14,7 @@ import { UserError } from '../util/user-error.js';
 import { waitPolicyConverged, withLabStore } from './lab.js';
 import { labLock, loadLab, saveLab, type LabNode, type LabPod, type LabState } from './lab-state.js';
 import { ProbeClient, type PortSpec, type ProbeResult, type Protocol } from './pod-server.js';
+import { compareText } from '../util/compare-text.js';
 
 /**
  * Namespaces and pods of a lab. A pod is a netns attached by running the real plugin through
@@ -287,11 +288,11 @@ export interface Matrix {
 /** Every pod to every pod (itself included), for each port, protocol and family, all at once. */
 export async function labMatrix(labName: string, o: MatrixOptions): Promise<Matrix> {
   const state = loadLab(labName);
-  const pods = [...state.pods].sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
+  const pods = [...state.pods].sort((a, b) => compareText(`${a.namespace}/${a.name}`, `${b.namespace}/${b.name}`));
   // Explicit ports: each with each protocol. Otherwise the (port, protocol) pairs pods declare.
   const pairs = o.ports
     ? o.ports.flatMap((port) => o.protocols.map((protocol) => ({ port, protocol })))
-    : [...new Map(pods.flatMap((p) => p.ports).filter((x) => o.protocols.includes(x.protocol)).map((x) => [`${x.port}/${x.protocol}`, { port: x.port, protocol: x.protocol }])).values()].sort((a, b) => a.port - b.port || a.protocol.localeCompare(b.protocol));
+    : [...new Map(pods.flatMap((p) => p.ports).filter((x) => o.protocols.includes(x.protocol)).map((x) => [`${x.port}/${x.protocol}`, { port: x.port, protocol: x.protocol }])).values()].sort((a, b) => a.port - b.port || compareText(a.protocol, b.protocol));
   const cases = pairs.flatMap(({ port, protocol }) => o.families.map((family) => ({ port, protocol, family })));
   const clients = new Map(pods.map((p) => [p, new ProbeClient(p.control)]));
   try {
