@@ -1,3 +1,8 @@
+/**
+ * The node agent's composition root: the one place that opens the datastore and closes it,
+ * makes the node's controllers, starts them in order and stops them in reverse. Single-node
+ * mode has no store and no controllers: state, IPAM, the CNI service and its socket.
+ */
 import { promises as fs } from 'node:fs';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
@@ -7,24 +12,41 @@ import { findNetlinkHelper, NetlinkHelper } from '../kernel/netlink-helper.js';
 import { findNftHelper, NftHelper } from '../kernel/nft-helper.js';
 import { nftProcessRunner, type NftRunner } from '../kernel/nft.js';
 import { bootId, ensureSysctl } from '../kernel/sysctl.js';
-import type { Cidr } from '../ipam/cidr.js';
+import { InformerSet } from '../datastore/informer-set.js';
+import { openStore, type DatastoreOptions } from '../datastore/open-store.js';
+import type { Store } from '../datastore/store.js';
+import { parseCidr, type Cidr } from '../ipam/cidr.js';
+import { SYSTEM_NAMESPACE, type ClusterNetworkObject, type IPBlockObject, type LeaseObject, type NodeObject } from '../model/objects.js';
 import { Ipam } from '../ipam/ipam.js';
 import { processStartTime } from '../util/lock-file.js';
 import type { Logger } from '../util/log.js';
+import type { ClusterStatus } from './api.js';
 import { AttachmentStore } from './attachment-store.js';
-import { ClusterNode, type ClusterNodeConfig } from './cluster-node.js';
+import type { Controller } from './controller.js';
+import { EndpointsController } from './endpoints-controller.js';
+import { joinCluster, type JoinConfig, type JoinedNode } from './join.js';
+import { LivenessController } from './liveness-controller.js';
+import { MasqueradeController } from './masquerade-controller.js';
+import { MembershipController } from './membership-controller.js';
+import { RoutesController } from './routes-controller.js';
 import { CniService, type CniServiceDeps } from './cni-service.js';
 import { APPLIED_TABLE_FILE, PolicyController } from './policy-controller.js';
 import { startAgentServer } from './server.js';
 
-/** The node agent's wiring: state, IPAM, the CNI service and its socket. */
+export interface AgentClusterConfig extends Omit<JoinConfig, 'log'> {
+  /** The datastore to open: the agent owns it, from start to stop. */
+  datastore: DatastoreOptions;
+  leaveOnExit: boolean;
+  networkPolicy?: boolean;
+}
+
 export interface AgentConfig {
   stateDir: string;
   socketPath: string;
   /** Single-node mode: the node's pod ranges. Exclusive with `cluster`. */
   podCidrs?: Cidr[];
   /** Cluster mode: pod ranges are blocks leased from the cluster datastore. */
-  cluster?: ClusterNodeConfig & { leaveOnExit: boolean; networkPolicy?: boolean };
+  cluster?: AgentClusterConfig;
   /** Pod MTU; in cluster mode the backend's (uplink minus overhead) when absent. */
   mtu?: number;
   log: Logger;
@@ -46,9 +68,50 @@ export interface RunningAgent {
   service: CniService;
   ipam: Ipam;
   records: AttachmentStore;
-  cluster: ClusterNode | undefined;
+  /** The cluster's controllers, in start order (empty on a single node). */
+  controllers: Controller[];
   policy: PolicyController | undefined;
   stop(): Promise<void>;
+}
+
+/** A node of a cluster: its store, what joining gave it, and its controllers. */
+interface ClusterParts {
+  store: Store;
+  informers: InformerSet;
+  joined: JoinedNode;
+  routes: RoutesController;
+  liveness: LivenessController;
+  masquerade: MasqueradeController;
+  endpoints: EndpointsController;
+  membership: MembershipController;
+}
+
+/** Every controller of a joined node but policy's. */
+function clusterControllers(store: Store, joined: JoinedNode, records: AttachmentStore, log: Logger): ClusterParts {
+  const informers = new InformerSet(store, log);
+  const nodes = informers.of<NodeObject>('Node');
+  const child = (controller: string): Logger => log.child({ controller });
+  return {
+    store,
+    informers,
+    joined,
+    membership: new MembershipController(store, joined, nodes, child('membership')),
+    routes: new RoutesController(joined, nodes, informers.of<IPBlockObject>('IPBlock'), informers.of<ClusterNetworkObject>('ClusterNetwork'), child('routes')),
+    liveness: new LivenessController(store, joined.nodeName, joined.network, nodes, informers.of<LeaseObject>('Lease', SYSTEM_NAMESPACE), child('liveness')),
+    masquerade: new MasqueradeController(joined.network.spec.podCIDRs, child('masquerade')),
+    endpoints: new EndpointsController(store, joined.nodeName, records, child('endpoints')),
+  };
+}
+
+function clusterStatus(c: ClusterParts): ClusterStatus {
+  return {
+    node: c.joined.nodeName,
+    backend: c.joined.backend.type,
+    blocks: c.joined.blocks,
+    ...c.routes.status(),
+    datastoreConnected: c.informers.connected(),
+    ...c.liveness.status(),
+  };
 }
 
 /**
@@ -104,11 +167,20 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
   await fs.mkdir(cfg.stateDir, { recursive: true, mode: 0o700 });
   const pidFile = await lockStateDir(cfg.stateDir);
   let server: Server | undefined;
-  let cluster: ClusterNode | undefined;
-  let policyController: PolicyController | undefined;
+  let store: Store | undefined;
+  let informers: InformerSet | undefined;
+  const started: Controller[] = [];
   const helperPath = cfg.datapath || cfg.netlinkHelper === false ? undefined : (cfg.netlinkHelper ?? findNetlinkHelper());
   let runner: BatchRunner = ipProcessRunner;
   let nft: NftRunner = nftProcessRunner;
+  /** Stops what started, newest first, then closes what the root opened. */
+  const shutdown = async (leaving: boolean): Promise<void> => {
+    for (const c of [...started].reverse()) await c.stop(leaving).catch((err: Error) => log.warn('a controller did not stop cleanly', { controller: c.name, error: err.message }));
+    informers?.stop();
+    await store?.close().catch(() => undefined);
+    await runner.close().catch(() => undefined);
+    await nft.close().catch(() => undefined);
+  };
   try {
     if (helperPath) {
       const helper = new NetlinkHelper(helperPath);
@@ -118,17 +190,22 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
         await helper.close();
       }
     }
-    if (cfg.cluster) cluster = await ClusterNode.join(cfg.cluster);
-    const podCidrs = cluster ? cluster.podCidrs : (cfg.podCidrs ?? []);
+    let joined: JoinedNode | undefined;
+    if (cfg.cluster) {
+      store = await openStore(cfg.cluster.datastore);
+      joined = await joinCluster(store, { ...cfg.cluster, log });
+    }
+    const podCidrs = joined ? joined.blocks.map(parseCidr) : (cfg.podCidrs ?? []);
     if (podCidrs.length === 0) throw new Error('no pod range: give --pod-cidr, or join a cluster with --datastore');
-    const mtu = cfg.mtu ?? cluster?.backend.podMtu ?? 1500;
+    const mtu = cfg.mtu ?? joined?.backend.podMtu ?? 1500;
     for (const c of podCidrs) await ensureSysctl(FORWARDING_SYSCTL[c.family], '1');
     await dropStateOfOtherBoot(cfg.stateDir, log);
     const ipam = await Ipam.open(cfg.stateDir, podCidrs);
     const records = await AttachmentStore.open(cfg.stateDir);
-    const clusterNode = cluster;
+    const cluster = store && joined ? clusterControllers(store, joined, records, log) : undefined;
+    informers = cluster?.informers;
     // Policy needs the cluster's objects, so it comes with a datastore; on by default there.
-    const policyOn = clusterNode && cfg.cluster && cfg.cluster.networkPolicy !== false;
+    const policyOn = cluster !== undefined && cfg.cluster?.networkPolicy !== false;
     const nftHelperPath = !policyOn || cfg.nftHelper === false ? undefined : (cfg.nftHelper ?? findNftHelper());
     if (nftHelperPath) {
       const helper = new NftHelper(nftHelperPath, nftProcessRunner);
@@ -139,10 +216,9 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       }
     }
     const policy =
-      clusterNode && cfg.cluster && policyOn
-        ? new PolicyController({ store: cfg.cluster.store, nodeName: cfg.cluster.nodeName, localBlocks: clusterNode.blocks, records, log: log.child({ controller: 'policy' }), stateDir: cfg.stateDir, nft })
+      cluster && policyOn
+        ? new PolicyController({ store: cluster.store, informers: cluster.informers, nodeName: cluster.joined.nodeName, localBlocks: cluster.joined.blocks, records, log: log.child({ controller: 'policy' }), stateDir: cfg.stateDir, nft })
         : undefined;
-    policyController = policy;
     const service = new CniService({
       ipam,
       records,
@@ -150,18 +226,24 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       log,
       mtu,
       ...(cfg.pauseAt ? { pauseAt: cfg.pauseAt } : {}),
-      ...(clusterNode
+      ...(cluster
         ? {
             onChange: () => {
-              clusterNode.attachmentsChanged();
+              cluster.endpoints.attachmentsChanged();
               policy?.attachmentsChanged();
             },
           }
         : {}),
       ...(policy ? { admit: (rec) => policy.admit(rec) } : {}),
     });
-    clusterNode?.start(records);
-    policy?.start();
+    const controllers: Controller[] = cluster ? [cluster.membership, cluster.routes, cluster.liveness, cluster.masquerade, cluster.endpoints, ...(policy ? [policy] : [])] : [];
+    cluster?.informers.start();
+    for (const c of controllers) {
+      c.start();
+      started.push(c);
+    }
+    // Pods leave the node through masquerade from their first packet.
+    await cluster?.masquerade.flush();
     server = await startAgentServer({
       socketPath: cfg.socketPath,
       service,
@@ -174,9 +256,8 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
           attachments: records.size,
           memory: { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external },
           mtu,
-          ...(clusterNode ? { cluster: clusterNode.status() } : {}),
+          ...(cluster ? { cluster: clusterStatus(cluster), rejected: cluster.informers.rejected() } : {}),
           ...(policy ? { policy: policy.status() } : {}),
-          ...(clusterNode ? { rejected: [...new Set([...clusterNode.rejected(), ...(policy?.rejected() ?? [])])].sort() } : {}),
         };
       },
     });
@@ -195,27 +276,21 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       service,
       ipam,
       records,
-      cluster: clusterNode,
+      controllers,
       policy,
       stop: async () => {
         await new Promise<void>((resolve) => {
           srv.close(() => resolve());
           srv.closeAllConnections();
         });
-        await policy?.stop(cfg.cluster?.leaveOnExit ?? false);
-        await clusterNode?.stop(cfg.cluster?.leaveOnExit ?? false);
-        await runner.close();
-        await nft.close();
+        await shutdown(cfg.cluster?.leaveOnExit ?? false);
         await fs.rm(cfg.socketPath, { force: true });
         await fs.rm(pidFile, { force: true });
       },
     };
   } catch (err) {
     server?.close();
-    await policyController?.stop(false).catch(() => undefined);
-    await cluster?.stop(false).catch(() => undefined);
-    await runner.close().catch(() => undefined);
-    await nft.close().catch(() => undefined);
+    await shutdown(false);
     await fs.rm(pidFile, { force: true });
     throw err;
   }

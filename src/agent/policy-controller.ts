@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { addressOf } from '../cni/result.js';
 import { assertTable, diffScript, fullScript, tableSize, type NftTable } from '../nftables/ruleset.js';
-import { Informer } from '../datastore/informer.js';
+import type { Informer } from '../datastore/informer.js';
+import type { InformerSet } from '../datastore/informer-set.js';
 import type { Store } from '../datastore/store.js';
 import { nftDeleteTable, NftError, nftListChain, nftListSet, nftProcessRunner, type NftRunner } from '../kernel/nft.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
@@ -14,6 +15,7 @@ import { roundMs, type Logger } from '../util/log.js';
 import { Runner } from '../util/runner.js';
 import type { PolicyStatus } from './api.js';
 import type { AttachmentRecord, AttachmentStore } from './attachment-store.js';
+import type { Controller } from './controller.js';
 
 /**
  * Enforces NetworkPolicy and WeftClusterPolicy on this node: informers on the objects policy
@@ -25,6 +27,8 @@ import type { AttachmentRecord, AttachmentStore } from './attachment-store.js';
  */
 export interface PolicyControllerConfig {
   store: Store;
+  /** The agent's shared informers: this controller takes its kinds from them. */
+  informers: InformerSet;
   nodeName: string;
   /** This node's pod ranges. */
   localBlocks: string[];
@@ -47,8 +51,10 @@ const FULL_EVERY_MS = 5 * 60_000;
 const nextGeneration = (g: number): number => (g % 0xffff) + 1;
 const nextVersion = (v: number): number => (v % 0x7fffffff) + 1;
 
-export class PolicyController {
-  private readonly abort = new AbortController();
+export class PolicyController implements Controller {
+  readonly name = 'policy';
+  private stopped = false;
+  private readonly unsubscribe: Array<() => void> = [];
   private readonly namespaces: Informer<NamespaceObject>;
   private readonly pods: Informer<PodObject>;
   private readonly endpoints: Informer<WeftEndpointObject>;
@@ -85,14 +91,14 @@ export class PolicyController {
   private readonly nft: NftRunner;
 
   constructor(private readonly cfg: PolicyControllerConfig) {
-    const { store, log } = cfg;
+    const { informers, log } = cfg;
     this.nft = cfg.nft ?? nftProcessRunner;
-    this.namespaces = new Informer(store, 'Namespace', log);
-    this.pods = new Informer(store, 'Pod', log);
-    this.endpoints = new Informer(store, 'WeftEndpoint', log);
-    this.policies = new Informer(store, 'NetworkPolicy', log);
-    this.clusterPolicies = new Informer(store, 'WeftClusterPolicy', log);
-    this.nodes = new Informer(store, 'Node', log);
+    this.namespaces = informers.of('Namespace');
+    this.pods = informers.of('Pod');
+    this.endpoints = informers.of('WeftEndpoint');
+    this.policies = informers.of('NetworkPolicy');
+    this.clusterPolicies = informers.of('WeftClusterPolicy');
+    this.nodes = informers.of('Node');
     this.runner = new Runner(() => this.sync(), { name: 'policy', minIntervalMs: 0, resyncMs: 30_000, log });
   }
 
@@ -105,14 +111,11 @@ export class PolicyController {
   }
 
   start(): void {
-    for (const i of this.informers) {
-      void i.run(this.abort.signal);
-      i.onChange(() => this.runner.trigger());
-    }
+    for (const i of this.informers) this.unsubscribe.push(i.onChange(() => this.runner.trigger()));
     void Promise.all([this.synced, this.adopt()]).then(() => {
       this.ready = true;
       this.resolveReady();
-      if (!this.abort.signal.aborted) this.runner.start();
+      if (!this.stopped) this.runner.start();
     });
   }
 
@@ -207,12 +210,7 @@ export class PolicyController {
     return { ...this.state, problems: [...this.state.problems] };
   }
 
-  /** Objects the informers left out because they are not usable. */
-  rejected(): string[] {
-    return this.informers.flatMap((i) => i.rejected());
-  }
-
-  private localView(): { endpoints: LocalEndpoint[]; attachments: LocalAttachment[] } {
+    private localView(): { endpoints: LocalEndpoint[]; attachments: LocalAttachment[] } {
     const ready = this.cfg.records.list().filter((r) => r.state === 'ready' && r.addresses.length > 0);
     const endpoints: LocalEndpoint[] = [];
     const attachments: LocalAttachment[] = [];
@@ -298,10 +296,15 @@ export class PolicyController {
     this.lastFull = Date.now();
   }
 
-  /** Stops watching; with `teardown`, removes the table (the node leaves). */
-  async stop(teardown: boolean): Promise<void> {
-    this.abort.abort();
+  flush(): Promise<void> {
+    return this.runner.flush();
+  }
+
+  /** Stops the loop; leaving, removes the table. */
+  async stop(leaving: boolean): Promise<void> {
+    this.stopped = true;
     this.runner.stop();
-    if (teardown) await nftDeleteTable('inet', POLICY_TABLE).catch(() => undefined);
+    for (const u of this.unsubscribe) u();
+    if (leaving) await nftDeleteTable('inet', POLICY_TABLE).catch(() => undefined);
   }
 }

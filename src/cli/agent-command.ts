@@ -3,13 +3,10 @@ import { DEFAULT_SOCKET } from '../agent/api.js';
 import { startAgent } from '../agent/agent.js';
 import { ADD_PHASES, type AddPhase } from '../agent/cni-service.js';
 import { hostname } from 'node:os';
-import type { ClusterNodeConfig } from '../agent/cluster-node.js';
+import type { AgentClusterConfig } from '../agent/agent.js';
 import { validateBlockSize } from '../cluster/blocks.js';
 import type { ClusterDefaults } from '../cluster/membership.js';
-import { admitted } from '../datastore/admitted-store.js';
-import { EtcdStore } from '../datastore/etcd-store.js';
-import { FileStore } from '../datastore/file-store.js';
-import type { Store } from '../datastore/store.js';
+import { checkDatastoreOptions } from '../datastore/open-store.js';
 import { AddressError, isValidAddress, parseCidr, type Cidr } from '../ipam/cidr.js';
 import { BACKENDS, type BackendType } from '../model/objects.js';
 import { createLogger, type Logger, type LogLevel } from '../util/log.js';
@@ -109,27 +106,7 @@ export function parseDuration(flag: string, v: string): number {
   return n;
 }
 
-/** The datastore named by the flags; every object read from it or written to it is admitted. */
-export async function openStore(o: { datastore?: string; datastoreDir?: string; etcdEndpoints?: string }): Promise<Store> {
-  return admitted(await openRawStore(o));
-}
-
-async function openRawStore(o: { datastore?: string; datastoreDir?: string; etcdEndpoints?: string }): Promise<Store> {
-  if (o.datastore === 'file') {
-    if (!o.datastoreDir) throw new UserError('--datastore file needs --datastore-dir DIR (a directory several agents may share)');
-    return FileStore.open(o.datastoreDir);
-  }
-  if (o.datastore === 'etcd') {
-    const eps = (o.etcdEndpoints ?? '').split(',').filter((e) => e !== '');
-    if (eps.length === 0 || eps.some((e) => !/^(https?:\/\/[^/]+|unix:\/\/\/.+)$/.test(e))) {
-      throw new UserError(`--datastore etcd needs --etcd-endpoints URL[,URL] such as http://10.0.0.1:2379 or unix:///run/etcd.sock:2379 (got ${JSON.stringify(o.etcdEndpoints ?? '')})`);
-    }
-    return EtcdStore.connect(eps);
-  }
-  throw new UserError(`--datastore ${o.datastore}: expected file or etcd`);
-}
-
-async function clusterConfig(o: AgentOptions, log: Logger): Promise<ClusterNodeConfig & { leaveOnExit: boolean; networkPolicy: boolean }> {
+function clusterConfig(o: AgentOptions): AgentClusterConfig {
   if (o.podCidr.length > 0) throw new UserError('--pod-cidr is for a single node; in a cluster (--datastore) nodes lease blocks of --cluster-cidr');
   const nodeIps = o.nodeIp.map((a) => {
     if (!isValidAddress(a)) throw new UserError(`--node-ip ${a}: not an IP address`);
@@ -156,7 +133,9 @@ async function clusterConfig(o: AgentOptions, log: Logger): Promise<ClusterNodeC
       nodeGraceSeconds: parseDuration('--node-grace', o.nodeGrace),
     };
   }
-  return { store: await openStore(o), nodeName: o.nodeName ?? hostname(), nodeIps, defaults, log, leaveOnExit: o.leaveOnExit === true, networkPolicy: o.networkPolicy };
+  const datastore = { ...(o.datastore !== undefined ? { datastore: o.datastore } : {}), ...(o.datastoreDir !== undefined ? { datastoreDir: o.datastoreDir } : {}), ...(o.etcdEndpoints !== undefined ? { etcdEndpoints: o.etcdEndpoints } : {}) };
+  checkDatastoreOptions(datastore);
+  return { datastore, nodeName: o.nodeName ?? hostname(), nodeIps, defaults, leaveOnExit: o.leaveOnExit === true, networkPolicy: o.networkPolicy };
 }
 
 export function registerAgentCommand(program: Command): void {
@@ -190,7 +169,7 @@ export function registerAgentCommand(program: Command): void {
       if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new UserError(`--log-level ${o.logLevel}: expected debug, info, warn or error`);
       const log = createLogger(level, { component: 'agent' });
       guardProcess(log);
-      const cluster = o.datastore !== undefined ? await clusterConfig(o, log) : undefined;
+      const cluster = o.datastore !== undefined ? clusterConfig(o) : undefined;
       const podCidrs = cluster ? undefined : parsePodCidrs(o.podCidr);
       const mtu = o.mtu !== undefined ? parseMtu(o.mtu) : undefined;
       const pauseAt = testPauseFromEnv(process.env['WEFT_TEST_PAUSE_ADD']);

@@ -6,7 +6,7 @@ import { loadLab, resolveLabName } from '../lab/lab-state.js';
 import { describeObject, parseManifests } from '../model/manifest.js';
 import type { KObject } from '../model/objects.js';
 import { UserError } from '../util/user-error.js';
-import { openStore } from './agent-command.js';
+import { openStore } from '../datastore/open-store.js';
 import { labAlias } from './lab-command.js';
 
 /**

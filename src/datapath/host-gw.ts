@@ -1,4 +1,5 @@
 import { ipBatch, ipc, ipJsonBatch, type IpCommand } from '../kernel/ip.js';
+import type { Backend } from './backend.js';
 import type { Peer } from './peer.js';
 import { ROUTE_PROTO, weftRoutes } from './routes.js';
 
@@ -42,7 +43,7 @@ export function hostGwCommands(want: HostGwState, have: HostGwState): IpCommand[
   return cmds;
 }
 
-export class HostGwBackend {
+export class HostGwBackend implements Backend {
   readonly type = 'host-gw' as const;
   readonly podMtu: number;
 
@@ -80,4 +81,3 @@ export class HostGwBackend {
   }
 }
 
-export type Backend = HostGwBackend | import('./vxlan.js').VxlanBackend;

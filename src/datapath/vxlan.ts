@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { bridgeBatch, fdbShow } from '../kernel/bridge.js';
 import { ip, ipBatch, ipc, isIpNotFound, type IpCommand } from '../kernel/ip.js';
 import { nodeAddressOf } from '../ipam/pool.js';
+import type { Backend } from './backend.js';
 import type { Peer } from './peer.js';
 import { ROUTE_PROTO, weftRoutes } from './routes.js';
 
@@ -85,7 +86,7 @@ interface LinkJson {
   linkinfo?: { info_kind?: string; info_data?: { id?: number; port?: number; local?: string; link?: string; learning?: boolean } };
 }
 
-export class VxlanBackend {
+export class VxlanBackend implements Backend {
   readonly type = 'vxlan' as const;
   readonly podMtu: number;
 

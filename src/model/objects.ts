@@ -2,6 +2,7 @@ import type { Lease } from 'kubernetes-types/coordination/v1.js';
 import type { Namespace, Node, Pod } from 'kubernetes-types/core/v1.js';
 import type { ObjectMeta } from 'kubernetes-types/meta/v1.js';
 import type { NetworkPolicy } from 'kubernetes-types/networking/v1.js';
+import type { BackendSettings } from '../datapath/backend-type.js';
 
 /**
  * Cluster objects. Kubernetes kinds keep their upstream shapes (kubernetes-types); Weft's own
@@ -33,8 +34,7 @@ export type NamespaceObject = Namespace & KObject;
 export type LeaseObject = Lease & KObject;
 export type NetworkPolicyObject = NetworkPolicy & KObject;
 
-export type BackendType = 'vxlan' | 'host-gw';
-export const BACKENDS: readonly BackendType[] = ['vxlan', 'host-gw'];
+export { BACKENDS, type BackendType } from '../datapath/backend-type.js';
 
 /** The cluster's pod network, one object named "default" (cluster-scoped). */
 export interface ClusterNetworkObject extends KObject {
@@ -44,7 +44,7 @@ export interface ClusterNetworkObject extends KObject {
     podCIDRs: string[];
     /** Prefix length of the block each node leases, per family. */
     blockSize: { ipv4: number; ipv6: number };
-    backend: { type: BackendType; vni?: number; port?: number };
+    backend: BackendSettings;
     /** How long an agent counts as alive without renewing its lease (reported, not acted on). */
     leaseDurationSeconds: number;
     /** How long an agent may stay silent before its node counts as gone; absent: 24 h, 0: never. */

@@ -261,13 +261,14 @@ describe('drift is repaired (vxlan)', { skip }, () => {
     const fdb = labFdb(lab, 'node-1')[0];
     execFileSync('ip', ['netns', 'exec', ns, 'bridge', 'fdb', 'del', fdb?.mac as string, 'dev', 'weft.vxlan', 'dst', fdb?.dst as string, 'self']);
     execFileSync('ip', ['netns', 'exec', ns, 'nft', 'delete', 'table', 'inet', 'weft_masq']);
+    // Nobody announces drift: the routes and masquerade controllers' resyncs (every 10 s) repair it.
     const ms = await eventually(
       'everything restored',
       () => {
         const nft = execFileSync('ip', ['netns', 'exec', ns, 'nft', 'list', 'tables'], { encoding: 'utf8' });
         return JSON.stringify(weftRoutes(lab!, 'node-1').sort()) === JSON.stringify(before) && labFdb(lab!, 'node-1').length === 1 && nft.includes('weft_masq');
       },
-      15_000,
+      25_000,
     );
     process.stderr.write(`drift: a deleted route, FDB entry and masquerade table restored within ${ms} ms\n`);
   });

@@ -1,0 +1,49 @@
+/**
+ * Joining a cluster, once at start: the cluster network (created from the flags by the first
+ * node), this node's lease, Node object and pod blocks, and its backend set up. What it returns
+ * is what the node's controllers work from; nothing here keeps running.
+ */
+import { claimBlocksReporting, ensureClusterNetwork, registerNode, renewLease, type ClusterDefaults, type NodeInfo } from '../cluster/membership.js';
+import type { Store } from '../datastore/store.js';
+import { BACKEND_REGISTRY, type Backend } from '../datapath/backend.js';
+import { findUplink, type Uplink } from '../datapath/uplink.js';
+import type { ClusterNetworkObject } from '../model/objects.js';
+import type { Logger } from '../util/log.js';
+
+export interface JoinConfig {
+  nodeName: string;
+  nodeIps: string[];
+  defaults: ClusterDefaults | undefined;
+  log: Logger;
+}
+
+export interface JoinedNode {
+  nodeName: string;
+  network: ClusterNetworkObject;
+  uplink: Uplink;
+  blocks: string[];
+  backend: Backend;
+  info: NodeInfo;
+  /** What joining had to say that stays true (a block taken over from a gone node). */
+  notes: string[];
+}
+
+export async function joinCluster(store: Store, cfg: JoinConfig): Promise<JoinedNode> {
+  const { nodeName, log } = cfg;
+  const network = await ensureClusterNetwork(store, cfg.defaults);
+  const uplink = await findUplink(cfg.nodeIps);
+  const entry = BACKEND_REGISTRY[network.spec.backend.type];
+  const info: NodeInfo = { name: nodeName, ips: uplink.ips, backend: network.spec.backend.type, ...entry.published(nodeName) };
+  // The lease first: a block whose holder has no lease looks free to other nodes.
+  await renewLease(store, nodeName, network.spec.leaseDurationSeconds);
+  await registerNode(store, info);
+  const claimed = await claimBlocksReporting(store, nodeName, network);
+  const blocks = claimed.blocks;
+  const notes = claimed.reclaimed.map((r) => `took over pod block ${r.cidr} from node ${r.from}, which is gone (no Node object, lease expired): pods it may still run with addresses of that block would clash`);
+  for (const n of notes) log.warn(n);
+  await registerNode(store, info, blocks);
+  const backend = entry.create({ nodeName, uplink, blocks, settings: network.spec.backend });
+  await backend.setup();
+  log.info('joined the cluster', { node: nodeName, backend: backend.type, blocks, uplink: uplink.dev, underlay: uplink.ips, podMtu: backend.podMtu });
+  return { nodeName, network, uplink, blocks, backend, info, notes };
+}

@@ -1,0 +1,50 @@
+/**
+ * Keeps this node a member: renews its lease, and registers its Node object again should it
+ * vanish while the agent runs (as kubelet does). Leaving, it deregisters the node (its blocks,
+ * Node, lease and endpoints go at once) so every peer drops it without waiting.
+ */
+import { leaveCluster, registerNode, renewLease } from '../cluster/membership.js';
+import type { Informer } from '../datastore/informer.js';
+import type { Store } from '../datastore/store.js';
+import type { NodeObject } from '../model/objects.js';
+import type { Logger } from '../util/log.js';
+import { Runner } from '../util/runner.js';
+import type { Controller } from './controller.js';
+import type { JoinedNode } from './join.js';
+
+export class MembershipController implements Controller {
+  readonly name = 'membership';
+  private readonly runner: Runner;
+
+  constructor(
+    private readonly store: Store,
+    private readonly node: JoinedNode,
+    private readonly nodes: Informer<NodeObject>,
+    private readonly log: Logger,
+  ) {
+    const duration = node.network.spec.leaseDurationSeconds;
+    this.runner = new Runner(() => this.keepAlive(), { name: 'lease', minIntervalMs: 500, resyncMs: (duration * 1000) / 3, log });
+  }
+
+  start(): void {
+    this.runner.start();
+  }
+
+  private async keepAlive(): Promise<void> {
+    const { nodeName, network, info, blocks } = this.node;
+    await renewLease(this.store, nodeName, network.spec.leaseDurationSeconds);
+    if (this.nodes.connectedSince !== undefined && !this.nodes.get(nodeName)) {
+      this.log.warn("this node's Node object is gone while its agent runs: registering it again (stop the agent to remove a node)");
+      await registerNode(this.store, info, blocks);
+    }
+  }
+
+  flush(): Promise<void> {
+    return this.runner.flush();
+  }
+
+  async stop(leaving: boolean): Promise<void> {
+    this.runner.stop();
+    if (leaving) await leaveCluster(this.store, this.node.nodeName).catch((err: Error) => this.log.warn('could not deregister', { error: err.message }));
+  }
+}
