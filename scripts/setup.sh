@@ -52,17 +52,20 @@ if [ "$(node_major node)" -lt 24 ]; then
 fi
 
 # Debian packages: iproute2 + util-linux (ip, bridge, nsenter) and nftables for the datapath;
-# etcd (server and etcdctl) for the cluster datastore; ping and procps (sysctl) for the tests; the reference CNI plugins (our yardstick, chained after weft in the tests) and
+# etcd (server and etcdctl) for the cluster datastore; kubectl and openssl to drive the tests' Kubernetes API
+# stand-in (a real client, and its TLS certificate); ping and procps (sysctl) for the tests; the reference CNI plugins (our yardstick, chained after weft in the tests) and
 # iptables for their portmap; real runtimes (containerd + runc, podman) and busybox-static for an
 # image built offline; iperf3 and sockperf for the data-path benchmark, GNU time for the
 # forwarder's peak RSS; python3-minimal for a test that plays a pod sending Router Advertisements
 # (raw ICMPv6, which Node.js cannot send); gcc and libc6-dev to compile the CNI plugin and the
 # agent's rtnetlink helper (native/*.c, libc only), libnftables-dev for its nftables helper.
-PACKAGES="iproute2 util-linux procps iputils-ping nftables etcd-server etcd-client containernetworking-plugins iptables containerd runc podman busybox-static iperf3 sockperf time python3-minimal gcc libc6-dev libnftables-dev"
+PACKAGES="iproute2 util-linux procps iputils-ping nftables etcd-server etcd-client openssl containernetworking-plugins iptables containerd runc podman busybox-static iperf3 sockperf time python3-minimal gcc libc6-dev libnftables-dev"
 MISSING=""
 for p in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || MISSING="$MISSING $p"
 done
+# Any kubectl will do (Debian's is kubernetes-client; a machine may have another package's).
+command -v kubectl >/dev/null 2>&1 || MISSING="$MISSING kubernetes-client"
 if [ -n "$MISSING" ]; then
   say "installing Debian packages:$MISSING"
   export DEBIAN_FRONTEND=noninteractive

@@ -107,6 +107,10 @@ export function parseDuration(flag: string, v: string): number {
 }
 
 function clusterConfig(o: AgentOptions): AgentClusterConfig {
+  // The Store works on the Kubernetes API (weft apply/delete/policy use it), but on a real
+  // cluster Nodes belong to the kubelet: an agent must never create, rewrite or delete them,
+  // and membership does all three on the file and etcd datastores. Refused until it does not.
+  if (o.datastore === 'kubernetes') throw new UserError('weft agent --datastore kubernetes is not available yet (the node agent would write Node objects the kubelet owns); use file or etcd. weft apply, delete and policy take --datastore kubernetes.');
   if (o.podCidr.length > 0) throw new UserError('--pod-cidr is for a single node; in a cluster (--datastore) nodes lease blocks of --cluster-cidr');
   const nodeIps = o.nodeIp.map((a) => {
     if (!isValidAddress(a)) throw new UserError(`--node-ip ${a}: not an IP address`);

@@ -18,6 +18,7 @@ export interface StoreFlags {
   datastore?: string;
   datastoreDir?: string;
   etcdEndpoints?: string;
+  kubeconfig?: string;
 }
 
 /** Kinds whose change alters what agents enforce. */
@@ -57,9 +58,10 @@ export function storeFlags(c: Command): Command {
   return c
     .option('--lab <name>', 'the lab whose datastore to use (default: the only lab running); also --name')
     .addOption(labAlias())
-    .option('--datastore <kind>', 'or a datastore: file or etcd')
+    .option('--datastore <kind>', 'or a datastore: file, etcd or kubernetes')
     .option('--datastore-dir <dir>', 'the file datastore directory')
-    .option('--etcd-endpoints <urls>', 'etcd client URLs');
+    .option('--etcd-endpoints <urls>', 'etcd client URLs')
+    .option('--kubeconfig <file>', '--datastore kubernetes: the API and credentials (default: KUBECONFIG)');
 }
 
 type ManifestOptions = StoreFlags & { filename: string; json?: boolean; wait?: boolean };

@@ -1,5 +1,5 @@
 /**
- * Opens the datastore the flags name (file or etcd), wrapped so that every object read from it
+ * Opens the datastore the flags name (file, etcd, or the Kubernetes API), wrapped so that every object read from it
  * or written to it is admitted first. Whoever opens a store closes it: the agent's composition
  * root for an agent, the command for the CLI's one-shot commands.
  */
@@ -7,12 +7,16 @@ import { UserError } from '../util/user-error.js';
 import { admitted } from './admitted-store.js';
 import { EtcdStore } from './etcd-store.js';
 import { FileStore } from './file-store.js';
+import { findKubeConnection } from './kube-connection.js';
+import { KubernetesStore } from './kubernetes-store.js';
 import type { Store } from './store.js';
 
 export interface DatastoreOptions {
   datastore?: string;
   datastoreDir?: string;
   etcdEndpoints?: string;
+  /** --datastore kubernetes: a kubeconfig file (else KUBECONFIG, the pod's service account, ~/.kube/config). */
+  kubeconfig?: string;
 }
 
 /** Checks the flags without connecting: a bad flag is reported before anything starts. */
@@ -25,7 +29,11 @@ export function checkDatastoreOptions(o: DatastoreOptions): void {
     etcdEndpoints(o);
     return;
   }
-  throw new UserError(`--datastore ${o.datastore}: expected file or etcd`);
+  if (o.datastore === 'kubernetes') {
+    findKubeConnection(o.kubeconfig);
+    return;
+  }
+  throw new UserError(`--datastore ${o.datastore}: expected file, etcd or kubernetes`);
 }
 
 function etcdEndpoints(o: DatastoreOptions): string[] {
@@ -38,5 +46,6 @@ function etcdEndpoints(o: DatastoreOptions): string[] {
 
 export async function openStore(o: DatastoreOptions): Promise<Store> {
   checkDatastoreOptions(o);
+  if (o.datastore === 'kubernetes') return admitted(new KubernetesStore(findKubeConnection(o.kubeconfig), 'weft-agent'));
   return admitted(o.datastore === 'file' ? FileStore.open(o.datastoreDir as string) : await EtcdStore.connect(etcdEndpoints(o)));
 }

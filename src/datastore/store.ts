@@ -4,7 +4,7 @@ import { printable } from '../util/printable.js';
 export { printable };
 
 /**
- * The cluster datastore, one contract for every backend (file, etcd; Kubernetes later): list,
+ * The cluster datastore, one contract for every backend (file, etcd, the Kubernetes API): list,
  * get, watch from a revision, create/update with optimistic concurrency, delete.
  *
  * Revisions are one counter for the whole store (etcd's revision; the file store keeps its
@@ -81,7 +81,7 @@ export function isStoreError(err: unknown, reason?: StoreErrorReason): err is St
 }
 
 export interface Store {
-  readonly backend: 'file' | 'etcd';
+  readonly backend: 'file' | 'etcd' | 'kubernetes';
   /** Invalid when the stored value is not a usable object (see RejectedObject). */
   get<T extends KObject>(kind: string, name: string, namespace?: string): Promise<T | undefined>;
   list<T extends KObject>(kind: string, namespace?: string): Promise<ListResult<T>>;
