@@ -10,7 +10,7 @@ import { KubeApiStandin } from './helpers/kube-apiserver-standin.js';
 /**
  * `weft apply`, `weft policy trace` and `weft delete` with `--datastore kubernetes`, against the
  * Kubernetes API stand-in (test/helpers), through a kubeconfig; Debian's kubectl checks that
- * the objects really are in the API. And the agent's refusal of that datastore, for now.
+ * the objects really are in the API.
  */
 const MANIFESTS = `apiVersion: v1
 kind: Namespace
@@ -122,11 +122,5 @@ describe('the CLI on the Kubernetes API (stand-in)', () => {
     assert.notEqual(refused.code, 0);
     assert.match(refused.stderr, /refused this identity: check the token/);
     assert.doesNotMatch(refused.stderr, /\n\s+at /);
-  });
-
-  it('weft agent refuses the Kubernetes datastore for now, saying why and what works', async () => {
-    const r = await weft(['agent', '--datastore', 'kubernetes', '--state-dir', join(dir, 'state'), '--socket', join(dir, 'sock')]);
-    assert.equal(r.code, 2, r.stderr);
-    assert.match(r.stderr, /not available yet \(the node agent would write Node objects the kubelet owns\)/);
   });
 });

@@ -1,12 +1,14 @@
 /**
  * Keeps this node a member: renews its lease, and registers its Node object again should it
- * vanish while the agent runs (as kubelet does). Leaving, it deregisters the node (its blocks,
- * Node, lease and endpoints go at once) so every peer drops it without waiting.
+ * vanish while the agent runs (as kubelet does) — or, on Kubernetes, where the Node is the
+ * kubelet's, puts Weft's annotations back should they go. Leaving, it deregisters the node (its
+ * blocks, lease, endpoints, and its Node or Weft's annotations on it go at once) so every peer
+ * drops it without waiting.
  */
-import { leaveCluster, registerNode, renewLease } from '../cluster/membership.js';
+import { leaveCluster, registerNode, renewLease, weftOwnsNodes } from '../cluster/membership.js';
 import type { Informer } from '../datastore/informer.js';
 import type { Store } from '../datastore/store.js';
-import type { NodeObject } from '../model/objects.js';
+import { NODE_ANNOTATIONS, type NodeObject } from '../model/objects.js';
 import type { Logger } from '../util/log.js';
 import { Runner } from '../util/runner.js';
 import type { Controller } from './controller.js';
@@ -15,6 +17,8 @@ import type { JoinedNode } from './join.js';
 export class MembershipController implements Controller {
   readonly name = 'membership';
   private readonly runner: Runner;
+  /** The Node was deleted (on Kubernetes, where it is not Weft's to register): said once. */
+  private nodeGone = false;
 
   constructor(
     private readonly store: Store,
@@ -33,8 +37,19 @@ export class MembershipController implements Controller {
   private async keepAlive(): Promise<void> {
     const { nodeName, network, info, blocks } = this.node;
     await renewLease(this.store, nodeName, network.spec.leaseDurationSeconds);
-    if (this.nodes.connectedSince !== undefined && !this.nodes.get(nodeName)) {
-      this.log.warn("this node's Node object is gone while its agent runs: registering it again (stop the agent to remove a node)");
+    if (this.nodes.connectedSince === undefined) return;
+    const mine = this.nodes.get(nodeName);
+    if (weftOwnsNodes(this.store)) {
+      if (!mine) {
+        this.log.warn("this node's Node object is gone while its agent runs: registering it again (stop the agent to remove a node)");
+        await registerNode(this.store, info, blocks);
+      }
+    } else if (!mine) {
+      if (!this.nodeGone) this.log.warn("this node's Node object was deleted: peers no longer route to it until the kubelet registers it again");
+      this.nodeGone = true;
+    } else if (mine.metadata.annotations?.[NODE_ANNOTATIONS.podCIDRs] !== blocks.join(',') || mine.metadata.annotations?.[NODE_ANNOTATIONS.nodeIPs] !== info.ips.join(',')) {
+      if (!this.nodeGone) this.log.warn("Weft's annotations on this node's Node object were removed or changed: writing them again");
+      this.nodeGone = false;
       await registerNode(this.store, info, blocks);
     }
   }

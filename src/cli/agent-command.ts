@@ -61,6 +61,7 @@ interface AgentOptions {
   datastore?: string;
   datastoreDir?: string;
   etcdEndpoints?: string;
+  kubeconfig?: string;
   nodeName?: string;
   nodeIp: string[];
   clusterCidr: string[];
@@ -107,10 +108,6 @@ export function parseDuration(flag: string, v: string): number {
 }
 
 function clusterConfig(o: AgentOptions): AgentClusterConfig {
-  // The Store works on the Kubernetes API (weft apply/delete/policy use it), but on a real
-  // cluster Nodes belong to the kubelet: an agent must never create, rewrite or delete them,
-  // and membership does all three on the file and etcd datastores. Refused until it does not.
-  if (o.datastore === 'kubernetes') throw new UserError('weft agent --datastore kubernetes is not available yet (the node agent would write Node objects the kubelet owns); use file or etcd. weft apply, delete and policy take --datastore kubernetes.');
   if (o.podCidr.length > 0) throw new UserError('--pod-cidr is for a single node; in a cluster (--datastore) nodes lease blocks of --cluster-cidr');
   const nodeIps = o.nodeIp.map((a) => {
     if (!isValidAddress(a)) throw new UserError(`--node-ip ${a}: not an IP address`);
@@ -137,7 +134,7 @@ function clusterConfig(o: AgentOptions): AgentClusterConfig {
       nodeGraceSeconds: parseDuration('--node-grace', o.nodeGrace),
     };
   }
-  const datastore = { ...(o.datastore !== undefined ? { datastore: o.datastore } : {}), ...(o.datastoreDir !== undefined ? { datastoreDir: o.datastoreDir } : {}), ...(o.etcdEndpoints !== undefined ? { etcdEndpoints: o.etcdEndpoints } : {}) };
+  const datastore = { ...(o.datastore !== undefined ? { datastore: o.datastore } : {}), ...(o.datastoreDir !== undefined ? { datastoreDir: o.datastoreDir } : {}), ...(o.etcdEndpoints !== undefined ? { etcdEndpoints: o.etcdEndpoints } : {}), ...(o.kubeconfig !== undefined ? { kubeconfig: o.kubeconfig } : {}) };
   checkDatastoreOptions(datastore);
   return { datastore, nodeName: o.nodeName ?? hostname(), nodeIps, defaults, leaveOnExit: o.leaveOnExit === true, networkPolicy: o.networkPolicy };
 }
@@ -151,9 +148,10 @@ export function registerAgentCommand(program: Command): void {
     .option('--pod-cidr <cidr>', "single node: this node's pod range; once per family (IPv4, IPv6)", collect, [] as string[])
     .option('--mtu <n>', 'pod interface MTU unless the network config sets one (default 1500; in a cluster, the backend decides)')
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
-    .option('--datastore <kind>', 'join a cluster through this datastore: file or etcd')
+    .option('--datastore <kind>', 'join a cluster through this datastore: file, etcd or kubernetes')
     .option('--datastore-dir <dir>', 'the file datastore directory (shared by the nodes of one host)')
     .option('--etcd-endpoints <urls>', 'etcd client URLs, comma-separated, e.g. http://10.0.0.1:2379')
+    .option('--kubeconfig <file>', '--datastore kubernetes: the API and credentials (default: KUBECONFIG, else the pod\'s service account)')
     .option('--node-name <name>', "this node's name (default: the hostname)")
     .option('--node-ip <addr>', "this node's underlay address, once per family (default: the default route's interface)", collect, [] as string[])
     .option('--cluster-cidr <cidr>', 'first node only: the cluster pod range, once per family', collect, [] as string[])

@@ -88,7 +88,7 @@ export function registerLabCommands(program: Command): void {
     .addOption(labAlias())
     .option('--nodes <k>', 'number of nodes', '3')
     .option('--backend <type>', `${BACKENDS.join(' or ')}`, 'vxlan')
-    .option('--datastore <kind>', 'file or etcd (a real etcd in the lab)', 'file')
+    .option('--datastore <kind>', 'file, etcd (a real etcd in the lab) or kubernetes (the tests\' Kubernetes API stand-in; a built checkout)', 'file')
     .option('--lease-duration <s>', 'agent lease, seconds: how fast a silent agent is reported', '10')
     .option('--node-grace <duration>', 'how long an agent may stay silent before its node counts as gone (e.g. 24h; 0 = never)', '24h')
     .option('--agent-log-level <level>', 'the agents\' log level: info, or debug (adds each policy sync\'s timings)', 'info')
@@ -97,7 +97,7 @@ export function registerLabCommands(program: Command): void {
       if (!o.lab) throw new UserError('--lab NAME is required (the lab to start; --name NAME works too)');
       const labName = o.lab;
       if (!(BACKENDS as readonly string[]).includes(o.backend)) throw new UserError(`--backend ${o.backend}: expected ${BACKENDS.join(' or ')}`);
-      if (o.datastore !== 'file' && o.datastore !== 'etcd') throw new UserError(`--datastore ${o.datastore}: expected file or etcd`);
+      if (o.datastore !== 'file' && o.datastore !== 'etcd' && o.datastore !== 'kubernetes') throw new UserError(`--datastore ${o.datastore}: expected file, etcd or kubernetes`);
       if (o.agentLogLevel !== 'info' && o.agentLogLevel !== 'debug') throw new UserError(`--agent-log-level ${o.agentLogLevel}: expected info or debug`);
       const nodes = Number(o.nodes);
       const lease = Number(o.leaseDuration);

@@ -1,4 +1,4 @@
-import type { LeaseObject, NodeObject } from '../model/objects.js';
+import { NODE_ANNOTATIONS, type LeaseObject, type NodeObject } from '../model/objects.js';
 import { compareText } from '../util/compare-text.js';
 
 /**
@@ -48,12 +48,16 @@ export interface SilentAgent {
   silentSeconds: number | undefined;
 }
 
-/** Nodes (other than `self`) whose agent is not renewing its lease. */
+/**
+ * Nodes (other than `self`) whose agent is not renewing its lease. Only members count — Nodes
+ * an agent registered or annotated (Weft's backend annotation): on Kubernetes a Node no agent
+ * has joined yet, or one whose agent left, is no silent agent.
+ */
 export function silentAgents(nodes: NodeObject[], leases: ReadonlyMap<string, LeaseObject>, self: string, v: LivenessView): SilentAgent[] {
   const out: SilentAgent[] = [];
   for (const n of nodes) {
     const name = n.metadata.name;
-    if (name === self) continue;
+    if (name === self || n.metadata.annotations?.[NODE_ANNOTATIONS.backend] === undefined) continue;
     const lease = leases.get(name);
     if (isAlive(lease, v)) continue;
     const renew = lease?.spec?.renewTime ?? undefined;

@@ -82,15 +82,30 @@ export interface NodeInfo {
   vxlanMac?: string;
 }
 
+/**
+ * Who owns the Node objects. On the file and etcd datastores Weft does: an agent creates its
+ * node's object and removes it when the node leaves or is gone. On Kubernetes the kubelet
+ * registers nodes and the cluster removes them: an agent only annotates its own Node — never
+ * creates, rewrites (spec, status) or deletes one.
+ */
+export function weftOwnsNodes(store: Store): boolean {
+  return store.backend !== 'kubernetes';
+}
+
+const WEFT_NODE_ANNOTATIONS: readonly string[] = Object.values(NODE_ANNOTATIONS);
+
+function withWeftAnnotations(current: Record<string, string> | undefined, info: NodeInfo, podCIDRs: string[] | undefined, blocksInAnnotation: boolean): Record<string, string> {
+  const annotations: Record<string, string> = { ...(current ?? {}), [NODE_ANNOTATIONS.backend]: info.backend, [NODE_ANNOTATIONS.nodeIPs]: info.ips.join(',') };
+  if (info.vxlanMac) annotations[NODE_ANNOTATIONS.vxlanMac] = info.vxlanMac;
+  else delete annotations[NODE_ANNOTATIONS.vxlanMac];
+  if (blocksInAnnotation && podCIDRs) annotations[NODE_ANNOTATIONS.podCIDRs] = podCIDRs.join(',');
+  return annotations;
+}
+
 export async function registerNode(store: Store, info: NodeInfo, podCIDRs?: string[]): Promise<NodeObject> {
+  if (!weftOwnsNodes(store)) return annotateNode(store, info.name, (a) => withWeftAnnotations(a, info, podCIDRs, true));
   return upsert<NodeObject>(store, 'Node', info.name, undefined, (current) => {
-    const annotations: Record<string, string> = {
-      ...(current?.metadata.annotations ?? {}),
-      [NODE_ANNOTATIONS.backend]: info.backend,
-      [NODE_ANNOTATIONS.nodeIPs]: info.ips.join(','),
-    };
-    if (info.vxlanMac) annotations[NODE_ANNOTATIONS.vxlanMac] = info.vxlanMac;
-    else delete annotations[NODE_ANNOTATIONS.vxlanMac];
+    const annotations = withWeftAnnotations(current?.metadata.annotations, info, podCIDRs, false);
     const cidrs = podCIDRs ?? current?.spec?.podCIDRs ?? [];
     return {
       apiVersion: 'v1',
@@ -107,8 +122,38 @@ export async function registerNode(store: Store, info: NodeInfo, podCIDRs?: stri
   });
 }
 
+/**
+ * Changes only the annotations of a Node someone else owns (compare-and-swap on its
+ * resourceVersion, retried). Its status is left out of the write: the kubelet keeps it.
+ */
+async function annotateNode(store: Store, name: string, annotate: (current: Record<string, string> | undefined) => Record<string, string>): Promise<NodeObject> {
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const current = await store.get<NodeObject>('Node', name);
+    if (!current) {
+      throw new StoreError('NotFound', `there is no Node ${name}: on Kubernetes the kubelet registers nodes, and the agent only annotates its own — give --node-name the Node's name (in a pod, from the downward API's spec.nodeName)`);
+    }
+    const annotations = annotate(current.metadata.annotations);
+    if (JSON.stringify(annotations) === JSON.stringify(current.metadata.annotations ?? {})) return current;
+    const { status: _status, ...rest } = current;
+    try {
+      return await store.update<NodeObject>({ ...rest, metadata: { ...current.metadata, annotations } });
+    } catch (err) {
+      if (!isStoreError(err, 'Conflict')) throw err;
+    }
+  }
+  throw new StoreError('Conflict', `Node ${name}: too many concurrent writers`);
+}
+
 export async function renewLease(store: Store, node: string, durationSeconds: number, now = Date.now()): Promise<LeaseObject> {
   const stamp = new Date(now).toISOString();
+  return lease(store, node, durationSeconds, stamp).catch((err: unknown) => {
+    // Kubernetes refuses objects in a namespace that does not exist (the other stores do not care).
+    if (isStoreError(err, 'NotFound')) throw new StoreError('NotFound', `the lease of node ${node} cannot be written: namespace ${SYSTEM_NAMESPACE} does not exist (kubectl apply -f deploy/ creates it): ${err.message}`);
+    throw err;
+  });
+}
+
+function lease(store: Store, node: string, durationSeconds: number, stamp: string): Promise<LeaseObject> {
   return upsert<LeaseObject>(store, 'Lease', node, SYSTEM_NAMESPACE, (current) => ({
     apiVersion: 'coordination.k8s.io/v1',
     kind: 'Lease',
@@ -203,6 +248,8 @@ async function claimOne(store: Store, node: string, family: Family, clusterText:
  * Its blocks stay named after it until another node needs them (claimOne).
  */
 export async function removeGoneNode(store: Store, node: NodeObject, lease: LeaseObject | undefined): Promise<boolean> {
+  // On Kubernetes a node is gone when the cluster deletes its Node; a silent agent is only reported.
+  if (!weftOwnsNodes(store)) return false;
   try {
     if (lease && !(await store.delete('Lease', lease.metadata.name, SYSTEM_NAMESPACE, { resourceVersion: lease.metadata.resourceVersion as string }))) return false;
     const removed = await store.delete('Node', node.metadata.name, undefined, { resourceVersion: node.metadata.resourceVersion as string });
@@ -216,14 +263,21 @@ export async function removeGoneNode(store: Store, node: NodeObject, lease: Leas
 
 /**
  * A node leaving on purpose: its blocks, its Node, its lease and the endpoints of its pods go
- * at once — the endpoints too, or policy would keep taking their addresses for those pods.
+ * at once — the endpoints too, or policy would keep taking their addresses for those pods. A
+ * Node Weft does not own stays, without Weft's annotations: peers then route to it no more.
  */
 export async function leaveCluster(store: Store, node: string): Promise<void> {
+  // Unannotated first where the Node stays: peers stop routing to it before its blocks go.
+  if (!weftOwnsNodes(store)) {
+    await annotateNode(store, node, (a) => Object.fromEntries(Object.entries(a ?? {}).filter(([k]) => !WEFT_NODE_ANNOTATIONS.includes(k)))).catch((err: unknown) => {
+      if (!isStoreError(err, 'NotFound')) throw err;
+    });
+  }
   for (const b of (await store.list<IPBlockObject>('IPBlock')).items) {
     if (b.spec.node === node) await store.delete('IPBlock', b.metadata.name, undefined, { resourceVersion: b.metadata.resourceVersion as string }).catch(() => false);
   }
   await forgetEndpoints(store, node);
-  await store.delete('Node', node);
+  if (weftOwnsNodes(store)) await store.delete('Node', node);
   await store.delete('Lease', node, SYSTEM_NAMESPACE);
 }
 

@@ -1,6 +1,6 @@
 import type { Peer } from '../datapath/peer.js';
 import { cidrContains, parseAddress, parseCidr, type Cidr } from '../ipam/cidr.js';
-import { NODE_ANNOTATIONS, type NodeObject } from '../model/objects.js';
+import { NODE_ANNOTATIONS, nodePodCidrs, type NodeObject } from '../model/objects.js';
 import { compareText } from '../util/compare-text.js';
 
 export type { Peer };
@@ -61,7 +61,7 @@ export function peersFrom(nodes: NodeObject[], self: string, holders?: ReadonlyM
     const name = n.metadata.name;
     if (name === self) continue;
     const blocks: string[] = [];
-    for (const b of n.spec?.podCIDRs ?? []) {
+    for (const b of nodePodCidrs(n)) {
       const holder = holders?.get(b);
       const why = holders !== undefined && holder !== name ? (holder ? `node ${holder} holds` : 'no IPBlock gives it') : cluster ? blockProblem(b, ranges, cluster) : undefined;
       if (why) problems.push(`node ${name} lists pod block ${b}, which ${why}: not routed to ${name}`);

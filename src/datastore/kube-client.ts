@@ -51,6 +51,8 @@ export function statusOf(status: number, body: unknown): { reason: string; messa
 
 export class KubeClient {
   private readonly base: URL;
+  /** A unix socket the server listens on (unix:///PATH), instead of host and port. */
+  private readonly socketPath: string | undefined;
   private readonly send: typeof httpRequest;
   private readonly agent: HttpAgent;
   private token: string | undefined;
@@ -60,7 +62,8 @@ export class KubeClient {
     private readonly conn: KubeConnection,
     private readonly userAgent = 'weft',
   ) {
-    this.base = new URL(conn.server);
+    this.socketPath = conn.server.startsWith('unix://') ? conn.server.slice('unix://'.length) : undefined;
+    this.base = new URL(this.socketPath !== undefined ? 'http://localhost' : conn.server);
     const tls = this.base.protocol === 'https:';
     this.send = tls ? httpsRequest : httpRequest;
     this.agent = tls
@@ -93,7 +96,7 @@ export class KubeClient {
 
   private open(method: string, u: URL, headers: Record<string, string>, body: string | undefined, timeoutMs: number, signal?: AbortSignal): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
-      const req = this.send(u, { method, agent: this.agent, headers: { accept: 'application/json', 'user-agent': this.userAgent, ...this.authorization(), ...headers }, timeout: timeoutMs, ...(signal ? { signal } : {}) }, resolve);
+      const req = this.send(u, { method, agent: this.agent, ...(this.socketPath !== undefined ? { socketPath: this.socketPath } : {}), headers: { accept: 'application/json', 'user-agent': this.userAgent, ...this.authorization(), ...headers }, timeout: timeoutMs, ...(signal ? { signal } : {}) }, resolve);
       req.on('timeout', () => req.destroy(new KubeUnreachableError(`${method} ${u.pathname}: no answer from ${this.conn.server} within ${timeoutMs} ms`)));
       req.on('error', (err: Error) => reject(err instanceof KubeUnreachableError || err.name === 'AbortError' ? err : new KubeUnreachableError(`${method} ${u.pathname}: ${this.conn.server} unreachable: ${err.message}`, { cause: err })));
       req.end(body);

@@ -43,6 +43,7 @@ describe('kubeconfig and in-cluster connections', () => {
     assert.throws(() => kubeconfigConnection(kubeconfig({ exec: { command: 'aws' } })), /exec plugin, which weft does not run: give it a token .* or a client certificate/);
     assert.throws(() => kubeconfigConnection(kubeconfig({ 'auth-provider': { name: 'gcp' } })), /auth provider/);
     assert.throws(() => kubeconfigConnection(kubeconfig({ token: 't' }, { server: 'ftp://x' })), /no usable server \(expected https:\/\/HOST:PORT/);
+    assert.equal(kubeconfigConnection(kubeconfig({ token: 't' }, { server: 'unix:///run/weft/labs/x/kube-api.sock' })).server, 'unix:///run/weft/labs/x/kube-api.sock', "the lab's stand-in: a unix socket");
     const f = join(dir, 'broken');
     writeFileSync(f, 'current-context: main\ncontexts: []\n');
     assert.throws(() => kubeconfigConnection(f), /no context named "main"/);

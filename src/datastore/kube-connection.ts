@@ -11,7 +11,7 @@ import { parse } from 'yaml';
 import { UserError } from '../util/user-error.js';
 
 export interface KubeConnection {
-  /** https://host:port (or http:// for a local test server). */
+  /** https://host:port (or http:// for a local test server, unix:///PATH for the lab's). */
   server: string;
   /** PEM: the CA to trust; absent: the system's. */
   ca?: string;
@@ -82,11 +82,12 @@ export function kubeconfigConnection(file: string, text?: string): KubeConnectio
   const cluster = pick(d['clusters'], ctx['cluster'], 'cluster', file);
   const user = ctx['user'] === undefined ? {} : pick(d['users'], ctx['user'], 'user', file);
   const server = cluster['server'];
-  if (typeof server !== 'string' || !/^https?:\/\/[^/]+\/?$/.test(server)) throw new UserError(`kubeconfig ${file}: cluster ${JSON.stringify(ctx['cluster'])} has no usable server (expected https://HOST:PORT, got ${JSON.stringify(server)})`);
+  // unix:///PATH is Weft's own extension (plain HTTP on a unix socket): the lab's API stand-in.
+  if (typeof server !== 'string' || !/^(https?:\/\/[^/]+\/?|unix:\/\/\/.+)$/.test(server)) throw new UserError(`kubeconfig ${file}: cluster ${JSON.stringify(ctx['cluster'])} has no usable server (expected https://HOST:PORT, got ${JSON.stringify(server)})`);
   if (user['exec'] !== undefined || user['auth-provider'] !== undefined) {
     throw new UserError(`kubeconfig ${file}: user ${JSON.stringify(ctx['user'])} logs in through ${user['exec'] !== undefined ? 'an exec plugin' : 'an auth provider'}, which weft does not run: give it a token (a service account's) or a client certificate`);
   }
-  const conn: KubeConnection = { server: server.replace(/\/$/, ''), source: `kubeconfig ${file}` };
+  const conn: KubeConnection = { server: server.startsWith('unix:') ? server : server.replace(/\/$/, ''), source: `kubeconfig ${file}` };
   const ca = material(cluster, 'certificate-authority-data', 'certificate-authority', file);
   if (ca) conn.ca = ca;
   if (cluster['insecure-skip-tls-verify'] === true) conn.insecureSkipTlsVerify = true;

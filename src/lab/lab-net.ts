@@ -25,10 +25,12 @@ const path = (ns: string): string => `/run/netns/${ns}`;
 
 export async function createSwitch(sw: string, ext: string): Promise<void> {
   await createNamedNetns(sw);
+  await ipBatch([ipc`link set lo up`, ipc`link add br0 type bridge`], { netns: path(sw) });
+  // Link-local addresses usable at once here too (see createNodeNetns): the switch routes a
+  // pod's first IPv6 packet to the external host, and answers for the underlay's gateway.
+  await sysctlIn(path(sw), 'net.ipv6.conf.br0.accept_dad', '0');
   await ipBatch(
     [
-      ipc`link set lo up`,
-      ipc`link add br0 type bridge`,
       ipc`link set br0 up`,
       ipc`addr add ${UNDERLAY.gwV4}/24 dev br0`,
       ipc`addr add ${UNDERLAY.gwV6}/64 dev br0 nodad`,
@@ -39,9 +41,11 @@ export async function createSwitch(sw: string, ext: string): Promise<void> {
   await sysctlIn(path(sw), 'net.ipv6.conf.all.forwarding', '1');
   await createNamedNetns(ext);
   await ipBatch([ipc`link set lo up`], { netns: path(ext) });
+  await ipBatch([ipc`link add ext0 type veth peer name eth0 netns ${path(ext)}`], { netns: path(sw) });
+  await sysctlIn(path(sw), 'net.ipv6.conf.ext0.accept_dad', '0');
+  await sysctlIn(path(ext), 'net.ipv6.conf.eth0.accept_dad', '0');
   await ipBatch(
     [
-      ipc`link add ext0 type veth peer name eth0 netns ${path(ext)}`,
       ipc`link set ext0 up`,
       ipc`addr add ${EXTERNAL.routerV4}/24 dev ext0`,
       ipc`addr add ${EXTERNAL.routerV6}/64 dev ext0 nodad`,

@@ -40,7 +40,11 @@ export interface LabPod {
   serverPid?: number;
 }
 
-export type LabDatastore = { kind: 'file'; dir: string } | { kind: 'etcd'; endpoint: string; dataDir: string; pid?: number };
+export type LabDatastore =
+  | { kind: 'file'; dir: string }
+  | { kind: 'etcd'; endpoint: string; dataDir: string; pid?: number }
+  /** The Kubernetes API stand-in (test code), on a unix socket; kubeconfig names it. */
+  | { kind: 'kubernetes'; socket: string; kubeconfig: string; pid?: number };
 
 export interface LabState {
   version: 1;

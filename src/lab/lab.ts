@@ -1,10 +1,14 @@
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
 import { AGENT_NODE_FLAGS } from '../agent/api.js';
 import { getHealth, waitForAgent } from '../agent/health-client.js';
 import { admitted } from '../datastore/admitted-store.js';
 import { EtcdStore } from '../datastore/etcd-store.js';
 import { FileStore } from '../datastore/file-store.js';
+import { KubeClient, statusOf } from '../datastore/kube-client.js';
+import { kubeconfigConnection } from '../datastore/kube-connection.js';
+import { KubernetesStore } from '../datastore/kubernetes-store.js';
 import { isStoreError, type Store } from '../datastore/store.js';
 import { leaveCluster } from '../cluster/membership.js';
 import { install } from '../install/install.js';
@@ -12,7 +16,7 @@ import { endProcess, startDaemon } from '../kernel/exec.js';
 import { processStartTime } from '../util/lock-file.js';
 import { ipBatch, ipc } from '../kernel/ip.js';
 import { deleteNamedNetns } from '../kernel/netns.js';
-import { SYSTEM_NAMESPACE, type BackendType, type LeaseObject, type NamespaceObject } from '../model/objects.js';
+import { SYSTEM_NAMESPACE, type BackendType, type LeaseObject, type NamespaceObject, type NodeObject } from '../model/objects.js';
 import { snapshotFingerprint } from '../policy/from-objects.js';
 import { readSnapshot } from '../policy/load.js';
 import { UserError } from '../util/user-error.js';
@@ -28,7 +32,7 @@ export interface UpOptions {
   name: string;
   nodes: number;
   backend: BackendType;
-  datastore: 'file' | 'etcd';
+  datastore: 'file' | 'etcd' | 'kubernetes';
   /** dist/weft.mjs: what the agents and pod servers run. */
   cliEntry: string;
   leaseDurationSeconds?: number;
@@ -44,7 +48,9 @@ export const LAB_CLUSTER_CIDRS = ['10.244.0.0/16', 'fd00:10:244::/56'];
 
 /** The lab's datastore, admitting what it reads and writes (as the agents' does). */
 export async function openLabStore(state: LabState): Promise<Store> {
-  return admitted(state.datastore.kind === 'file' ? FileStore.open(state.datastore.dir) : await EtcdStore.connect([state.datastore.endpoint]));
+  const ds = state.datastore;
+  if (ds.kind === 'kubernetes') return admitted(new KubernetesStore(kubeconfigConnection(ds.kubeconfig), 'weft-lab'));
+  return admitted(ds.kind === 'file' ? FileStore.open(ds.dir) : await EtcdStore.connect([ds.endpoint]));
 }
 
 export async function withLabStore<R>(state: LabState, fn: (store: Store) => Promise<R>): Promise<R> {
@@ -78,6 +84,54 @@ async function startEtcd(state: LabState): Promise<number> {
   return child.pid as number;
 }
 
+/**
+ * The Kubernetes API stand-in (test/helpers/kube-standin-main.ts): test code, run from a built
+ * checkout, never part of what is installed. A unix socket in the lab directory, as etcd's.
+ */
+async function startKubeApi(state: LabState, cliEntry: string): Promise<number> {
+  const ds = state.datastore;
+  if (ds.kind !== 'kubernetes') throw new Error('not a kubernetes lab');
+  const script = join(dirname(cliEntry), '..', 'build', 'test', 'helpers', 'kube-standin-main.js');
+  if (!existsSync(script)) throw new UserError(`--datastore kubernetes runs the tests' Kubernetes API stand-in, which is not built here (${script}): run \`npm run build\` in a checkout`);
+  const child = await startDaemon(process.execPath, [script, '--socket', ds.socket, '--kubeconfig-dir', state.dir], { netns: `/run/netns/${state.switchNetns}`, logFile: join(state.dir, 'kube-api.log'), detached: true });
+  return child.pid as number;
+}
+
+/** What a cluster has before Weft's agents: Weft's CRDs, its namespace (deploy/ makes both). */
+async function prepareKubeApi(state: LabState, cliEntry: string): Promise<void> {
+  const ds = state.datastore;
+  if (ds.kind !== 'kubernetes') return;
+  const client = new KubeClient(kubeconfigConnection(ds.kubeconfig), 'weft-lab');
+  try {
+    const crds = parseAllDocuments(readFileSync(join(dirname(cliEntry), '..', 'deploy', 'crds.yaml'), 'utf8')).map((d) => d.toJSON() as unknown);
+    for (const crd of crds) {
+      const res = await client.request('POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', { body: crd });
+      if (res.status !== 201 && res.status !== 409) throw new Error(`installing Weft's CRDs: ${statusOf(res.status, res.body).message}`);
+    }
+  } finally {
+    client.close();
+  }
+  await withLabStore(state, async (store) => {
+    await store.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: SYSTEM_NAMESPACE } }).catch((err: unknown) => {
+      if (!isStoreError(err, 'AlreadyExists')) throw err;
+    });
+  });
+}
+
+/** On Kubernetes the kubelet registers each node; in the lab, the lab does, before its agent starts. */
+async function registerAsKubelet(state: LabState, node: LabNode): Promise<void> {
+  if (state.datastore.kind !== 'kubernetes') return;
+  const obj: NodeObject = {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: { name: node.name, labels: { 'kubernetes.io/hostname': node.name, 'kubernetes.io/os': 'linux' } },
+    status: { addresses: [...node.ips.map((address) => ({ type: 'InternalIP', address })), { type: 'Hostname', address: node.name }] },
+  };
+  await withLabStore(state, (s) => s.create(obj)).catch((err: unknown) => {
+    if (!isStoreError(err, 'AlreadyExists')) throw err;
+  });
+}
+
 export function etcdEndpoint(dir: string): string {
   return `unix://${join(dir, 'etcd.sock')}:2379`;
 }
@@ -97,7 +151,9 @@ async function waitForStore(state: LabState): Promise<void> {
 }
 
 export async function startNodeAgent(state: LabState, node: LabNode, cliEntry: string): Promise<void> {
-  const ds = state.datastore.kind === 'file' ? ['--datastore', 'file', '--datastore-dir', state.datastore.dir] : ['--datastore', 'etcd', '--etcd-endpoints', state.datastore.endpoint];
+  const d = state.datastore;
+  const ds = d.kind === 'file' ? ['--datastore', 'file', '--datastore-dir', d.dir] : d.kind === 'etcd' ? ['--datastore', 'etcd', '--etcd-endpoints', d.endpoint] : ['--datastore', 'kubernetes', '--kubeconfig', d.kubeconfig];
+  await registerAsKubelet(state, node);
   const args = [
     ...AGENT_NODE_FLAGS,
     cliEntry, 'agent',
@@ -188,7 +244,12 @@ export async function labUp(o: UpOptions): Promise<LabState> {
     dir,
     createdAt: new Date().toISOString(),
     backend: o.backend,
-    datastore: o.datastore === 'file' ? { kind: 'file', dir: join(dir, 'datastore') } : { kind: 'etcd', endpoint: etcdEndpoint(dir), dataDir: join(dir, 'etcd') },
+    datastore:
+      o.datastore === 'file'
+        ? { kind: 'file', dir: join(dir, 'datastore') }
+        : o.datastore === 'etcd'
+          ? { kind: 'etcd', endpoint: etcdEndpoint(dir), dataDir: join(dir, 'etcd') }
+          : { kind: 'kubernetes', socket: join(dir, 'kube-api.sock'), kubeconfig: join(dir, 'kubeconfig') },
     clusterCidrs: LAB_CLUSTER_CIDRS,
     leaseDurationSeconds: o.leaseDurationSeconds ?? 10,
     ...(o.nodeGraceSeconds !== undefined ? { nodeGraceSeconds: o.nodeGraceSeconds } : {}),
@@ -206,11 +267,15 @@ export async function labUp(o: UpOptions): Promise<LabState> {
       if (state.datastore.kind === 'etcd') {
         say('datastore: etcd in the switch netns, clients through a unix socket');
         state.datastore.pid = await startEtcd(state);
+      } else if (state.datastore.kind === 'kubernetes') {
+        say("datastore: the Kubernetes API — the tests' stand-in, on a unix socket; the lab registers each node as a kubelet would");
+        state.datastore.pid = await startKubeApi(state, o.cliEntry);
       } else {
         say(`datastore: files in ${state.datastore.dir}`);
       }
       saveLab(state);
       await waitForStore(state);
+      await prepareKubeApi(state, o.cliEntry);
       state.nextNodeIndex = o.nodes + 1;
       for (let i = 1; i <= o.nodes; i++) {
         const ips = await createNodeNetns(state.switchNetns, `${prefix}.node-${i}`, i);
@@ -295,6 +360,8 @@ export async function labNodeRemove(name: string, nodeName: string): Promise<voi
     if (node.agentPid) await endProcess(node.agentPid, 10_000);
     // A running agent deregisters as it leaves; one that crashed cannot: the lab does it for it.
     await withLabStore(state, (s) => leaveCluster(s, nodeName));
+    // On Kubernetes the Node is not Weft's: a machine taken out is deleted by the cluster (here, the lab).
+    if (state.datastore.kind === 'kubernetes') await withLabStore(state, (s) => s.delete('Node', nodeName));
     // The switch port first: a deleted netns takes its veths down asynchronously.
     await ipBatch([ipc`link del n${node.name.replace('node-', '')}`], { netns: `/run/netns/${state.switchNetns}` }).catch(() => undefined);
     await deleteNamedNetns(node.netns);
@@ -307,7 +374,7 @@ export async function labNodeRemove(name: string, nodeName: string): Promise<voi
 export async function labDatastoreStop(name: string): Promise<void> {
   await labLock(name).run(async () => {
     const state = loadLab(name);
-    if (state.datastore.kind !== 'etcd') throw new UserError(`lab ${name} uses the file datastore, which cannot be stopped`);
+    if (state.datastore.kind !== 'etcd') throw new UserError(`lab ${name} uses the ${state.datastore.kind} datastore, which cannot be stopped (only etcd can: the file store has no process, the Kubernetes stand-in keeps its objects in memory)`);
     if (state.datastore.pid) await endProcess(state.datastore.pid, 5000);
     delete state.datastore.pid;
     saveLab(state);
@@ -318,7 +385,7 @@ export async function labDatastoreStop(name: string): Promise<void> {
 export async function labDatastoreStart(name: string): Promise<void> {
   await labLock(name).run(async () => {
     const state = loadLab(name);
-    if (state.datastore.kind !== 'etcd') throw new UserError(`lab ${name} uses the file datastore`);
+    if (state.datastore.kind !== 'etcd') throw new UserError(`lab ${name} uses the ${state.datastore.kind} datastore, which is not stopped and started (only etcd is)`);
     if (state.datastore.pid) throw new UserError(`the etcd of lab ${name} is running already`);
     rmSync(join(state.dir, 'etcd.sock:2379'), { force: true });
     state.datastore.pid = await startEtcd(state);
@@ -340,7 +407,7 @@ export async function labDown(name: string): Promise<{ namespaces: number; proce
     // Agents before the datastore: a leaving agent deregisters through it.
     const first = [...state.pods.map((p) => p.serverPid), state.external.serverPid, ...state.nodes.map((n) => n.agentPid)];
     await Promise.all(first.filter((p): p is number => p !== undefined).map((p) => endProcess(p, 3000)));
-    if (state.datastore.kind === 'etcd' && state.datastore.pid) await endProcess(state.datastore.pid, 3000);
+    if (state.datastore.kind !== 'file' && state.datastore.pid) await endProcess(state.datastore.pid, 3000);
   }
   const res = await destroyNamespaces(labPrefix(name));
   rmSync(dir, { recursive: true, force: true });

@@ -206,6 +206,11 @@ function admitNode(obj: KObject, errs: FieldErrors): KObject {
   if (backend !== undefined && !(BACKENDS as readonly string[]).includes(backend)) errs.unsupported(at(NODE_ANNOTATIONS.backend), backend, BACKENDS);
   const vmac = ann[NODE_ANNOTATIONS.vxlanMac];
   if (vmac !== undefined && (!mac.test(vmac) || parseInt(vmac.slice(0, 2), 16) & 1)) errs.invalid(at(NODE_ANNOTATIONS.vxlanMac), vmac, 'must be a unicast MAC address in lower case (e.g. 02:42:ac:11:00:02)');
+  const blocks = ann[NODE_ANNOTATIONS.podCIDRs];
+  if (blocks !== undefined && blocks !== '') {
+    const list = blocks.split(',').map((c) => cidr(c, at(NODE_ANNOTATIONS.podCIDRs), errs));
+    if (list.length > 2 || (list.length === 2 && list[0] && list[0].family === list[1]?.family)) errs.invalid(at(NODE_ANNOTATIONS.podCIDRs), blocks, 'must be one or two CIDRs, one per family, separated by ","');
+  }
   const ips = ann[NODE_ANNOTATIONS.nodeIPs];
   if (ips !== undefined) {
     const list = ips.split(',');

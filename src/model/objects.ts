@@ -121,7 +121,24 @@ export const NODE_ANNOTATIONS = {
   vxlanMac: 'weft.io/vxlan-mac',
   /** Comma-separated underlay addresses (one per family) peers send to. */
   nodeIPs: 'weft.io/node-ips',
+  /**
+   * Comma-separated pod blocks (one per family) the node holds, where Weft does not own the
+   * Node's spec: on Kubernetes, spec.podCIDRs is the controller manager's (and immutable).
+   */
+  podCIDRs: 'weft.io/pod-cidrs',
 } as const;
+
+/**
+ * The pod blocks a Node publishes: Weft's annotation where present; else, on a node an agent
+ * registered (it carries Weft's backend annotation), spec.podCIDRs. A Node no Weft agent has
+ * joined publishes none — on Kubernetes its spec.podCIDRs are the controller manager's, not Weft's.
+ */
+export function nodePodCidrs(n: NodeObject): string[] {
+  const ann = n.metadata.annotations ?? {};
+  const listed = ann[NODE_ANNOTATIONS.podCIDRs];
+  if (listed !== undefined) return listed.split(',').filter((c) => c !== '');
+  return ann[NODE_ANNOTATIONS.backend] !== undefined ? [...(n.spec?.podCIDRs ?? [])] : [];
+}
 
 /** A stable, valid object name for a CIDR (10.244.1.0/24 -> 10-244-1-0-24). */
 export function blockName(cidr: string): string {

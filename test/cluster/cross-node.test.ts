@@ -11,7 +11,7 @@ import { labIp, startLab, type TestLab } from '../helpers/lab.js';
 const skip = privilegedSkip();
 
 for (const backend of ['vxlan', 'host-gw'] as const) {
-  for (const datastore of ['file', 'etcd'] as const) {
+  for (const datastore of ['file', 'etcd', 'kubernetes'] as const) {
     describe(`cross-node: ${backend} on ${datastore}`, { skip: skip ?? (datastore === 'etcd' ? etcdMissing() : undefined) }, () => {
       let lab: TestLab | undefined;
       after(async () => {

@@ -98,6 +98,12 @@ import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 export interface StandinOptions {
   tls?: boolean /* default true */;
   token?: string /* default: random */;
+  /**
+   * Listen on this unix socket instead (plain HTTP; url unix:///PATH): reachable from every
+   * network namespace through the filesystem, as the lab needs — Weft's own client speaks it,
+   * kubectl and client-node do not.
+   */
+  socketPath?: string;
 }
 export interface StandinRequest {
   method: string;
@@ -1124,9 +1130,9 @@ export class KubeApiStandin {
     }
   }
 
-  /** Listens on 127.0.0.1, a free port; TLS (a fresh self-signed certificate) unless tls is false. */
+  /** Listens on 127.0.0.1, a free port, or a unix socket; TLS (a fresh self-signed certificate) unless tls is false or on a socket. */
   static async start(o: StandinOptions = {}): Promise<KubeApiStandin> {
-    const tls = o.tls ?? true;
+    const tls = o.socketPath === undefined && (o.tls ?? true);
     const token = o.token ?? randomBytes(24).toString('hex');
     let dir: string | undefined;
     let server: Server;
@@ -1151,7 +1157,8 @@ export class KubeApiStandin {
       }
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen(0, '127.0.0.1', () => resolve());
+        if (o.socketPath !== undefined) server.listen(o.socketPath, () => resolve());
+        else server.listen(0, '127.0.0.1', () => resolve());
       });
     } catch (e) {
       if (dir) rmSync(dir, { recursive: true, force: true });
@@ -1159,7 +1166,8 @@ export class KubeApiStandin {
     }
     const address = server.address();
     const port = typeof address === 'object' && address ? address.port : 0;
-    const s = new KubeApiStandin(server, `${tls ? 'https' : 'http'}://127.0.0.1:${port}`, token, caPem, dir);
+    const url = o.socketPath !== undefined ? `unix://${o.socketPath}` : `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+    const s = new KubeApiStandin(server, url, token, caPem, dir);
     server.on('request', (req: IncomingMessage, res: ServerResponse) => void s.handle(req, res));
     return s;
   }
