@@ -45,8 +45,8 @@ describe('membership on the Kubernetes API: Nodes belong to the kubelet', () => 
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('without the weft-system namespace, the lease cannot be written, and the message says what creates it', async () => {
-    await assert.rejects(renewLease(store as Store, 'n1', 40), (e: unknown) => isStoreError(e, 'NotFound') && /namespace weft-system does not exist \(kubectl apply -f deploy\/ creates it\)/.test((e as Error).message));
+  it('without the weft-system namespace, the lease cannot be written, and the message says how to create it', async () => {
+    await assert.rejects(renewLease(store as Store, 'n1', 40), (e: unknown) => isStoreError(e, 'NotFound') && /namespace weft-system does not exist \(create it: kubectl create namespace weft-system\)/.test((e as Error).message));
   });
 
   it('joining annotates the kubelet\'s Node: blocks in weft.io/pod-cidrs, spec and status untouched; peers route to those blocks', async () => {

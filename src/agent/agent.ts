@@ -236,14 +236,17 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
         : {}),
       ...(policy ? { admit: (rec) => policy.admit(rec) } : {}),
     });
-    const controllers: Controller[] = cluster ? [cluster.membership, cluster.routes, cluster.liveness, cluster.masquerade, cluster.endpoints, ...(policy ? [policy] : [])] : [];
+    // Stopped in reverse: the endpoints loop first (nothing re-publishes a pod after the node
+    // deregistered), then membership (leaving, peers drop the node before its datapath goes),
+    // then policy, masquerade, liveness and routes, which tear down what they made.
+    const controllers: Controller[] = cluster ? [cluster.routes, cluster.liveness, cluster.masquerade, ...(policy ? [policy] : []), cluster.membership, cluster.endpoints] : [];
+    // Pods leave the node through masquerade from their first packet.
+    await cluster?.masquerade.prepare();
     cluster?.informers.start();
     for (const c of controllers) {
       c.start();
       started.push(c);
     }
-    // Pods leave the node through masquerade from their first packet.
-    await cluster?.masquerade.flush();
     server = await startAgentServer({
       socketPath: cfg.socketPath,
       service,

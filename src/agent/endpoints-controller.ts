@@ -32,6 +32,6 @@ export class EndpointsController implements Controller {
   }
 
   async stop(): Promise<void> {
-    this.runner.stop();
+    await this.runner.stop();
   }
 }

@@ -70,7 +70,7 @@ export class LivenessController implements Controller {
   }
 
   async stop(): Promise<void> {
-    this.runner.stop();
+    await this.runner.stop();
     if (this.timer) clearInterval(this.timer);
     for (const u of this.unsubscribe) u();
   }

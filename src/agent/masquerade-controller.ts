@@ -25,6 +25,12 @@ export class MasqueradeController implements Controller {
     );
   }
 
+  /** The first reconcile, before the agent serves: a failure fails the start (pods would leave unmasqueraded). */
+  async prepare(): Promise<void> {
+    await this.masquerade.reconcile();
+    this.first = false;
+  }
+
   start(): void {
     this.runner.start();
   }
@@ -34,7 +40,7 @@ export class MasqueradeController implements Controller {
   }
 
   async stop(leaving: boolean): Promise<void> {
-    this.runner.stop();
+    await this.runner.stop();
     if (leaving) await this.masquerade.teardown().catch(() => undefined);
   }
 }

@@ -5,10 +5,10 @@
  * blocks, lease, endpoints, and its Node or Weft's annotations on it go at once) so every peer
  * drops it without waiting.
  */
-import { leaveCluster, registerNode, renewLease, weftOwnsNodes } from '../cluster/membership.js';
+import { leaveCluster, nodeNeedsAnnotations, registerNode, renewLease, weftOwnsNodes } from '../cluster/membership.js';
 import type { Informer } from '../datastore/informer.js';
 import type { Store } from '../datastore/store.js';
-import { NODE_ANNOTATIONS, type NodeObject } from '../model/objects.js';
+import type { NodeObject } from '../model/objects.js';
 import type { Logger } from '../util/log.js';
 import { Runner } from '../util/runner.js';
 import type { Controller } from './controller.js';
@@ -47,7 +47,7 @@ export class MembershipController implements Controller {
     } else if (!mine) {
       if (!this.nodeGone) this.log.warn("this node's Node object was deleted: peers no longer route to it until the kubelet registers it again");
       this.nodeGone = true;
-    } else if (mine.metadata.annotations?.[NODE_ANNOTATIONS.podCIDRs] !== blocks.join(',') || mine.metadata.annotations?.[NODE_ANNOTATIONS.nodeIPs] !== info.ips.join(',')) {
+    } else if (nodeNeedsAnnotations(mine, info, blocks)) {
       if (!this.nodeGone) this.log.warn("Weft's annotations on this node's Node object were removed or changed: writing them again");
       this.nodeGone = false;
       await registerNode(this.store, info, blocks);
@@ -59,7 +59,7 @@ export class MembershipController implements Controller {
   }
 
   async stop(leaving: boolean): Promise<void> {
-    this.runner.stop();
+    await this.runner.stop();
     if (leaving) await leaveCluster(this.store, this.node.nodeName).catch((err: Error) => this.log.warn('could not deregister', { error: err.message }));
   }
 }

@@ -303,7 +303,7 @@ export class PolicyController implements Controller {
   /** Stops the loop; leaving, removes the table. */
   async stop(leaving: boolean): Promise<void> {
     this.stopped = true;
-    this.runner.stop();
+    await this.runner.stop();
     for (const u of this.unsubscribe) u();
     if (leaving) await nftDeleteTable('inet', POLICY_TABLE).catch(() => undefined);
   }

@@ -66,7 +66,7 @@ export class RoutesController implements Controller {
   }
 
   async stop(leaving: boolean): Promise<void> {
-    this.runner.stop();
+    await this.runner.stop();
     for (const u of this.unsubscribe) u();
     if (leaving) await this.node.backend.teardown().catch(() => undefined);
   }

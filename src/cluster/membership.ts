@@ -98,8 +98,16 @@ function withWeftAnnotations(current: Record<string, string> | undefined, info: 
   const annotations: Record<string, string> = { ...(current ?? {}), [NODE_ANNOTATIONS.backend]: info.backend, [NODE_ANNOTATIONS.nodeIPs]: info.ips.join(',') };
   if (info.vxlanMac) annotations[NODE_ANNOTATIONS.vxlanMac] = info.vxlanMac;
   else delete annotations[NODE_ANNOTATIONS.vxlanMac];
-  if (blocksInAnnotation && podCIDRs) annotations[NODE_ANNOTATIONS.podCIDRs] = podCIDRs.join(',');
+  // Empty until the node holds blocks: never absent, or peers would take spec.podCIDRs for them.
+  if (blocksInAnnotation) annotations[NODE_ANNOTATIONS.podCIDRs] = podCIDRs?.join(',') ?? current?.[NODE_ANNOTATIONS.podCIDRs] ?? '';
   return annotations;
+}
+
+/** Whether a Node Weft does not own lacks (or has other) Weft annotations than this node's. */
+export function nodeNeedsAnnotations(node: NodeObject, info: NodeInfo, podCIDRs: string[]): boolean {
+  const have = node.metadata.annotations ?? {};
+  const want = withWeftAnnotations(have, info, podCIDRs, true);
+  return WEFT_NODE_ANNOTATIONS.some((k) => have[k] !== want[k]);
 }
 
 export async function registerNode(store: Store, info: NodeInfo, podCIDRs?: string[]): Promise<NodeObject> {
@@ -148,7 +156,7 @@ export async function renewLease(store: Store, node: string, durationSeconds: nu
   const stamp = new Date(now).toISOString();
   return lease(store, node, durationSeconds, stamp).catch((err: unknown) => {
     // Kubernetes refuses objects in a namespace that does not exist (the other stores do not care).
-    if (isStoreError(err, 'NotFound')) throw new StoreError('NotFound', `the lease of node ${node} cannot be written: namespace ${SYSTEM_NAMESPACE} does not exist (kubectl apply -f deploy/ creates it): ${err.message}`);
+    if (isStoreError(err, 'NotFound')) throw new StoreError('NotFound', `the lease of node ${node} cannot be written: namespace ${SYSTEM_NAMESPACE} does not exist (create it: kubectl create namespace ${SYSTEM_NAMESPACE}): ${err.message}`);
     throw err;
   });
 }

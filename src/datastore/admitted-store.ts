@@ -58,8 +58,8 @@ class AdmittedStore implements Store {
     return { items, revision: raw.revision, rejected };
   }
 
-  async *watch<T extends KObject>(kind: string, fromRevision: number, signal: AbortSignal): AsyncIterable<WatchEvent<T>> {
-    for await (const ev of this.inner.watch<T>(kind, fromRevision, signal)) {
+  async *watch<T extends KObject>(kind: string, fromRevision: number, signal: AbortSignal, namespace?: string): AsyncIterable<WatchEvent<T>> {
+    for await (const ev of this.inner.watch<T>(kind, fromRevision, signal, namespace)) {
       if (ev.type === 'REJECTED' || ev.type === 'DELETED') {
         yield ev;
         continue;

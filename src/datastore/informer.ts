@@ -79,7 +79,7 @@ export class Informer<T extends KObject> {
         this.resolveSynced?.();
         this.changed();
         backoff = 200;
-        for await (const ev of this.store.watch<T>(this.kind, revision, signal)) {
+        for await (const ev of this.store.watch<T>(this.kind, revision, signal, this.namespace)) {
           if (ev.type === 'REJECTED') {
             if (this.namespace !== undefined && ev.rejected.namespace !== this.namespace) continue;
             const k = Informer.key({ metadata: ev.rejected });

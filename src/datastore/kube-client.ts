@@ -107,7 +107,16 @@ export class KubeClient {
   async request(method: string, path: string, opts: { query?: Record<string, string>; body?: unknown; contentType?: string; timeoutMs?: number } = {}): Promise<KubeResponse> {
     const body = opts.body === undefined ? undefined : JSON.stringify(opts.body);
     const headers: Record<string, string> = body === undefined ? {} : { 'content-type': opts.contentType ?? 'application/json', 'content-length': String(Buffer.byteLength(body)) };
-    const res = await this.open(method, this.url(path, opts.query), headers, body, opts.timeoutMs ?? REQUEST_TIMEOUT_MS);
+    let res: IncomingMessage;
+    try {
+      res = await this.open(method, this.url(path, opts.query), headers, body, opts.timeoutMs ?? REQUEST_TIMEOUT_MS);
+    } catch (err) {
+      // A kept-alive connection the server (or a proxy) closed while idle fails the next request
+      // sent on it: a read is safe to send once more, on a new connection.
+      const code = ((err as Error).cause as NodeJS.ErrnoException | undefined)?.code;
+      if (method !== 'GET' || (code !== 'ECONNRESET' && code !== 'EPIPE')) throw err;
+      res = await this.open(method, this.url(path, opts.query), headers, body, opts.timeoutMs ?? REQUEST_TIMEOUT_MS);
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     try {
@@ -137,7 +146,8 @@ export class KubeClient {
   async watch(path: string, query: Record<string, string>, signal: AbortSignal, onEvent: (event: unknown) => void, onOpen?: () => void): Promise<void> {
     let res: IncomingMessage;
     try {
-      // No idle timeout: bookmarks and the server's own timeoutSeconds bound a quiet stream.
+      // No idle timeout: the server's timeoutSeconds ends a quiet stream, and the caller aborts
+      // one that outlives it (a connection that died without a word).
       res = await this.open('GET', this.url(path, { ...query, watch: '1' }), {}, undefined, 0, signal);
     } catch (err) {
       if (signal.aborted) return;
@@ -155,10 +165,12 @@ export class KubeClient {
       throw new KubeStatusError(res.statusCode ?? 0, s.reason, s.message);
     }
     onOpen?.();
+    // Decoded as one stream: a character split across two chunks stays one character.
+    res.setEncoding('utf8');
     let pending = '';
     try {
-      for await (const c of res as AsyncIterable<Buffer>) {
-        pending += c.toString('utf8');
+      for await (const c of res as AsyncIterable<string>) {
+        pending += c;
         let nl: number;
         while ((nl = pending.indexOf('\n')) >= 0) {
           const line = pending.slice(0, nl).trim();

@@ -33,14 +33,24 @@ export const KUBE_RESOURCES: Readonly<Record<string, KubeResource>> = {
   WeftClusterPolicy: { group: 'weft.io', version: 'v1', plural: 'weftclusterpolicies', namespaced: false, status: false },
 };
 
-/** A quiet watch ends after about this long and is resumed: no connection lives forever. */
-const WATCH_TIMEOUT_S = 290;
+/**
+ * The server ends each watch after about this long (plus jitter), and the client gives up on
+ * one that outlives it by WATCH_MARGIN_S: a connection that died without a word (a dropped
+ * NAT entry, a vanished server) is noticed within that bound, and the watch resumes.
+ */
+const WATCH_TIMEOUT_S = 60;
+const WATCH_JITTER_S = 30;
+const WATCH_MARGIN_S = 15;
+/** A stream that lived this long, or brought anything, was a success: failures count anew. */
+const HEALTHY_STREAM_MS = 5000;
 const RESUME_FIRST_MS = 200;
 const RESUME_MAX_MS = 5000;
 /**
- * Failed resumes in a row (0.2 + 0.4 + ... + 3.2 s of backoff) before a watch gives up with
+ * Failed attempts in a row (0.2 + 0.4 + ... + 3.2 s of backoff) before a watch gives up with
  * Unavailable: the informer then reports the datastore gone, waits, and lists again. Longer
- * would hide an outage from the controllers that must not judge peers on a stale cache.
+ * would hide an outage from the controllers that must not judge peers on a stale cache. A
+ * failed attempt: refused, broken off or ended by the server before it lived HEALTHY_STREAM_MS
+ * or brought an event or a bookmark.
  */
 const RESUME_TRIES = 6;
 
@@ -80,7 +90,7 @@ function storeError(res: KubeResponse, what: string): StoreError {
   if (res.status === 404) return new StoreError('NotFound', message);
   if (res.status === 410) return new StoreError('Gone', message);
   if (res.status === 400 || res.status === 422) return new StoreError('Invalid', message);
-  if (res.status === 401 || res.status === 403) return new StoreError('Unavailable', `${message} (the API refused this identity: check the token and the ClusterRole)`);
+  if (res.status === 401 || res.status === 403) return new StoreError('Unavailable', `${message} (the API refused this identity: check the token and what its RBAC roles allow)`);
   return new StoreError('Unavailable', `${message} (HTTP ${res.status})`);
 }
 
@@ -111,7 +121,12 @@ export class KubernetesStore implements Store {
   /** The object as Weft's stores hold it: kind and apiVersion present (list items lack them). */
   private decode<T extends KObject>(kind: string, raw: unknown): { ok: T } | { rejected: RejectedObject } {
     const r = resourceOf(kind);
-    const o = (typeof raw === 'object' && raw !== null ? { apiVersion: apiVersionOf(r), kind, ...(raw as object) } : raw) as { metadata?: { name?: unknown; namespace?: unknown } };
+    const o = (typeof raw === 'object' && raw !== null ? { apiVersion: apiVersionOf(r), kind, ...(raw as object) } : raw) as { metadata?: { name?: unknown; namespace?: unknown; managedFields?: unknown } };
+    // Server-side apply's bookkeeping: often the larger part of an object, and nothing Weft reads.
+    if (o?.metadata && 'managedFields' in o.metadata) {
+      o.metadata = { ...o.metadata };
+      delete o.metadata.managedFields;
+    }
     const name = typeof o?.metadata?.name === 'string' ? o.metadata.name : '?';
     const namespace = typeof o?.metadata?.namespace === 'string' ? o.metadata.namespace : undefined;
     const why = identityProblem(o, kind, name, r.namespaced ? namespace : undefined);
@@ -191,8 +206,9 @@ export class KubernetesStore implements Store {
     return true;
   }
 
-  async *watch<T extends KObject>(kind: string, fromRevision: number, signal: AbortSignal): AsyncIterable<WatchEvent<T>> {
-    const path = collectionPath(kind);
+  async *watch<T extends KObject>(kind: string, fromRevision: number, signal: AbortSignal, namespace?: string): AsyncIterable<WatchEvent<T>> {
+    // One namespace where the caller needs one (the node leases): not every kubelet's lease.
+    const path = collectionPath(kind, namespace);
     let revision = fromRevision;
     let broken = 0;
     while (!signal.aborted) {
@@ -200,8 +216,10 @@ export class KubernetesStore implements Store {
       let wake: (() => void) | undefined;
       let done = false;
       let failure: unknown;
+      let progressed = false;
       const onEvent = (e: unknown): void => {
         const ev = e as { type?: unknown; object?: { code?: unknown; metadata?: { resourceVersion?: unknown } } };
+        if (ev.type !== 'ERROR') progressed = true;
         if (ev.type === 'BOOKMARK') {
           revision = Math.max(revision, revisionOf(ev.object?.metadata?.resourceVersion, `watch ${kind}`));
         } else if (ev.type === 'ERROR') {
@@ -224,7 +242,9 @@ export class KubernetesStore implements Store {
       const onAbort = (): void => attempt.abort();
       signal.addEventListener('abort', onAbort, { once: true });
       const opened = Date.now();
-      const query = { resourceVersion: String(revision), allowWatchBookmarks: 'true', timeoutSeconds: String(WATCH_TIMEOUT_S + Math.floor(Math.random() * 30)) };
+      const timeoutS = WATCH_TIMEOUT_S + Math.floor(Math.random() * WATCH_JITTER_S);
+      const query = { resourceVersion: String(revision), allowWatchBookmarks: 'true', timeoutSeconds: String(timeoutS) };
+      const overdue = setTimeout(() => attempt.abort(), (timeoutS + WATCH_MARGIN_S) * 1000);
       let accepted = false;
       const stream = this.client.watch(path, query, attempt.signal, onEvent, () => {
         accepted = true;
@@ -248,6 +268,7 @@ export class KubernetesStore implements Store {
           wake = undefined;
         }
       } finally {
+        clearTimeout(overdue);
         attempt.abort();
         signal.removeEventListener('abort', onAbort);
         await stream;
@@ -257,18 +278,17 @@ export class KubernetesStore implements Store {
       if (status === 410) throw new StoreError('Gone', `watch ${kind} from revision ${revision}: ${(failure as Error).message}`);
       if (status === 404) throw notServed(kind, `watch ${kind}`);
       if (status !== undefined && status !== 429 && status < 500) throw storeError({ status, body: { message: (failure as Error).message } }, `watch ${kind}`);
-      if (failure !== undefined) {
-        // A broken connection or an overloaded server: resume from the last revision seen, a
-        // few times with backoff, then let the caller wait (it lists again when it is back).
-        // A stream the server had accepted breaking is a first failure, whatever came before.
-        broken = accepted ? 1 : broken + 1;
-        if (broken >= RESUME_TRIES) throw new StoreError('Unavailable', `watch ${kind}: ${(failure as Error).message}`, { cause: failure });
-        await new Promise((r) => setTimeout(r, Math.min(RESUME_FIRST_MS * 2 ** (broken - 1), RESUME_MAX_MS)));
-      } else {
-        // The server ended the stream (its timeout): resume at once — but never in a tight loop.
-        broken = 0;
-        if (Date.now() - opened < 1000) await new Promise((r) => setTimeout(r, RESUME_FIRST_MS));
+      // Resume from the last revision seen. A stream that brought something or lived a while
+      // was healthy (a server's timeout, a connection that broke after serving): at once, and
+      // failures count anew. Otherwise — refused, broken, or ended at once, whatever the
+      // reason — with backoff, and after RESUME_TRIES such attempts the caller hears of it.
+      const healthy = accepted && (progressed || Date.now() - opened >= HEALTHY_STREAM_MS);
+      broken = healthy ? 0 : broken + 1;
+      if (broken >= RESUME_TRIES) {
+        const why = failure instanceof Error ? failure.message : 'the server keeps ending the watch at once';
+        throw new StoreError('Unavailable', `watch ${kind}: ${why}`, { cause: failure });
       }
+      if (broken > 0) await new Promise((r) => setTimeout(r, Math.min(RESUME_FIRST_MS * 2 ** (broken - 1), RESUME_MAX_MS)));
     }
   }
 

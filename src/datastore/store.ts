@@ -94,8 +94,10 @@ export interface Store {
   /**
    * Every change of `kind` with a revision above `fromRevision`, in order, until `signal`
    * aborts. Throws StoreError Gone when those revisions were compacted away (list again).
+   * With `namespace`, a store may leave out other namespaces' changes (the Kubernetes API
+   * watches only that namespace); callers filter anyway.
    */
-  watch<T extends KObject>(kind: string, fromRevision: number, signal: AbortSignal): AsyncIterable<WatchEvent<T>>;
+  watch<T extends KObject>(kind: string, fromRevision: number, signal: AbortSignal, namespace?: string): AsyncIterable<WatchEvent<T>>;
   close(): Promise<void>;
 }
 

@@ -97,7 +97,7 @@ async function startKubeApi(state: LabState, cliEntry: string): Promise<number> 
   return child.pid as number;
 }
 
-/** What a cluster has before Weft's agents: Weft's CRDs, its namespace (deploy/ makes both). */
+/** What a cluster has before Weft's agents: Weft's CRDs and its namespace (an operator installs both). */
 async function prepareKubeApi(state: LabState, cliEntry: string): Promise<void> {
   const ds = state.datastore;
   if (ds.kind !== 'kubernetes') return;

@@ -113,8 +113,10 @@ export class Runner {
     }
   }
 
-  stop(): void {
+  /** No run starts after this; resolves once a run already in progress has ended. */
+  async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    while (this.running) await new Promise<void>((resolve) => this.waiters.push({ target: this.runs + 1, resolve }));
   }
 }
