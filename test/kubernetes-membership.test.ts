@@ -4,13 +4,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { claimBlocksReporting, ensureClusterNetwork, leaveCluster, registerNode, removeGoneNode, renewLease, type NodeInfo } from '../src/cluster/membership.js';
+import { allocatedBlocks, claimBlocksReporting, ensureClusterNetwork, leaveCluster, registerNode, removeGoneNode, renewLease, type NodeInfo } from '../src/cluster/membership.js';
 import { peersFrom } from '../src/cluster/peers.js';
 import { admitted } from '../src/datastore/admitted-store.js';
 import { kubeconfigConnection } from '../src/datastore/kube-connection.js';
 import { KubernetesStore } from '../src/datastore/kubernetes-store.js';
 import { isStoreError, type Store } from '../src/datastore/store.js';
-import { SYSTEM_NAMESPACE, type IPBlockObject, type NodeObject } from '../src/model/objects.js';
+import { SYSTEM_NAMESPACE, WEFT_API, type ClusterNetworkObject, type IPBlockObject, type NodeObject } from '../src/model/objects.js';
 import { ROOT } from './helpers/env.js';
 import { KubeApiStandin } from './helpers/kube-apiserver-standin.js';
 
@@ -72,6 +72,25 @@ describe('membership on the Kubernetes API: Nodes belong to the kubelet', () => 
   it('a node whose Node does not exist cannot join: the kubelet registers nodes, and the message says which name to give', async () => {
     await assert.rejects(registerNode(store as Store, { ...info, name: 'n9' }), (e: unknown) => isStoreError(e, 'NotFound') && /there is no Node n9: on Kubernetes the kubelet registers nodes.*--node-name/.test((e as Error).message));
     assert.equal(await (store as Store).get('Node', 'n9'), undefined, 'and none was created');
+  });
+
+  it('ipam kubernetes: the blocks are the Node\'s spec.podCIDRs, waited for; a range or block size that does not match says which flag fixes it', async () => {
+    const s = store as Store;
+    const net = (podCIDRs: string[], v4 = 24): ClusterNetworkObject => ({ apiVersion: WEFT_API, kind: 'ClusterNetwork', metadata: { name: 'default' }, spec: { podCIDRs, blockSize: { ipv4: v4, ipv6: 64 }, backend: { type: 'vxlan' }, leaseDurationSeconds: 40, ipam: 'kubernetes' } });
+    const quiet = { waiting: (): void => undefined, pollMs: 20 };
+    assert.deepEqual(await allocatedBlocks(s, 'n2', net(['10.244.0.0/16']), quiet), ['10.244.8.0/24']);
+    await assert.rejects(allocatedBlocks(s, 'n2', net(['10.250.0.0/16']), quiet), /lies outside the cluster's pod range 10\.250\.0\.0\/16: give --cluster-cidr the range the controller manager allocates from/);
+    await assert.rejects(allocatedBlocks(s, 'n2', net(['10.244.0.0/16'], 25), quiet), /is a \/24, the cluster's blocks are \/25: give --block-size-v4 24/);
+    await assert.rejects(allocatedBlocks(s, 'n2', net(['10.244.0.0/16', 'fd00:10:244::/56']), quiet), /have no IPv6 block/);
+    // A Node the controller manager has not served yet: waited for, and said so.
+    await s.create({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n3' } } as NodeObject);
+    const said: string[] = [];
+    const waiting = allocatedBlocks(s, 'n3', net(['10.244.0.0/16']), { waiting: (m) => said.push(m), pollMs: 20 });
+    await new Promise((r) => setTimeout(r, 150));
+    const n3 = (await s.get<NodeObject>('Node', 'n3')) as NodeObject;
+    await s.update({ ...n3, spec: { podCIDR: '10.244.9.0/24', podCIDRs: ['10.244.9.0/24'] } });
+    assert.deepEqual(await waiting, ['10.244.9.0/24']);
+    assert.match(said[0] ?? '', /waiting for Node n3's spec\.podCIDRs: with --ipam kubernetes the controller manager allocates them/);
   });
 
   it('a silent agent\'s Node is never deleted; leaving removes only Weft\'s annotations, blocks and lease', async () => {

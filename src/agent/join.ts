@@ -1,10 +1,11 @@
 /**
  * Joining a cluster, once at start: the cluster network (created from the flags by the first
- * node), this node's lease, Node object and pod blocks, and its backend set up. What it returns
+ * node), this node's lease, Node object and pod blocks (leased as IPBlocks, or with ipam
+ * kubernetes the Node's spec.podCIDRs), and its backend set up. What it returns
  * is what the node's controllers work from; nothing here keeps running.
  */
-import { claimBlocksReporting, ensureClusterNetwork, registerNode, renewLease, type ClusterDefaults, type NodeInfo } from '../cluster/membership.js';
-import type { Store } from '../datastore/store.js';
+import { allocatedBlocks, claimBlocksReporting, ensureClusterNetwork, registerNode, renewLease, weftOwnsNodes, type ClusterDefaults, type NodeInfo } from '../cluster/membership.js';
+import { StoreError, type Store } from '../datastore/store.js';
 import { BACKEND_REGISTRY, type Backend } from '../datapath/backend.js';
 import { findUplink, type Uplink } from '../datapath/uplink.js';
 import type { ClusterNetworkObject } from '../model/objects.js';
@@ -37,10 +38,17 @@ export async function joinCluster(store: Store, cfg: JoinConfig): Promise<Joined
   // The lease first: a block whose holder has no lease looks free to other nodes.
   await renewLease(store, nodeName, network.spec.leaseDurationSeconds);
   await registerNode(store, info);
-  const claimed = await claimBlocksReporting(store, nodeName, network);
-  const blocks = claimed.blocks;
-  const notes = claimed.reclaimed.map((r) => `took over pod block ${r.cidr} from node ${r.from}, which is gone (no Node object, lease expired): pods it may still run with addresses of that block would clash`);
-  for (const n of notes) log.warn(n);
+  let blocks: string[];
+  let notes: string[] = [];
+  if (network.spec.ipam === 'kubernetes') {
+    if (weftOwnsNodes(store)) throw new StoreError('Invalid', "the cluster's ipam is kubernetes (blocks from Node.spec.podCIDRs), which only the Kubernetes datastore has: use --datastore kubernetes");
+    blocks = await allocatedBlocks(store, nodeName, network, { waiting: (m) => log.warn(m) });
+  } else {
+    const claimed = await claimBlocksReporting(store, nodeName, network);
+    blocks = claimed.blocks;
+    notes = claimed.reclaimed.map((r) => `took over pod block ${r.cidr} from node ${r.from}, which is gone (no Node object, lease expired): pods it may still run with addresses of that block would clash`);
+    for (const n of notes) log.warn(n);
+  }
   await registerNode(store, info, blocks);
   const backend = entry.create({ nodeName, uplink, blocks, settings: network.spec.backend });
   await backend.setup();

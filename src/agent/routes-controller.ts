@@ -43,7 +43,9 @@ export class RoutesController implements Controller {
   private async sync(): Promise<void> {
     if (!this.informers.every((i) => i.hasSynced)) return;
     const { network, nodeName, uplink, backend } = this.node;
-    const holders = new Map(this.ipBlocks.items().map((b) => [b.spec.cidr, b.spec.node]));
+    // Leased blocks are checked against their IPBlocks; Kubernetes' allocations (ipam
+    // kubernetes) have none, and are checked against the cluster's shape alone.
+    const holders = network.spec.ipam === 'kubernetes' ? undefined : new Map(this.ipBlocks.items().map((b) => [b.spec.cidr, b.spec.node]));
     const shape = { podCIDRs: network.spec.podCIDRs, blockSize: network.spec.blockSize, ownIps: uplink.ips };
     const { peers, problems: peerProblems } = peersFrom(this.nodes.items(), nodeName, holders, shape);
     const { problems, changes } = await backend.reconcile(peers);

@@ -8,7 +8,7 @@ import { validateBlockSize } from '../cluster/blocks.js';
 import type { ClusterDefaults } from '../cluster/membership.js';
 import { checkDatastoreOptions } from '../datastore/open-store.js';
 import { AddressError, isValidAddress, parseCidr, type Cidr } from '../ipam/cidr.js';
-import { BACKENDS, type BackendType } from '../model/objects.js';
+import { BACKENDS, IPAM_MODES, type BackendType, type IpamMode } from '../model/objects.js';
 import { createLogger, type Logger, type LogLevel } from '../util/log.js';
 import { UserError } from '../util/user-error.js';
 
@@ -62,6 +62,7 @@ interface AgentOptions {
   datastoreDir?: string;
   etcdEndpoints?: string;
   kubeconfig?: string;
+  ipam?: string;
   nodeName?: string;
   nodeIp: string[];
   clusterCidr: string[];
@@ -126,8 +127,13 @@ function clusterConfig(o: AgentOptions): AgentClusterConfig {
     }
     const backend = o.backend ?? 'vxlan';
     if (!(BACKENDS as readonly string[]).includes(backend)) throw new UserError(`--backend ${backend}: expected ${BACKENDS.join(' or ')}`);
+    // Where blocks come from: Kubernetes' allocations on the Kubernetes datastore, else Weft's leases.
+    const ipam = o.ipam ?? (o.datastore === 'kubernetes' ? 'kubernetes' : 'cluster-pool');
+    if (!(IPAM_MODES as readonly string[]).includes(ipam)) throw new UserError(`--ipam ${ipam}: expected ${IPAM_MODES.join(' or ')}`);
+    if (ipam === 'kubernetes' && o.datastore !== 'kubernetes') throw new UserError('--ipam kubernetes takes pod blocks from Node.spec.podCIDRs, which only --datastore kubernetes has: use --ipam cluster-pool');
     defaults = {
       podCIDRs: cidrs.map((c) => c.text),
+      ipam: ipam as IpamMode,
       blockSize,
       backend: { type: backend as BackendType, vni: intFlag('vxlan-vni', o.vxlanVni, 1, 16_777_215), port: intFlag('vxlan-port', o.vxlanPort, 1, 65535) },
       leaseDurationSeconds: intFlag('lease-duration', o.leaseDuration, 3, 3600),
@@ -158,6 +164,7 @@ export function registerAgentCommand(program: Command): void {
     .option('--block-size-v4 <n>', 'first node only: prefix length of each node\'s IPv4 block', '24')
     .option('--block-size-v6 <n>', 'first node only: prefix length of each node\'s IPv6 block', '64')
     .option('--backend <type>', 'first node only: vxlan or host-gw (default vxlan)')
+    .option('--ipam <mode>', 'first node only: kubernetes (pod blocks are Node.spec.podCIDRs; the default with --datastore kubernetes) or cluster-pool (Weft leases blocks of --cluster-cidr; the default otherwise)')
     .option('--vxlan-vni <n>', 'first node only: VXLAN network identifier', '1')
     .option('--vxlan-port <n>', 'first node only: VXLAN UDP port', '8472')
     .option('--lease-duration <s>', 'first node only: seconds an agent counts as alive without renewing its lease (reported; routes stay)', '40')

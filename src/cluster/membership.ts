@@ -6,6 +6,7 @@ import {
   WEFT_API,
   type BackendType,
   type ClusterNetworkObject,
+  type IpamMode,
   type IPBlockObject,
   type LeaseObject,
   type NodeObject,
@@ -24,6 +25,8 @@ export const CLUSTER_NETWORK_NAME = 'default';
 
 export interface ClusterDefaults {
   podCIDRs: string[];
+  /** Absent: cluster-pool. */
+  ipam?: IpamMode;
   blockSize: { ipv4: number; ipv6: number };
   backend: { type: BackendType; vni?: number; port?: number };
   leaseDurationSeconds: number;
@@ -189,6 +192,36 @@ export interface ClaimedBlocks {
 }
 
 export const RECLAIMED_FROM = 'weft.io/reclaimed-from';
+
+/**
+ * With `ipam: kubernetes`, a node's pod blocks are its Node's spec.podCIDRs, as the controller
+ * manager allocates them (--allocate-node-cidrs): one per family of the cluster, each inside
+ * the cluster's range and of its block size — anything else is an error saying which flag
+ * fixes it. Waits (calling `waiting` every `pollMs`) while the Node has none yet.
+ */
+export async function allocatedBlocks(store: Store, node: string, network: ClusterNetworkObject, opts: { waiting: (message: string) => void; pollMs?: number; signal?: AbortSignal }): Promise<string[]> {
+  const ranges = network.spec.podCIDRs.map(parseCidr);
+  for (let waited = 0; ; waited++) {
+    const n = await store.get<NodeObject>('Node', node);
+    if (!n) throw new StoreError('NotFound', `there is no Node ${node}: on Kubernetes the kubelet registers nodes — give --node-name the Node's name`);
+    const listed = n.spec?.podCIDRs ?? [];
+    if (listed.length > 0) {
+      const blocks: string[] = [];
+      for (const r of ranges) {
+        const size = r.family === 4 ? network.spec.blockSize.ipv4 : network.spec.blockSize.ipv6;
+        const mine = listed.map(parseCidr).find((c) => c.family === r.family);
+        if (!mine) throw new StoreError('Invalid', `Node ${node}'s spec.podCIDRs (${listed.join(', ')}) have no IPv${r.family} block, and the cluster's pod ranges include ${r.text}: give --cluster-cidr only the families the controller manager allocates`);
+        if (!cidrContains(r, { family: r.family, value: mine.network }) || mine.prefix < r.prefix) throw new StoreError('Invalid', `Node ${node}'s pod block ${mine.text} lies outside the cluster's pod range ${r.text}: give --cluster-cidr the range the controller manager allocates from (its --cluster-cidr)`);
+        if (mine.prefix !== size) throw new StoreError('Invalid', `Node ${node}'s pod block ${mine.text} is a /${mine.prefix}, the cluster's blocks are /${size}: give --block-size-v${r.family} ${mine.prefix} (the controller manager's --node-cidr-mask-size)`);
+        blocks.push(mine.text);
+      }
+      return blocks;
+    }
+    if (waited % 20 === 0) opts.waiting(`waiting for Node ${node}'s spec.podCIDRs: with --ipam kubernetes the controller manager allocates them (kube-controller-manager --allocate-node-cidrs --cluster-cidr ...)`);
+    await new Promise((r) => setTimeout(r, opts.pollMs ?? 500));
+    if (opts.signal?.aborted) throw new StoreError('Unavailable', `stopped while waiting for Node ${node}'s spec.podCIDRs`);
+  }
+}
 
 export async function claimBlocks(store: Store, node: string, network: ClusterNetworkObject, now = Date.now()): Promise<string[]> {
   return (await claimBlocksReporting(store, node, network, now)).blocks;

@@ -118,13 +118,20 @@ async function prepareKubeApi(state: LabState, cliEntry: string): Promise<void> 
   });
 }
 
-/** On Kubernetes the kubelet registers each node; in the lab, the lab does, before its agent starts. */
+/**
+ * On Kubernetes the kubelet registers each node and the controller manager gives it pod blocks
+ * (spec.podCIDRs, --allocate-node-cidrs): in the lab, the lab does both, before the node's
+ * agent starts — node-i gets the i-th /24 and /64 of the lab's cluster ranges.
+ */
 async function registerAsKubelet(state: LabState, node: LabNode): Promise<void> {
   if (state.datastore.kind !== 'kubernetes') return;
+  const i = Number(node.name.replace('node-', '')) - 1;
+  const podCIDRs = [`10.244.${i}.0/24`, `fd00:10:244:${i.toString(16)}::/64`];
   const obj: NodeObject = {
     apiVersion: 'v1',
     kind: 'Node',
     metadata: { name: node.name, labels: { 'kubernetes.io/hostname': node.name, 'kubernetes.io/os': 'linux' } },
+    spec: { podCIDR: podCIDRs[0], podCIDRs },
     status: { addresses: [...node.ips.map((address) => ({ type: 'InternalIP', address })), { type: 'Hostname', address: node.name }] },
   };
   await withLabStore(state, (s) => s.create(obj)).catch((err: unknown) => {

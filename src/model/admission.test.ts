@@ -40,6 +40,10 @@ describe('admission of every kind Weft reads (pure)', () => {
   it('a Node: podCIDRs, addresses and Weft\'s annotations', () => {
     const node = (spec: unknown, annotations: Record<string, string> = {}): unknown => ({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1', annotations }, spec });
     admitObject(node({ podCIDRs: ['10.244.1.0/24', 'fd00:10:244:1::/64'], podCIDR: '10.244.1.0/24' }, { 'weft.io/node-ips': '198.18.0.11,fd00:198:18::b', 'weft.io/vxlan-mac': '02:00:00:00:00:0b', 'weft.io/backend': 'vxlan' }));
+    admitObject(node({}, { 'weft.io/pod-cidrs': '10.244.1.0/24,fd00:10:244:1::/64' }));
+    admitObject(node({}, { 'weft.io/pod-cidrs': '' }));
+    rejects(node({}, { 'weft.io/pod-cidrs': '10.244.1.0/24,10.244.2.0/24' }), /weft\.io\/pod-cidrs.*one per family/);
+    rejects(node({}, { 'weft.io/pod-cidrs': '0.0.0.0/0 via x' }), /weft\.io\/pod-cidrs/);
     rejects(node({ podCIDRs: ['10.244.1.0/24 via 1.2.3.4'] }), /spec\.podCIDRs\[0\]/);
     rejects(node({ podCIDRs: ['10.244.1.0/24', '10.244.2.0/24'] }), /at most one CIDR per family/);
     rejects(node({}, { 'weft.io/node-ips': '198.18.0.11 dev lo' }), /weft\.io\/node-ips/);
@@ -63,6 +67,8 @@ describe('admission of every kind Weft reads (pure)', () => {
     admitObject(net({ podCIDRs: ['10.244.0.0/16'], blockSize: { ipv4: 24, ipv6: 64 }, backend: { type: 'vxlan', vni: 1, port: 8472 }, leaseDurationSeconds: 40 }));
     rejects(net({ podCIDRs: ['10.244.0.0/16'], blockSize: { ipv4: 8, ipv6: 64 }, backend: { type: 'vxlan' }, leaseDurationSeconds: 40 }), /blockSize\.ipv4/);
     rejects(net({ podCIDRs: ['10.244.0.0/16'], blockSize: { ipv4: 24, ipv6: 64 }, backend: { type: 'vxlan', port: 0 }, leaseDurationSeconds: 40 }), /backend\.port/);
+    admitObject(net({ podCIDRs: ['10.244.0.0/16'], blockSize: { ipv4: 24, ipv6: 64 }, backend: { type: 'vxlan' }, leaseDurationSeconds: 40, ipam: 'kubernetes' }));
+    rejects(net({ podCIDRs: ['10.244.0.0/16'], blockSize: { ipv4: 24, ipv6: 64 }, backend: { type: 'vxlan' }, leaseDurationSeconds: 40, ipam: 'dhcp' }), /spec\.ipam: Unsupported value: "dhcp": supported values: "cluster-pool", "kubernetes"/);
     const lease = { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'n1', namespace: 'weft-system' }, spec: { renewTime: 'yesterday', leaseDurationSeconds: 10 } };
     rejects(lease, /spec\.renewTime: Invalid value: "yesterday"/);
   });

@@ -7,7 +7,7 @@ import { UserError } from '../util/user-error.js';
 import { admitClusterPolicy } from './cluster-policy.js';
 import { FieldErrors, labelKeyProblem, labelValueProblem, PORT_RANGE_PROBLEM, portNameProblem, validPortNumber, type FieldPath } from './field-errors.js';
 import { admitNetworkPolicy, PORT_PROTOCOLS } from './network-policy.js';
-import { BACKENDS, blockName, NODE_ANNOTATIONS, WEFT_API, type KObject, type NetworkPolicyObject, type WeftClusterPolicyObject } from './objects.js';
+import { BACKENDS, blockName, IPAM_MODES, NODE_ANNOTATIONS, WEFT_API, type KObject, type NetworkPolicyObject, type WeftClusterPolicyObject } from './objects.js';
 
 /**
  * Admission of every object Weft reads (pure): what the API server checks on create, for each
@@ -310,6 +310,7 @@ const clusterNetworkSchema = weft({
   backend: z.strictObject({ type: z.string(), vni: z.optional(z.int()), port: z.optional(z.int()) }),
   leaseDurationSeconds: z.int(),
   nodeGraceSeconds: z.optional(z.int()),
+  ipam: z.optional(z.string()),
 });
 
 function admitClusterNetwork(obj: KObject, errs: FieldErrors): KObject {
@@ -327,6 +328,7 @@ function admitClusterNetwork(obj: KObject, errs: FieldErrors): KObject {
     if (size < c.prefix || size > max) errs.invalid(['spec', 'blockSize', c.family === 4 ? 'ipv4' : 'ipv6'], size, `must be between ${c.prefix} and ${max} for the range ${c.text}`);
   }
   if (!(BACKENDS as readonly string[]).includes(s.backend.type)) errs.unsupported(['spec', 'backend', 'type'], s.backend.type, BACKENDS);
+  if (s.ipam !== undefined && !(IPAM_MODES as readonly string[]).includes(s.ipam)) errs.unsupported(['spec', 'ipam'], s.ipam, IPAM_MODES);
   if (s.backend.vni !== undefined && (s.backend.vni < 1 || s.backend.vni > 16_777_215)) errs.invalid(['spec', 'backend', 'vni'], s.backend.vni, 'must be between 1 and 16777215, inclusive');
   if (s.backend.port !== undefined && !validPortNumber(s.backend.port)) errs.invalid(['spec', 'backend', 'port'], s.backend.port, PORT_RANGE_PROBLEM);
   if (s.leaseDurationSeconds < 3 || s.leaseDurationSeconds > 3600) errs.invalid(['spec', 'leaseDurationSeconds'], s.leaseDurationSeconds, 'must be between 3 and 3600, inclusive');

@@ -49,8 +49,17 @@ export interface ClusterNetworkObject extends KObject {
     leaseDurationSeconds: number;
     /** How long an agent may stay silent before its node counts as gone; absent: 24 h, 0: never. */
     nodeGraceSeconds?: number;
+    /**
+     * Where nodes' pod blocks come from: Weft leases them as IPBlock objects (cluster-pool, the
+     * default), or Kubernetes allocates them in Node.spec.podCIDRs (kubernetes: the controller
+     * manager's --allocate-node-cidrs).
+     */
+    ipam?: IpamMode;
   };
 }
+
+export type IpamMode = 'cluster-pool' | 'kubernetes';
+export const IPAM_MODES: readonly IpamMode[] = ['cluster-pool', 'kubernetes'];
 
 /** One node's block of the cluster range (cluster-scoped, named after the CIDR). */
 export interface IPBlockObject extends KObject {

@@ -3,6 +3,7 @@ import { after, describe, it } from 'node:test';
 import { privilegedSkip } from '../helpers/env.js';
 import { etcdMissing } from '../helpers/etcd.js';
 import { labIp, startLab, type TestLab } from '../helpers/lab.js';
+import { withLabStore } from '../../src/lab/lab.js';
 
 /**
  * Pods on different nodes reach each other over IPv4 and IPv6 — for each backend on each
@@ -44,6 +45,11 @@ for (const backend of ['vxlan', 'host-gw'] as const) {
         const routes = [...labIp(lab, 'node-1', ['route', 'show', 'proto', '77']), ...labIp(lab, 'node-1', ['-6', 'route', 'show', 'proto', '77'])].map((r) => String(r['dst']));
         assert.ok(routes.some((d) => b.addresses[0]?.startsWith(d.split('.').slice(0, 3).join('.'))), `node-1 routes ${routes.join(' ')} cover b`);
         assert.equal(routes.length, 2, 'one route per family to node-2\'s blocks');
+        if (datastore === 'kubernetes') {
+          // ipam kubernetes, the default there: the blocks are what the "controller manager" (the lab) allocated, no IPBlock leased.
+          assert.deepEqual(await withLabStore(lab.state(), async (s) => (await s.list('IPBlock')).items.length), 0);
+          assert.ok(b.addresses[0]?.startsWith('10.244.1.'), `node-2's pod is in node-2's Node.spec.podCIDRs (10.244.1.0/24): ${b.addresses[0]}`);
+        }
         void b;
       });
     });
