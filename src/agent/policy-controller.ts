@@ -210,7 +210,7 @@ export class PolicyController implements Controller {
     return { ...this.state, problems: [...this.state.problems] };
   }
 
-    private localView(): { endpoints: LocalEndpoint[]; attachments: LocalAttachment[] } {
+  private localView(): { endpoints: LocalEndpoint[]; attachments: LocalAttachment[] } {
     const ready = this.cfg.records.list().filter((r) => r.state === 'ready' && r.addresses.length > 0);
     const endpoints: LocalEndpoint[] = [];
     const attachments: LocalAttachment[] = [];
