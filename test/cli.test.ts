@@ -115,6 +115,19 @@ describe('weft cni and weft agent against a node', { skip: privilegedSkip() }, (
     assert.equal(weft(['cni', 'gc', ...common, '--valid', 'nothing/eth0']).code, 0);
   });
 
+  it('weft health: alive and ready (a single node has no datastore to wait for); nothing on a socket is exit 1, said plainly', () => {
+    const alive = weft(['health', '--socket', node.sb.socket]);
+    assert.equal(alive.code, 0, alive.stderr);
+    assert.match(alive.stdout, /^alive: \d+ pods attached\n$/);
+    const ready = weft(['health', '--ready', '--socket', node.sb.socket, '--json']);
+    assert.equal(ready.code, 0, ready.stderr);
+    assert.equal((JSON.parse(ready.stdout) as { ok: boolean }).ok, true);
+    const none = weft(['health', '--socket', join(node.sb.dir, 'nobody.sock')]);
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /no agent answers on .*nobody\.sock/);
+    noStack(none.stderr);
+  });
+
   it('a second agent on the same state dir or socket is refused with a clear message', () => {
     const sameState = weft(['agent', '--state-dir', node.sb.stateDir, '--socket', join(node.sb.dir, 'other.sock'), '--pod-cidr', '10.9.0.0/24'], { netns: node.sb.nodeNetnsPath });
     assert.equal(sameState.code, 1);

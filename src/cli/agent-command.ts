@@ -116,7 +116,8 @@ function clusterConfig(o: AgentOptions): AgentClusterConfig {
   });
   let defaults: ClusterDefaults | undefined;
   if (o.clusterCidr.length > 0) {
-    const cidrs = parsePodCidrs(o.clusterCidr, '--cluster-cidr');
+    // Also comma-separated: one manifest value (a ConfigMap's) can carry both families.
+    const cidrs = parsePodCidrs(o.clusterCidr.flatMap((v) => v.split(',')).filter((v) => v !== ''), '--cluster-cidr');
     const blockSize = { ipv4: intFlag('block-size-v4', o.blockSizeV4, 8, 30), ipv6: intFlag('block-size-v6', o.blockSizeV6, 48, 126) };
     for (const c of cidrs) {
       try {
@@ -160,7 +161,7 @@ export function registerAgentCommand(program: Command): void {
     .option('--kubeconfig <file>', '--datastore kubernetes: the API and credentials (default: KUBECONFIG, else the pod\'s service account)')
     .option('--node-name <name>', "this node's name (default: the hostname)")
     .option('--node-ip <addr>', "this node's underlay address, once per family (default: the default route's interface)", collect, [] as string[])
-    .option('--cluster-cidr <cidr>', 'first node only: the cluster pod range, once per family', collect, [] as string[])
+    .option('--cluster-cidr <cidr>', 'first node only: the cluster pod range, once per family (or both, comma-separated)', collect, [] as string[])
     .option('--block-size-v4 <n>', 'first node only: prefix length of each node\'s IPv4 block', '24')
     .option('--block-size-v6 <n>', 'first node only: prefix length of each node\'s IPv6 block', '64')
     .option('--backend <type>', 'first node only: vxlan or host-gw (default vxlan)')

@@ -4,6 +4,7 @@ import { registerAgentCommand } from './agent-command.js';
 import { newProgram, withExitOverride } from './run.js';
 import { registerCniCommands } from './cni-command.js';
 import { registerDemoCommand } from './demo-command.js';
+import { registerHealthCommand } from './health-command.js';
 import { registerInstallCommands } from './install-command.js';
 import { registerApplyCommands } from './apply-command.js';
 import { registerLabCommands } from './lab-command.js';
@@ -13,6 +14,7 @@ import { registerPolicyCommands } from './policy-command.js';
 export function buildProgram(): Command {
   const program = newProgram();
   registerAgentCommand(program);
+  registerHealthCommand(program);
   registerInstallCommands(program);
   registerCniCommands(program);
   registerDemoCommand(program);
