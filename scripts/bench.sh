@@ -1,5 +1,5 @@
 #!/bin/sh
-# One command per benchmark (root): ./scripts/bench.sh cni|cni-lab|forwarder|links|datapath|memory|cluster|policy [flags]
+# One command per benchmark (root): ./scripts/bench.sh cni|cni-lab|forwarder|links|datapath|memory|cluster|policy|kube-startup [flags]
 # Installs what it needs on first use, builds, runs; results go to stdout (see docs/benchmarks.md).
 set -eu
 cd "$(dirname "$0")/.."
@@ -13,7 +13,8 @@ case "$which" in
   memory) script=agent-memory ;;
   cluster) script=cluster ;;
   policy) script=policy ;;
-  *) echo "usage: $0 cni|cni-lab|forwarder|links|datapath|memory|cluster|policy [flags]" >&2; exit 2 ;;
+  kube-startup) script=kube-startup ;;
+  *) echo "usage: $0 cni|cni-lab|forwarder|links|datapath|memory|cluster|policy|kube-startup [flags]" >&2; exit 2 ;;
 esac
 shift
 ./scripts/setup.sh

@@ -4,8 +4,11 @@
  * a kubeconfig naming it, and serves until SIGTERM. Its objects live in memory: a restart is an
  * empty cluster.
  *   node kube-standin-main.js --socket PATH --kubeconfig-dir DIR
+ * On SIGUSR2 it writes DIR/standin-requests.json: every request it served so far (method, path,
+ * whether a watch, status, user agent) — for the benchmarks' count of what an agent asked.
  */
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { KubeApiStandin } from './kube-apiserver-standin.js';
 
 function arg(name: string): string {
@@ -18,7 +21,9 @@ function arg(name: string): string {
 const socketPath = arg('--socket');
 rmSync(socketPath, { force: true });
 const standin = await KubeApiStandin.start({ socketPath });
-standin.writeKubeconfig(arg('--kubeconfig-dir'));
+const dir = arg('--kubeconfig-dir');
+standin.writeKubeconfig(dir);
+process.on('SIGUSR2', () => writeFileSync(join(dir, 'standin-requests.json'), JSON.stringify(standin.requests)));
 process.stdout.write(`kube-apiserver stand-in serving ${standin.url}\n`);
 const stop = (): void => {
   void standin.stop().finally(() => {
