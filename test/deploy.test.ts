@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +6,8 @@ import { after, before, describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { AGENT_ACCESS } from '../src/agent/rbac.js';
 import { KUBE_RESOURCES } from '../src/datastore/kubernetes-store.js';
-import { CLI, ROOT } from './helpers/env.js';
+import { ROOT } from './helpers/env.js';
+import { kubectlFor, weftAsync } from './helpers/kube-run.js';
 import { KubeApiStandin } from './helpers/kube-apiserver-standin.js';
 
 /**
@@ -21,15 +21,6 @@ interface Doc { kind: string; metadata: { name: string; namespace?: string }; ru
 
 const docs = parseAllDocuments(readFileSync(join(ROOT, 'deploy', 'weft.yaml'), 'utf8')).map((d) => d.toJSON() as Doc).filter((d) => d);
 
-function run(file: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env = { ...process.env };
-  delete env['NODE_EXTRA_CA_CERTS'];
-  return new Promise((resolve) => {
-    execFile(file, args, { encoding: 'utf8', timeout: 60_000, env }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1) : 0, stdout, stderr });
-    });
-  });
-}
 
 describe('the install manifests (deploy/)', () => {
   it('grant exactly what the agent does with each kind: no more, no less', () => {
@@ -59,7 +50,7 @@ describe('the install manifests (deploy/)', () => {
     assert.ok(agent && init);
     const flagsOf = (argv: string[]): string[] => argv.filter((a) => a.startsWith('--')).map((a) => a.split('=')[0] as string);
     for (const [cmd, flags] of [[['agent'], flagsOf(agent.args)], [['install'], flagsOf(init.command)], [['health'], [...flagsOf(agent.livenessProbe.exec.command), ...flagsOf(agent.readinessProbe.exec.command)]]] as const) {
-      const help = await run(process.execPath, [CLI, ...cmd, '--help']);
+      const help = await weftAsync([...cmd, '--help']);
       assert.equal(help.code, 0, help.stderr);
       for (const f of flags) assert.match(help.stdout, new RegExp(`${f} `), `weft ${cmd.join(' ')} has ${f}`);
     }
@@ -70,11 +61,7 @@ describe('the install manifests (deploy/)', () => {
     let standin: KubeApiStandin | undefined;
     const dir = mkdtempSync(join(tmpdir(), 'weft-deploy-'));
     let kubeconfig = '';
-    const kubectl = async (args: string[]): Promise<string> => {
-      const r = await run('kubectl', ['--kubeconfig', kubeconfig, '--cache-dir', join(dir, 'kube-cache'), ...args]);
-      assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);
-      return r.stdout;
-    };
+    const kubectl = kubectlFor(() => kubeconfig, dir);
     before(async () => {
       standin = await KubeApiStandin.start();
       kubeconfig = standin.writeKubeconfig(dir);

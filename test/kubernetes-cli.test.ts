@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { CLI, ROOT } from './helpers/env.js';
+import { ROOT } from './helpers/env.js';
+import { kubectlFor, weftAsync } from './helpers/kube-run.js';
 import { KubeApiStandin } from './helpers/kube-apiserver-standin.js';
 
 /**
@@ -44,19 +44,7 @@ spec:
     ports: [{port: http}]
 `;
 
-/** Asynchronous: the stand-in answers from this very process, so nothing here may block it. */
-function run(file: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env = { ...process.env };
-  delete env['NODE_EXTRA_CA_CERTS'];
-  return new Promise((resolve) => {
-    execFile(file, args, { encoding: 'utf8', timeout: 60_000, env }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : -1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-const weft = (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => run(process.execPath, [CLI, ...args]);
+const weft = weftAsync;
 
 describe('the CLI on the Kubernetes API (stand-in)', () => {
   let standin: KubeApiStandin | undefined;
@@ -65,11 +53,7 @@ describe('the CLI on the Kubernetes API (stand-in)', () => {
   const file = join(dir, 'shop.yaml');
   writeFileSync(file, MANIFESTS);
   const ds = (): string[] => ['--datastore', 'kubernetes', '--kubeconfig', kubeconfig];
-  const kubectl = async (args: string[]): Promise<string> => {
-    const r = await run('kubectl', ['--kubeconfig', kubeconfig, '--cache-dir', join(dir, 'kube-cache'), ...args]);
-    assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);
-    return r.stdout;
-  };
+  const kubectl = kubectlFor(() => kubeconfig, dir);
 
   before(async () => {
     standin = await KubeApiStandin.start();

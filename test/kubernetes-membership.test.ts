@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +11,7 @@ import { KubernetesStore } from '../src/datastore/kubernetes-store.js';
 import { isStoreError, type Store } from '../src/datastore/store.js';
 import { SYSTEM_NAMESPACE, WEFT_API, type ClusterNetworkObject, type IPBlockObject, type NodeObject } from '../src/model/objects.js';
 import { ROOT } from './helpers/env.js';
+import { kubectlFor } from './helpers/kube-run.js';
 import { KubeApiStandin } from './helpers/kube-apiserver-standin.js';
 
 /**
@@ -31,9 +31,7 @@ describe('membership on the Kubernetes API: Nodes belong to the kubelet', () => 
   before(async () => {
     standin = await KubeApiStandin.start();
     const kubeconfig = standin.writeKubeconfig(dir);
-    await new Promise<void>((resolve, reject) =>
-      execFile('kubectl', ['--kubeconfig', kubeconfig, '--cache-dir', join(dir, 'kube-cache'), 'apply', '-f', join(ROOT, 'deploy', 'crds.yaml')], { timeout: 30_000 }, (err, _o, e) => (err ? reject(new Error(e)) : resolve())),
-    );
+    await kubectlFor(() => kubeconfig, dir)(['apply', '-f', join(ROOT, 'deploy', 'crds.yaml')]);
     store = admitted(new KubernetesStore(kubeconfigConnection(kubeconfig)));
     // What the cluster has before any agent: the kubelets' Nodes (with the controller manager's podCIDRs).
     await store.create(kubeletNode('n1', '10.244.7.0/24', '198.18.0.11'));
