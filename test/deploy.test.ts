@@ -1,14 +1,12 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { AGENT_ACCESS } from '../src/agent/rbac.js';
 import { KUBE_RESOURCES } from '../src/datastore/kubernetes-store.js';
 import { ROOT } from './helpers/env.js';
-import { kubectlFor, weftAsync } from './helpers/kube-run.js';
-import { KubeApiStandin } from './helpers/kube-apiserver-standin.js';
+import { standinFixture, weftAsync } from './helpers/kube-run.js';
 
 /**
  * The install manifests (deploy/): what they grant is exactly what the agent's code needs
@@ -58,18 +56,7 @@ describe('the install manifests (deploy/)', () => {
   });
 
   describe('kubectl apply -f deploy/ (the API stand-in)', () => {
-    let standin: KubeApiStandin | undefined;
-    const dir = mkdtempSync(join(tmpdir(), 'weft-deploy-'));
-    let kubeconfig = '';
-    const kubectl = kubectlFor(() => kubeconfig, dir);
-    before(async () => {
-      standin = await KubeApiStandin.start();
-      kubeconfig = standin.writeKubeconfig(dir);
-    });
-    after(async () => {
-      await standin?.stop();
-      rmSync(dir, { recursive: true, force: true });
-    });
+    const { kubectl } = standinFixture('weft-deploy-');
 
     it('applies cleanly, twice, and what lands is what the manifests say', async () => {
       const first = await kubectl(['apply', '-f', join(ROOT, 'deploy')]);

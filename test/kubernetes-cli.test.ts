@@ -1,11 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { ROOT } from './helpers/env.js';
-import { kubectlFor, weftAsync } from './helpers/kube-run.js';
-import { KubeApiStandin } from './helpers/kube-apiserver-standin.js';
+import { standinFixture, weftAsync } from './helpers/kube-run.js';
 
 /**
  * `weft apply`, `weft policy trace` and `weft delete` with `--datastore kubernetes`, against the
@@ -47,22 +45,10 @@ spec:
 const weft = weftAsync;
 
 describe('the CLI on the Kubernetes API (stand-in)', () => {
-  let standin: KubeApiStandin | undefined;
-  const dir = mkdtempSync(join(tmpdir(), 'weft-kcli-'));
-  let kubeconfig = '';
+  const { dir, standin, kubeconfig, kubectl } = standinFixture('weft-kcli-');
   const file = join(dir, 'shop.yaml');
   writeFileSync(file, MANIFESTS);
-  const ds = (): string[] => ['--datastore', 'kubernetes', '--kubeconfig', kubeconfig];
-  const kubectl = kubectlFor(() => kubeconfig, dir);
-
-  before(async () => {
-    standin = await KubeApiStandin.start();
-    kubeconfig = standin.writeKubeconfig(dir);
-  });
-  after(async () => {
-    await standin?.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const ds = (): string[] => ['--datastore', 'kubernetes', '--kubeconfig', kubeconfig()];
 
   it('without Weft\'s CRDs, a message that says how to install them; with them (kubectl apply -f deploy/crds.yaml), the resources are served', async () => {
     const missing = await weft(['policy', 'trace', 'shop/a', 'shop/b', '80/TCP', ...ds()]);
@@ -95,7 +81,7 @@ describe('the CLI on the Kubernetes API (stand-in)', () => {
 
   it('a kubeconfig that logs in through an exec plugin, and an API that refuses the token, are messages, not stack traces', async () => {
     const exec = join(dir, 'exec.yaml');
-    writeFileSync(exec, `apiVersion: v1\nkind: Config\ncurrent-context: x\ncontexts: [{name: x, context: {cluster: c, user: u}}]\nclusters: [{name: c, cluster: {server: '${standin?.url}'}}]\nusers: [{name: u, user: {exec: {command: aws}}}]\n`);
+    writeFileSync(exec, `apiVersion: v1\nkind: Config\ncurrent-context: x\ncontexts: [{name: x, context: {cluster: c, user: u}}]\nclusters: [{name: c, cluster: {server: '${standin().url}'}}]\nusers: [{name: u, user: {exec: {command: aws}}}]\n`);
     const r = await weft(['apply', '-f', file, '--datastore', 'kubernetes', '--kubeconfig', exec]);
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /exec plugin, which weft does not run: give it a token/);

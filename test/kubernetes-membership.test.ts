@@ -1,6 +1,4 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { allocatedBlocks, claimBlocksReporting, ensureClusterNetwork, leaveCluster, registerNode, removeGoneNode, renewLease, type NodeInfo } from '../src/cluster/membership.js';
@@ -11,8 +9,7 @@ import { KubernetesStore } from '../src/datastore/kubernetes-store.js';
 import { isStoreError, type Store } from '../src/datastore/store.js';
 import { SYSTEM_NAMESPACE, WEFT_API, type ClusterNetworkObject, type IPBlockObject, type NodeObject } from '../src/model/objects.js';
 import { ROOT } from './helpers/env.js';
-import { kubectlFor } from './helpers/kube-run.js';
-import { KubeApiStandin } from './helpers/kube-apiserver-standin.js';
+import { standinFixture } from './helpers/kube-run.js';
 
 /**
  * On the Kubernetes API, Nodes are the kubelet's: an agent joining, renewing, leaving, and
@@ -21,26 +18,21 @@ import { KubeApiStandin } from './helpers/kube-apiserver-standin.js';
  * its blocks, lease and endpoints are Weft's own objects. Against the API stand-in.
  */
 describe('membership on the Kubernetes API: Nodes belong to the kubelet', () => {
-  let standin: KubeApiStandin | undefined;
+  const api = standinFixture('weft-kmember-');
   let store: Store | undefined;
-  const dir = mkdtempSync(join(tmpdir(), 'weft-kmember-'));
   const info: NodeInfo = { name: 'n1', ips: ['198.18.0.11'], backend: 'vxlan', vxlanMac: '02:00:00:00:00:0b' };
   const kubeletNode = (name: string, cidr: string, ip: string): NodeObject =>
     ({ apiVersion: 'v1', kind: 'Node', metadata: { name, labels: { 'kubernetes.io/hostname': name } }, spec: { podCIDR: cidr, podCIDRs: [cidr] }, status: { addresses: [{ type: 'InternalIP', address: ip }, { type: 'Hostname', address: name }] } }) as NodeObject;
 
   before(async () => {
-    standin = await KubeApiStandin.start();
-    const kubeconfig = standin.writeKubeconfig(dir);
-    await kubectlFor(() => kubeconfig, dir)(['apply', '-f', join(ROOT, 'deploy', 'crds.yaml')]);
-    store = admitted(new KubernetesStore(kubeconfigConnection(kubeconfig)));
+    await api.kubectl(['apply', '-f', join(ROOT, 'deploy', 'crds.yaml')]);
+    store = admitted(new KubernetesStore(kubeconfigConnection(api.kubeconfig())));
     // What the cluster has before any agent: the kubelets' Nodes (with the controller manager's podCIDRs).
     await store.create(kubeletNode('n1', '10.244.7.0/24', '198.18.0.11'));
     await store.create(kubeletNode('n2', '10.244.8.0/24', '198.18.0.12'));
   });
   after(async () => {
     await store?.close();
-    await standin?.stop();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it('without the weft-system namespace, the lease cannot be written, and the message says how to create it', async () => {
