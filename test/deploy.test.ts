@@ -2,6 +2,15 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { CustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io/v1/CustomResourceDefinition';
+import { DaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
+import { ClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
+import { ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
+import { Role } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
+import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
+import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
+import { Namespace } from 'kubernetes-models/v1/Namespace';
+import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { parseAllDocuments } from 'yaml';
 import { AGENT_ACCESS } from '../src/agent/rbac.js';
 import { KUBE_RESOURCES } from '../src/datastore/kubernetes-store.js';
@@ -17,10 +26,48 @@ import { standinFixture, weftAsync } from './helpers/kube-run.js';
 interface Rule { apiGroups: string[]; resources: string[]; verbs: string[] }
 interface Doc { kind: string; metadata: { name: string; namespace?: string }; rules?: Rule[]; spec?: unknown }
 
-const docs = parseAllDocuments(readFileSync(join(ROOT, 'deploy', 'weft.yaml'), 'utf8')).map((d) => d.toJSON() as Doc).filter((d) => d);
+const load = (file: string): Doc[] => parseAllDocuments(readFileSync(join(ROOT, 'deploy', file), 'utf8')).map((d) => d.toJSON() as Doc).filter((d) => d);
+const docs = load('weft.yaml');
+
+/** The Kubernetes OpenAPI schemas of each kind deploy/ holds, as kubernetes-models compiled them. */
+const MODELS: Record<string, (o: unknown) => { validate(): void }> = {
+  'v1/Namespace': (o) => new Namespace(o as never),
+  'v1/ServiceAccount': (o) => new ServiceAccount(o as never),
+  'v1/ConfigMap': (o) => new ConfigMap(o as never),
+  'apps/v1/DaemonSet': (o) => new DaemonSet(o as never),
+  'rbac.authorization.k8s.io/v1/ClusterRole': (o) => new ClusterRole(o as never),
+  'rbac.authorization.k8s.io/v1/ClusterRoleBinding': (o) => new ClusterRoleBinding(o as never),
+  'rbac.authorization.k8s.io/v1/Role': (o) => new Role(o as never),
+  'rbac.authorization.k8s.io/v1/RoleBinding': (o) => new RoleBinding(o as never),
+  'apiextensions.k8s.io/v1/CustomResourceDefinition': (o) => new CustomResourceDefinition(o as never),
+};
+
+function schemaProblem(o: Doc & { apiVersion?: string }): string | undefined {
+  const model = MODELS[`${o.apiVersion}/${o.kind}`];
+  if (!model) return `no schema here for ${o.apiVersion}/${o.kind}`;
+  try {
+    model(o).validate();
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
 
 
 describe('the install manifests (deploy/)', () => {
+  it('are valid against the Kubernetes OpenAPI schemas (offline: kubernetes-models), every document of both files', () => {
+    const all = [...docs, ...load('crds.yaml')];
+    assert.ok(all.length >= 12, `${all.length} documents`);
+    for (const d of all) assert.equal(schemaProblem(d), undefined, `${d.kind} ${d.metadata.name}`);
+    // The check has teeth: what a real API server refuses, it refuses.
+    const ds = structuredClone(docs.find((d) => d.kind === 'DaemonSet')) as Doc & { spec: { template: { spec: Record<string, unknown> } } };
+    ds.spec.template.spec['hostNetwork'] = 'true';
+    assert.match(schemaProblem(ds) ?? '', /hostNetwork must be boolean/);
+    const crd = structuredClone(load('crds.yaml')[0]) as Doc & { spec: Record<string, unknown> };
+    delete crd.spec['names'];
+    assert.match(schemaProblem(crd) ?? '', /data\/spec must have required property names/);
+  });
+
   it('grant exactly what the agent does with each kind: no more, no less', () => {
     const granted = new Map<string, Set<string>>();
     for (const d of docs.filter((x) => x.kind === 'ClusterRole' || x.kind === 'Role')) {

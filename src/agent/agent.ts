@@ -33,6 +33,9 @@ import { CniService, type CniServiceDeps } from './cni-service.js';
 import { APPLIED_TABLE_FILE, PolicyController } from './policy-controller.js';
 import { startAgentServer } from './server.js';
 
+/** On Kubernetes, how long an ADD waits for its Pod to be visible (then fails: try again later). */
+const POD_WAIT_MS = 5_000;
+
 export interface AgentClusterConfig extends Omit<JoinConfig, 'log'> {
   /** The datastore to open: the agent owns it, from start to stop. */
   datastore: DatastoreOptions;
@@ -99,7 +102,7 @@ function clusterControllers(store: Store, joined: JoinedNode, records: Attachmen
     routes: new RoutesController(joined, nodes, informers.of<IPBlockObject>('IPBlock'), informers.of<ClusterNetworkObject>('ClusterNetwork'), child('routes')),
     liveness: new LivenessController(store, joined.nodeName, joined.network, nodes, informers.of<LeaseObject>('Lease', SYSTEM_NAMESPACE), child('liveness')),
     masquerade: new MasqueradeController(joined.network.spec.podCIDRs, child('masquerade')),
-    endpoints: new EndpointsController(store, joined.nodeName, records, child('endpoints')),
+    endpoints: new EndpointsController(store, joined.nodeName, records, child('endpoints'), { annotatePods: store.backend === 'kubernetes' }),
   };
 }
 
@@ -217,7 +220,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     }
     const policy =
       cluster && policyOn
-        ? new PolicyController({ store: cluster.store, informers: cluster.informers, nodeName: cluster.joined.nodeName, localBlocks: cluster.joined.blocks, records, log: log.child({ controller: 'policy' }), stateDir: cfg.stateDir, nft })
+        ? new PolicyController({ store: cluster.store, informers: cluster.informers, nodeName: cluster.joined.nodeName, localBlocks: cluster.joined.blocks, records, log: log.child({ controller: 'policy' }), stateDir: cfg.stateDir, nft, ...(cluster.store.backend === 'kubernetes' ? { podWaitMs: POD_WAIT_MS } : {}) })
         : undefined;
     const service = new CniService({
       ipam,

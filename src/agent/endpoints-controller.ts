@@ -1,21 +1,32 @@
 /**
- * Publishes this node's pods as WeftEndpoints (their addresses, before anything else reports
- * them), from the attachment records: on every change the CNI service announces, and on a
- * resync that repairs what was lost.
+ * Publishes this node's pods' addresses, before anything else reports them, from the attachment
+ * records: as WeftEndpoints and, on Kubernetes, as the weft.io/pod-ips annotation of each Pod (as
+ * Calico does). Runs on every change the CNI service announces — just after each ADD, never
+ * delaying it — and on a resync that repairs what was lost.
  */
 import type { Store } from '../datastore/store.js';
 import type { Logger } from '../util/log.js';
 import { Runner } from '../util/runner.js';
 import type { AttachmentStore } from './attachment-store.js';
 import type { Controller } from './controller.js';
-import { syncEndpoints } from './endpoints.js';
+import { syncEndpoints, syncPodIPs } from './endpoints.js';
 
 export class EndpointsController implements Controller {
   readonly name = 'endpoints';
   private readonly runner: Runner;
 
-  constructor(store: Store, nodeName: string, records: AttachmentStore, log: Logger) {
-    this.runner = new Runner(() => syncEndpoints(store, nodeName, records.list(), log).then(() => undefined), { name: 'endpoints', minIntervalMs: 100, resyncMs: 30_000, log });
+  /** Pod annotations this agent wrote ("namespace/name" → addresses). */
+  private readonly annotated = new Map<string, string>();
+
+  constructor(store: Store, nodeName: string, records: AttachmentStore, log: Logger, opts: { annotatePods: boolean }) {
+    const run = async (): Promise<void> => {
+      const list = records.list();
+      // Both run, whichever fails: one failure is no reason to delay the other record.
+      const results = await Promise.allSettled([syncEndpoints(store, nodeName, list, log), opts.annotatePods ? syncPodIPs(store, list, this.annotated) : Promise.resolve(0)]);
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+    };
+    this.runner = new Runner(run, { name: 'endpoints', minIntervalMs: 100, resyncMs: 30_000, log });
   }
 
   start(): void {

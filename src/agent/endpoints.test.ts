@@ -5,10 +5,10 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { admitted } from '../datastore/admitted-store.js';
 import { FileStore } from '../datastore/file-store.js';
-import type { WeftEndpointObject } from '../model/objects.js';
+import type { PodObject, WeftEndpointObject } from '../model/objects.js';
 import { isDnsSubdomain } from '../util/dns-names.js';
 import type { AttachmentRecord } from './attachment-store.js';
-import { endpointName, syncEndpoints } from './endpoints.js';
+import { endpointName, syncEndpoints, syncPodIPs } from './endpoints.js';
 
 const rec = (containerId: string, ifName: string, pod?: AttachmentRecord['pod'], addresses = ['10.244.1.5/32']): AttachmentRecord => ({
   containerId,
@@ -44,6 +44,34 @@ describe('endpoint records', () => {
       await assert.rejects(syncEndpoints(store, 'n1', records), /1 endpoint change\(s\) failed: create x\/bad/);
       const names = (await store.list<WeftEndpointObject>('WeftEndpoint')).items.map((e) => e.metadata.name).sort();
       assert.deepEqual(names, ['a', endpointName(records[2] as AttachmentRecord).name].sort());
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("each local pod's addresses on its Pod (weft.io/pod-ips): set once, changed, removed when detached, a gone Pod skipped", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-ep-'));
+    const store = admitted(FileStore.open(dir));
+    const podObj = (name: string): PodObject => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'x', annotations: { other: 'kept' } }, spec: { containers: [{ name: 'c' }] } });
+    const ips = async (name: string): Promise<string | undefined> => (await store.get<PodObject>('Pod', name, 'x'))?.metadata.annotations?.['weft.io/pod-ips'];
+    try {
+      await store.create(podObj('a'));
+      await store.create(podObj('b'));
+      const written = new Map<string, string>();
+      const a = rec('a', 'eth0', { namespace: 'x', name: 'a' }, ['10.244.1.5', 'fd00:10:244:1::5']);
+      const b = rec('b', 'eth0', { namespace: 'x', name: 'b' }, ['10.244.1.6']);
+      const gone = rec('g', 'eth0', { namespace: 'x', name: 'gone' }, ['10.244.1.7']);
+      const second = rec('a', 'net1', { namespace: 'x', name: 'a' }, ['10.244.1.8']);
+      assert.equal(await syncPodIPs(store, [a, b, gone, second], written), 2, 'a and b; no Pod "gone"; net1 is not the primary interface');
+      assert.deepEqual([await ips('a'), await ips('b')], ['10.244.1.5,fd00:10:244:1::5', '10.244.1.6']);
+      assert.equal((await store.get<PodObject>('Pod', 'a', 'x'))?.metadata.annotations?.['other'], 'kept');
+      assert.equal(await syncPodIPs(store, [a, b, gone, second], written), 0, 'a steady state costs no write');
+      assert.equal(await syncPodIPs(store, [a], written), 1, 'b detached: its annotation goes');
+      assert.equal(await ips('b'), undefined);
+      await store.delete('Pod', 'a', 'x');
+      assert.equal(await syncPodIPs(store, [], written), 0, 'a deleted Pod needs nothing');
+      assert.equal(written.size, 0);
     } finally {
       await store.close();
       rmSync(dir, { recursive: true, force: true });

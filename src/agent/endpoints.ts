@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { addressOf } from '../cni/result.js';
 import type { Store } from '../datastore/store.js';
 import { isStoreError } from '../datastore/store.js';
-import { SYSTEM_NAMESPACE, WEFT_API, type WeftEndpointObject } from '../model/objects.js';
+import { POD_ANNOTATIONS, SYSTEM_NAMESPACE, WEFT_API, type PodObject, type WeftEndpointObject } from '../model/objects.js';
 import { isDnsSubdomain } from '../util/dns-names.js';
 import type { Logger } from '../util/log.js';
 import type { AttachmentRecord } from './attachment-store.js';
@@ -98,5 +98,45 @@ export async function syncEndpoints(store: Store, node: string, records: Attachm
     log?.warn('some endpoints could not be recorded; the others were', { failures });
     throw new Error(`${failures.length} endpoint change(s) failed: ${failures[0]}`);
   }
+  return changes;
+}
+
+/** The weft.io/pod-ips annotation each local pod should carry, by "namespace/name" (pure). */
+export function desiredPodIPs(records: AttachmentRecord[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const r of records) {
+    // The pod's primary interface: what the kubelet reports as status.podIPs.
+    if (r.state !== 'ready' || r.ifName !== 'eth0' || !r.pod?.namespace || !r.pod.name || r.addresses.length === 0) continue;
+    out.set(`${r.pod.namespace}/${r.pod.name}`, r.addresses.map(addressOf).join(','));
+  }
+  return out;
+}
+
+/**
+ * Converges the weft.io/pod-ips annotations of this node's Pods (Kubernetes only: elsewhere
+ * there are no Pods but Weft's records). `written` is what this agent set, kept between runs so
+ * a steady state costs no request; a Pod that is gone needs nothing.
+ */
+export async function syncPodIPs(store: Store, records: AttachmentRecord[], written: Map<string, string>): Promise<number> {
+  const want = desiredPodIPs(records);
+  let changes = 0;
+  const failures: string[] = [];
+  const set = async (key: string, value: string | null): Promise<void> => {
+    const [namespace, name] = key.split('/') as [string, string];
+    try {
+      await store.annotate<PodObject>('Pod', name, namespace, { [POD_ANNOTATIONS.podIPs]: value });
+      changes++;
+    } catch (err) {
+      if (!isStoreError(err, 'NotFound')) {
+        failures.push(`${key}: ${(err as Error).message}`);
+        return;
+      }
+    }
+    if (value === null) written.delete(key);
+    else written.set(key, value);
+  };
+  for (const [key, value] of want) if (written.get(key) !== value) await set(key, value);
+  for (const key of [...written.keys()]) if (!want.has(key)) await set(key, null);
+  if (failures.length > 0) throw new Error(`${failures.length} pod address annotation(s) failed: ${failures[0]}`);
   return changes;
 }

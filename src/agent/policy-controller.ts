@@ -38,6 +38,12 @@ export interface PolicyControllerConfig {
   stateDir?: string;
   /** How scripts reach the kernel: the agent's nftables helper, or an `nft` process each. */
   nft?: NftRunner;
+  /**
+   * Where every pod has a Pod object (Kubernetes): how long an ADD waits for its Pod to be
+   * visible before it fails — without the Pod, its labels and so its policy are unknown.
+   * Absent: a pod without one is taken as the agent's records describe it (the lab).
+   */
+  podWaitMs?: number;
 }
 
 /** The table last applied, and its generation (in the state dir; dropped with a reboot). */
@@ -192,18 +198,48 @@ export class PolicyController implements Controller {
     const deadline = Date.now() + ADMIT_TIMEOUT_MS;
     const late = (what: string): Error => new Error(`policy for ${rec.pod?.namespace ?? '?'}/${rec.pod?.name ?? rec.containerId} is not in force: ${what}`);
     await Promise.race([this.readyNow, new Promise((_, reject) => setTimeout(() => reject(late('the datastore has not been read yet')), ADMIT_TIMEOUT_MS))]);
-    // The runtime usually writes the Pod before ADD; the informer may not have seen it yet.
-    const { namespace, name } = rec.pod ?? {};
-    if (namespace && name && !this.pods.get(name, namespace)) {
-      // Not found, unreachable or unusable: the informer's view stands.
-      const pod = await this.cfg.store.get<PodObject>('Pod', name, namespace).catch(() => undefined);
-      if (pod) this.early.set(`${namespace}/${name}`, pod);
-    }
+    const { namespace, name, uid } = rec.pod ?? {};
+    if (namespace && name) await this.awaitPod(namespace, name, uid, deadline, late);
     for (;;) {
       await this.runner.flush(Math.max(deadline - Date.now(), 1));
       if (this.enforced.has(rec.hostIf)) return;
       if (Date.now() > deadline) throw late(this.state.error ?? 'no sync has included it');
     }
+  }
+
+  /**
+   * The kubelet writes the Pod before it asks for the sandbox's network, but the informer may
+   * not have seen it yet (or still holds an older Pod of the same name): fetched directly, and
+   * where Pods are required, polled for a while.
+   */
+  private async awaitPod(namespace: string, name: string, uid: string | undefined, deadline: number, late: (what: string) => Error): Promise<void> {
+    const isIt = (p: PodObject | undefined): p is PodObject => p !== undefined && (uid === undefined || p.metadata.uid === undefined || p.metadata.uid === uid);
+    if (isIt(this.pods.get(name, namespace))) return;
+    const waitMs = this.cfg.podWaitMs;
+    const until = Math.min(deadline, Date.now() + (waitMs ?? 0));
+    let lastError: string | undefined;
+    for (let pause = 50; ; pause = Math.min(pause * 2, 1000)) {
+      // Not found, unreachable or unusable: the informer's view stands.
+      const pod = await this.cfg.store.get<PodObject>('Pod', name, namespace).catch((err: unknown) => {
+        lastError = (err as Error).message;
+        return undefined;
+      });
+      if (isIt(pod)) {
+        this.early.set(`${namespace}/${name}`, pod);
+        return;
+      }
+      if (isIt(this.pods.get(name, namespace))) return;
+      if (waitMs === undefined) return;
+      const left = until - Date.now();
+      if (left <= 0) break;
+      await new Promise((r) => setTimeout(r, Math.min(pause, left)));
+    }
+    const which = `Pod ${namespace}/${name}${uid ? ` (uid ${uid})` : ''}`;
+    throw late(
+      lastError
+        ? `could not read ${which}: ${lastError}`
+        : `the API server has no ${which} after ${roundMs(waitMs / 1000)} s; its labels, and so its policy, are unknown (the kubelet creates the Pod before the ADD: check that CNI_ARGS K8S_POD_NAMESPACE/K8S_POD_NAME name it and that this agent reads the cluster the kubelet writes to)`,
+    );
   }
 
   status(): PolicyStatus {
@@ -233,8 +269,13 @@ export class PolicyController implements Controller {
     const local = this.localView();
     const pods = this.pods.items();
     for (const [key, p] of this.early) {
-      if (this.pods.get(p.metadata.name, p.metadata.namespace)) this.early.delete(key);
-      else pods.push(p);
+      // Until the informer has this Pod (not an older one of the same name), the fetched one stands.
+      const seen = this.pods.get(p.metadata.name, p.metadata.namespace);
+      if (seen && (seen.metadata.uid === p.metadata.uid || p.metadata.uid === undefined)) this.early.delete(key);
+      else {
+        if (seen) pods.splice(pods.indexOf(seen), 1);
+        pods.push(p);
+      }
     }
     const { snapshot, problems } = buildSnapshot({
       namespaces: this.namespaces.items(),

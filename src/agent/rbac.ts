@@ -3,15 +3,15 @@
  * ServiceAccount needs (deploy/weft.yaml grants exactly this; test/deploy.test.ts holds the two
  * together). Change it with the code that needs it.
  */
-export type Verb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'delete';
+export type Verb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch' | 'delete';
 
 const READ: readonly Verb[] = ['get', 'list', 'watch'];
 
 export const AGENT_ACCESS: Readonly<Record<string, readonly Verb[]>> = {
-  /** Informers; its own Node's annotations (membership: annotateNode). Never created or deleted. */
-  Node: [...READ, 'update'],
-  /** Informers (policy), and the Pod of an ADD looked up directly. */
-  Pod: READ,
+  /** Informers; its own Node's annotations, by merge patch (membership). Never created, updated or deleted. */
+  Node: [...READ, 'patch'],
+  /** Informers (policy), the Pod of an ADD looked up directly, its addresses annotated (endpoints). */
+  Pod: [...READ, 'patch'],
   Namespace: READ,
   NetworkPolicy: READ,
   WeftClusterPolicy: READ,

@@ -153,7 +153,7 @@ export function registerAgentCommand(program: Command): void {
     .option('--state-dir <dir>', 'where IPAM reservations and attachment records live', DEFAULT_STATE_DIR)
     .option('--socket <path>', 'unix socket the plugin talks to (created mode 0600)', DEFAULT_SOCKET)
     .option('--pod-cidr <cidr>', "single node: this node's pod range; once per family (IPv4, IPv6)", collect, [] as string[])
-    .option('--mtu <n>', 'pod interface MTU unless the network config sets one (default 1500; in a cluster, the backend decides)')
+    .option('--mtu <n>', 'pod interface MTU unless the network config sets one, or auto (the default: 1500 on one node; in a cluster, the uplink\'s less the backend\'s overhead)')
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
     .option('--datastore <kind>', 'join a cluster through this datastore: file, etcd or kubernetes')
     .option('--datastore-dir <dir>', 'the file datastore directory (shared by the nodes of one host)')
@@ -181,7 +181,7 @@ export function registerAgentCommand(program: Command): void {
       guardProcess(log);
       const cluster = o.datastore !== undefined ? clusterConfig(o) : undefined;
       const podCidrs = cluster ? undefined : parsePodCidrs(o.podCidr);
-      const mtu = o.mtu !== undefined ? parseMtu(o.mtu) : undefined;
+      const mtu = o.mtu !== undefined && o.mtu !== 'auto' ? parseMtu(o.mtu) : undefined;
       const pauseAt = testPauseFromEnv(process.env['WEFT_TEST_PAUSE_ADD']);
       let agent;
       try {

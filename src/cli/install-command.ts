@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { DEFAULT_SOCKET } from '../agent/api.js';
 import { validateNetworkName } from '../cni/netconf.js';
-import { parseMtu } from './agent-command.js';
+import { getHealth } from '../agent/health-client.js';
+import { DEFAULT_STATE_DIR, parseMtu } from './agent-command.js';
 import { UserError } from '../util/user-error.js';
 import { DEFAULT_BIN_DIR, DEFAULT_CONF_DIR, install, uninstall } from '../install/install.js';
 
@@ -43,10 +44,19 @@ export function registerInstallCommands(program: Command): void {
     .description('remove what `weft install` wrote')
     .option('--cni-bin-dir <dir>', 'CNI bin dir', DEFAULT_BIN_DIR)
     .option('--cni-conf-dir <dir>', 'CNI conf dir', DEFAULT_CONF_DIR)
-    .option('--socket <path>', 'accepted for symmetry with install; not needed', DEFAULT_SOCKET)
+    .option('--socket <path>', 'the agent socket (with --all: removed; the agent must not answer on it)', DEFAULT_SOCKET)
+    .option('--state-dir <dir>', 'the agent state dir (with --all: removed)', DEFAULT_STATE_DIR)
     .option('--keep-plugin', 'leave the plugin binary (other networks on this host use it)')
-    .action(async (o: { cniBinDir: string; cniConfDir: string; keepPlugin?: boolean }) => {
-      const removed = await uninstall({ binDir: o.cniBinDir, confDir: o.cniConfDir, keepPlugin: o.keepPlugin === true });
+    .option('--all', "also everything else of Weft on this node, with its agent stopped: pods' links, the VXLAN device, Weft's routes and nftables tables, the state dir and socket (pods attached by Weft lose their network)")
+    .action(async (o: { cniBinDir: string; cniConfDir: string; socket: string; stateDir: string; keepPlugin?: boolean; all?: boolean }) => {
+      if (o.all) {
+        const running = await getHealth(o.socket, 1000).then(
+          () => true,
+          () => false,
+        );
+        if (running) throw new UserError(`an agent answers on ${o.socket}: stop it first (on Kubernetes: kubectl delete -f deploy/weft.yaml), then run uninstall --all on each node`);
+      }
+      const removed = await uninstall({ binDir: o.cniBinDir, confDir: o.cniConfDir, keepPlugin: o.keepPlugin === true, ...(o.all ? { all: { stateDir: o.stateDir, socket: o.socket } } : {}) });
       process.stdout.write(removed.length ? removed.map((r) => `removed ${r}`).join('\n') + '\n' : 'nothing to remove\n');
     });
 }

@@ -134,25 +134,21 @@ export async function registerNode(store: Store, info: NodeInfo, podCIDRs?: stri
 }
 
 /**
- * Changes only the annotations of a Node someone else owns (compare-and-swap on its
- * resourceVersion, retried). Its status is left out of the write: the kubelet keeps it.
+ * Changes only the annotations of a Node someone else owns (a merge patch on Kubernetes): its
+ * spec and status stay the kubelet's and the controller manager's.
  */
 async function annotateNode(store: Store, name: string, annotate: (current: Record<string, string> | undefined) => Record<string, string>): Promise<NodeObject> {
-  for (let attempt = 0; attempt < 10; attempt++) {
-    const current = await store.get<NodeObject>('Node', name);
-    if (!current) {
-      throw new StoreError('NotFound', `there is no Node ${name}: on Kubernetes the kubelet registers nodes, and the agent only annotates its own — give --node-name the Node's name (in a pod, from the downward API's spec.nodeName)`);
-    }
-    const annotations = annotate(current.metadata.annotations);
-    if (JSON.stringify(annotations) === JSON.stringify(current.metadata.annotations ?? {})) return current;
-    const { status: _status, ...rest } = current;
-    try {
-      return await store.update<NodeObject>({ ...rest, metadata: { ...current.metadata, annotations } });
-    } catch (err) {
-      if (!isStoreError(err, 'Conflict')) throw err;
-    }
-  }
-  throw new StoreError('Conflict', `Node ${name}: too many concurrent writers`);
+  const missing = (): StoreError =>
+    new StoreError('NotFound', `there is no Node ${name}: on Kubernetes the kubelet registers nodes, and the agent only annotates its own — give --node-name the Node's name (in a pod, from the downward API's spec.nodeName)`);
+  const current = await store.get<NodeObject>('Node', name);
+  if (!current) throw missing();
+  const have = current.metadata.annotations ?? {};
+  const want = annotate(current.metadata.annotations);
+  const changes = Object.fromEntries([...new Set([...Object.keys(have), ...Object.keys(want)])].filter((k) => have[k] !== want[k]).map((k) => [k, want[k] ?? null]));
+  if (Object.keys(changes).length === 0) return current;
+  return store.annotate<NodeObject>('Node', name, undefined, changes).catch((err: unknown) => {
+    throw isStoreError(err, 'NotFound') ? missing() : err;
+  });
 }
 
 export async function renewLease(store: Store, node: string, durationSeconds: number, now = Date.now()): Promise<LeaseObject> {

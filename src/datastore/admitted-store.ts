@@ -1,6 +1,6 @@
 import { AdmissionError, admitObject, tryAdmit } from '../model/admission.js';
 import type { KObject } from '../model/objects.js';
-import { StoreError, type ListResult, type RejectedObject, type Store, type WatchEvent } from './store.js';
+import { applyAnnotations, StoreError, type AnnotationChanges, type ListResult, type RejectedObject, type Store, type WatchEvent } from './store.js';
 
 /**
  * A store whose every read is admitted (model/admission.ts) before anyone sees it, and whose
@@ -40,7 +40,10 @@ class AdmittedStore implements Store {
 
   async get<T extends KObject>(kind: string, name: string, namespace?: string): Promise<T | undefined> {
     const raw = await this.inner.get<T>(kind, name, namespace);
-    if (raw === undefined) return undefined;
+    return raw === undefined ? undefined : this.admitRead(raw, kind, name, namespace);
+  }
+
+  private admitRead<T extends KObject>(raw: T, kind: string, name: string, namespace: string | undefined): T {
     const r = tryAdmit(raw);
     if (!r.ok) throw new StoreError('Invalid', `${kind} ${namespace ? `${namespace}/` : ''}${name} in the datastore is left out: ${r.reason}`);
     return r.object as T;
@@ -75,6 +78,16 @@ class AdmittedStore implements Store {
 
   update<T extends KObject>(obj: T): Promise<T> {
     return this.inner.update(admitWrite(obj));
+  }
+
+  /** The object as it would be after the change is admitted before the change is sent. */
+  async annotate<T extends KObject>(kind: string, name: string, namespace: string | undefined, changes: AnnotationChanges): Promise<T> {
+    const current = await this.inner.get<T>(kind, name, namespace);
+    if (!current) throw new StoreError('NotFound', `${kind} ${namespace ? `${namespace}/` : ''}${name} does not exist`);
+    const annotations = applyAnnotations(current.metadata.annotations, changes);
+    if (!annotations) return this.admitRead(current, kind, name, namespace);
+    admitWrite({ ...current, metadata: { ...current.metadata, annotations } });
+    return this.admitRead(await this.inner.annotate<T>(kind, name, namespace, changes), kind, name, namespace);
   }
 
   delete(kind: string, name: string, namespace?: string, opts?: { resourceVersion?: string }): Promise<boolean> {

@@ -1,6 +1,6 @@
 import type { Etcd3, IKeyValue } from 'etcd3';
 import type { KObject } from '../model/objects.js';
-import { forWrite, identityProblem, StoreError, validateObject, type ListResult, type RejectedObject, type Store, type WatchEvent, type WatchEventType } from './store.js';
+import { annotateByUpdate, forWrite, identityProblem, StoreError, validateObject, type AnnotationChanges, type ListResult, type RejectedObject, type Store, type WatchEvent, type WatchEventType } from './store.js';
 
 /**
  * The datastore on a real etcd v3 cluster. One key per object under a prefix; an object's
@@ -140,6 +140,10 @@ export class EtcdStore implements Store {
     }
     o.metadata.resourceVersion = res.header.revision;
     return o;
+  }
+
+  annotate<T extends KObject>(kind: string, name: string, namespace: string | undefined, changes: AnnotationChanges): Promise<T> {
+    return annotateByUpdate<T>(this, kind, name, namespace, changes);
   }
 
   async delete(kind: string, name: string, namespace?: string, opts: { resourceVersion?: string } = {}): Promise<boolean> {

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { KObject } from '../model/objects.js';
 import { TEMP_PREFIX, syncDir, writeFileAtomic, writeFileDurable } from '../util/atomic-file.js';
 import { LockFile, LockTimeoutError } from '../util/lock-file.js';
-import { forWrite, identityProblem, StoreError, validateObject, type ListResult, type RejectedObject, type Store, type WatchEvent, type WatchEventType } from './store.js';
+import { annotateByUpdate, forWrite, identityProblem, StoreError, validateObject, type AnnotationChanges, type ListResult, type RejectedObject, type Store, type WatchEvent, type WatchEventType } from './store.js';
 import { compareText } from '../util/compare-text.js';
 
 /**
@@ -273,6 +273,10 @@ export class FileStore implements Store {
       if ('ok' in current && current.ok.metadata.creationTimestamp) o.metadata.creationTimestamp = current.ok.metadata.creationTimestamp;
       return this.commit('MODIFIED', o, applied) as T;
     });
+  }
+
+  annotate<T extends KObject>(kind: string, name: string, namespace: string | undefined, changes: AnnotationChanges): Promise<T> {
+    return annotateByUpdate<T>(this, kind, name, namespace, changes);
   }
 
   delete(kind: string, name: string, namespace?: string, opts: { resourceVersion?: string } = {}): Promise<boolean> {

@@ -7,7 +7,7 @@ import type { KObject } from '../model/objects.js';
 import { silentLogger } from '../util/log.js';
 import { FileStore } from './file-store.js';
 import { Informer } from './informer.js';
-import { StoreError, type ListResult, type Store, type WatchEvent } from './store.js';
+import { StoreError, type AnnotationChanges, type ListResult, type Store, type WatchEvent } from './store.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const ns = (name: string): KObject => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
@@ -44,6 +44,10 @@ class GoneOnDemand implements Store {
   }
   delete(kind: string, name: string, namespace?: string, opts?: { resourceVersion?: string }): Promise<boolean> {
     return this.inner.delete(kind, name, namespace, opts);
+  }
+
+  annotate<T extends KObject>(kind: string, name: string, namespace: string | undefined, changes: AnnotationChanges): Promise<T> {
+    return this.inner.annotate<T>(kind, name, namespace, changes);
   }
   async *watch<T extends KObject>(kind: string, from: number, signal: AbortSignal): AsyncIterable<WatchEvent<T>> {
     for await (const ev of this.inner.watch<T>(kind, from, signal)) {

@@ -10,7 +10,7 @@
 import type { KObject } from '../model/objects.js';
 import { KubeClient, KubeStatusError, KubeUnreachableError, statusOf, type KubeResponse } from './kube-client.js';
 import type { KubeConnection } from './kube-connection.js';
-import { identityProblem, StoreError, validateObject, type ListResult, type RejectedObject, type Store, type WatchEvent } from './store.js';
+import { identityProblem, StoreError, validateObject, type AnnotationChanges, type ListResult, type RejectedObject, type Store, type WatchEvent } from './store.js';
 
 export interface KubeResource {
   group: string;
@@ -195,6 +195,17 @@ export class KubernetesStore implements Store {
     const d = this.decode<T>(obj.kind, res.body);
     if ('rejected' in d) throw new StoreError('Unavailable', `${what}: the API answered with ${d.rejected.reason}`);
     return this.writeStatus(obj.kind, d.ok, obj, what);
+  }
+
+  async annotate<T extends KObject>(kind: string, name: string, namespace: string | undefined, changes: AnnotationChanges): Promise<T> {
+    const what = `annotate ${kind} ${namespace ? `${namespace}/` : ''}${name}`;
+    // A merge patch: only these keys change (null removes one), with no resourceVersion to race.
+    const res = await this.call('PATCH', objectPath(kind, name, namespace), what, { body: { metadata: { annotations: changes } }, contentType: 'application/merge-patch+json' });
+    if (res.status === 404) throw new StoreError('NotFound', `${what}: it does not exist`);
+    if (res.status !== 200) throw storeError(res, what);
+    const d = this.decode<T>(kind, res.body);
+    if ('rejected' in d) throw new StoreError('Unavailable', `${what}: the API answered with ${d.rejected.reason}`);
+    return d.ok;
   }
 
   async delete(kind: string, name: string, namespace?: string, opts?: { resourceVersion?: string }): Promise<boolean> {

@@ -93,6 +93,19 @@ export function runStoreContract(o: ContractOptions): void {
     assert.equal(creates.filter((r) => r.status === 'fulfilled').length, 1, 'exactly one racing create wins');
   }));
 
+  it('annotate: sets and removes only the named annotations, keeps the rest, races no other writer; NotFound when absent', withStores(async ({ a, b }) => {
+    const v1 = await a.create({ ...pod('web'), metadata: { ...pod('web').metadata, labels: { app: 'web' }, annotations: { keep: 'me', old: 'x' } } });
+    // Another writer between a read and the annotate: its change survives.
+    await b.update({ ...v1, metadata: { ...v1.metadata, labels: { app: 'web', tier: '2' } } });
+    const got = await a.annotate<KObject>('Pod', 'web', 'default', { 'weft.io/pod-ips': '10.244.0.5', old: null });
+    assert.deepEqual(got.metadata.annotations, { keep: 'me', 'weft.io/pod-ips': '10.244.0.5' });
+    const seen = await b.get<KObject>('Pod', 'web', 'default');
+    assert.deepEqual([seen?.metadata.annotations, seen?.metadata.labels], [{ keep: 'me', 'weft.io/pod-ips': '10.244.0.5' }, { app: 'web', tier: '2' }]);
+    const again = await b.annotate<KObject>('Pod', 'web', 'default', { old: null });
+    assert.deepEqual(again.metadata.annotations, { keep: 'me', 'weft.io/pod-ips': '10.244.0.5' }, 'removing what is not there changes nothing');
+    await assert.rejects(a.annotate('Pod', 'ghost', 'default', { x: 'y' }), (e: unknown) => isStoreError(e, 'NotFound'));
+  }));
+
   it('delete: true once, false after; a stale resourceVersion is a Conflict', withStores(async ({ a, b }) => {
     const v1 = await a.create(pod('web'));
     await a.update({ ...v1, metadata: { ...v1.metadata, labels: { x: '1' } } });

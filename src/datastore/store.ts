@@ -92,6 +92,12 @@ export interface Store {
   /** False if it did not exist; Conflict if resourceVersion is given and stale. */
   delete(kind: string, name: string, namespace?: string, opts?: { resourceVersion?: string }): Promise<boolean>;
   /**
+   * Sets (a string) or removes (null) these annotations and touches nothing else of the object,
+   * whoever else writes it meanwhile (the kubelet a Pod's status, say): a merge patch on the
+   * Kubernetes API, a compare-and-swap loop elsewhere. NotFound if the object does not exist.
+   */
+  annotate<T extends KObject>(kind: string, name: string, namespace: string | undefined, changes: AnnotationChanges): Promise<T>;
+  /**
    * Every change of `kind` with a revision above `fromRevision`, in order, until `signal`
    * aborts. Throws StoreError Gone when those revisions were compacted away (list again).
    * With `namespace`, a store may leave out other namespaces' changes (the Kubernetes API
@@ -99,6 +105,37 @@ export interface Store {
    */
   watch<T extends KObject>(kind: string, fromRevision: number, signal: AbortSignal, namespace?: string): AsyncIterable<WatchEvent<T>>;
   close(): Promise<void>;
+}
+
+export type AnnotationChanges = Readonly<Record<string, string | null>>;
+
+/** The annotations after `changes`; undefined when they change nothing. */
+export function applyAnnotations(current: Readonly<Record<string, string>> | undefined, changes: AnnotationChanges): Record<string, string> | undefined {
+  const next: Record<string, string> = { ...(current ?? {}) };
+  let changed = false;
+  for (const [k, v] of Object.entries(changes)) {
+    if (v === null ? k in next : next[k] !== v) changed = true;
+    if (v === null) delete next[k];
+    else next[k] = v;
+  }
+  return changed ? next : undefined;
+}
+
+/** Store.annotate for stores without a patch: read, change, write if unchanged meanwhile, retry. */
+export async function annotateByUpdate<T extends KObject>(store: Pick<Store, 'get' | 'update'>, kind: string, name: string, namespace: string | undefined, changes: AnnotationChanges): Promise<T> {
+  const what = `${kind} ${namespace ? `${namespace}/` : ''}${name}`;
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const current = await store.get<T>(kind, name, namespace);
+    if (!current) throw new StoreError('NotFound', `${what} does not exist`);
+    const annotations = applyAnnotations(current.metadata.annotations, changes);
+    if (!annotations) return current;
+    try {
+      return await store.update<T>({ ...current, metadata: { ...current.metadata, annotations } });
+    } catch (err) {
+      if (!isStoreError(err, 'Conflict')) throw err;
+    }
+  }
+  throw new StoreError('Conflict', `${what}: too many concurrent writers`);
 }
 
 /** Checks the parts of an object every store relies on. */

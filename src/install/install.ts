@@ -1,7 +1,8 @@
 import { existsSync, promises as fs } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { compareVersions, SUPPORTED_VERSIONS, versionAtLeast } from '../cni/version.js';
 import { execPlugin, findPlugin } from '../cniruntime/invoke.js';
+import { removeWeftState } from '../datapath/cleanup.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { UserError } from '../util/user-error.js';
 import { findBuiltFile } from '../util/built-file.js';
@@ -9,7 +10,7 @@ import { findBuiltFile } from '../util/built-file.js';
 /**
  * `weft install` / `weft uninstall`: put the plugin — the compiled forwarder, dist/weft-cni —
  * into a CNI bin dir and a conflist into a CNI conf dir, so that a standard runtime finds and
- * runs it.
+ * runs it; and take them out again — with `--all`, everything else of Weft on the node too.
  */
 export const CONFLIST_FILE = '10-weft.conflist';
 export const PLUGIN_FILE = 'weft';
@@ -123,10 +124,23 @@ export interface UninstallOptions {
   binDir: string;
   confDir: string;
   keepPlugin: boolean;
+  /** Also the agent's kernel state (datapath/cleanup.ts), its state dir and socket: the agent must be stopped. */
+  all?: { stateDir: string; socket: string };
+}
+
+/** What an agent keeps in its state dir (agent.ts, attachment-store.ts, ipam/, policy-controller.ts). */
+const STATE_ENTRIES = ['agent.pid', 'boot-id', 'policy-table.json', 'attachments', 'ipam'];
+
+/** Refuses a --state-dir that holds what no agent wrote (a mistyped path): nothing is removed then. */
+async function assertStateDir(dir: string): Promise<void> {
+  const entries = await fs.readdir(dir).catch(() => [] as string[]);
+  const foreign = entries.filter((e) => !STATE_ENTRIES.includes(e));
+  if (foreign.length > 0) throw new UserError(`--state-dir ${dir} holds files an agent does not write (${foreign.slice(0, 5).join(', ')}): is it the agent's state dir? Nothing was removed`);
 }
 
 /** Removes what install wrote; idempotent. Refuses to remove a conflist that is not Weft's. */
 export async function uninstall(o: UninstallOptions): Promise<string[]> {
+  if (o.all) await assertStateDir(o.all.stateDir);
   const removed: string[] = [];
   const conflist = join(o.confDir, CONFLIST_FILE);
   const text = await fs.readFile(conflist, 'utf8').catch(() => undefined);
@@ -146,6 +160,26 @@ export async function uninstall(o: UninstallOptions): Promise<string[]> {
   if (!o.keepPlugin && existsSync(plugin)) {
     await fs.rm(plugin, { force: true });
     removed.push(plugin);
+  }
+  if (o.all) removed.push(...(await removeWeftState()), ...(await removeAgentFiles(o.all.stateDir, o.all.socket)));
+  return removed;
+}
+
+/** The agent's state dir and its socket; the socket's dir too if that leaves it empty. */
+async function removeAgentFiles(stateDir: string, socket: string): Promise<string[]> {
+  const removed: string[] = [];
+  if (existsSync(stateDir)) {
+    await fs.rm(stateDir, { recursive: true, force: true });
+    removed.push(stateDir);
+  }
+  if (existsSync(socket)) {
+    await fs.rm(socket, { force: true });
+    removed.push(socket);
+  }
+  const dir = dirname(socket);
+  if ((await fs.readdir(dir).catch(() => ['?'])).length === 0) {
+    await fs.rmdir(dir);
+    removed.push(dir);
   }
   return removed;
 }

@@ -48,6 +48,13 @@ export async function nftListTable(family: string, name: string): Promise<unknow
   return parsed.nftables ?? [];
 }
 
+/** Every table in this netns, as family and name. */
+export async function nftListTables(): Promise<Array<{ family: string; name: string }>> {
+  const r = await run('nft', ['-j', 'list', 'tables'], { timeoutMs: 10_000 });
+  const items = (JSON.parse(r.stdout) as { nftables?: Array<{ table?: { family?: unknown; name?: unknown } }> }).nftables ?? [];
+  return items.flatMap((i) => (typeof i.table?.family === 'string' && typeof i.table.name === 'string' ? [{ family: i.table.family, name: i.table.name }] : []));
+}
+
 export async function nftDeleteTable(family: string, name: string): Promise<void> {
   const r = await run('nft', ['delete', 'table', family, name], { allowFailure: true, timeoutMs: 10_000 });
   if (r.exitCode !== 0 && !/No such file or directory/.test(r.stderr)) {

@@ -157,7 +157,12 @@ async function waitForStore(state: LabState): Promise<void> {
   }
 }
 
-export async function startNodeAgent(state: LabState, node: LabNode, cliEntry: string): Promise<void> {
+/**
+ * Starts a node's agent. Lab agents leave the cluster when stopped (a node the lab stops is a
+ * node leaving: peers drop it at once); `leaveOnExit: false` starts one as a DaemonSet does,
+ * whose stop is a restart or an upgrade.
+ */
+export async function startNodeAgent(state: LabState, node: LabNode, cliEntry: string, o: { leaveOnExit?: boolean } = {}): Promise<void> {
   const d = state.datastore;
   const ds = d.kind === 'file' ? ['--datastore', 'file', '--datastore-dir', d.dir] : d.kind === 'etcd' ? ['--datastore', 'etcd', '--etcd-endpoints', d.endpoint] : ['--datastore', 'kubernetes', '--kubeconfig', d.kubeconfig];
   await registerAsKubelet(state, node);
@@ -173,8 +178,7 @@ export async function startNodeAgent(state: LabState, node: LabNode, cliEntry: s
     '--backend', state.backend,
     '--lease-duration', String(state.leaseDurationSeconds),
     ...(state.nodeGraceSeconds !== undefined ? ['--node-grace', String(state.nodeGraceSeconds)] : []),
-    // A node the lab stops is a node leaving: peers drop it at once.
-    '--leave-on-exit',
+    ...(o.leaveOnExit === false ? [] : ['--leave-on-exit']),
     ...(state.agentLogLevel ? ['--log-level', state.agentLogLevel] : []),
     ...(state.extraAgentArgs ?? []),
   ];

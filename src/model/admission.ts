@@ -7,7 +7,7 @@ import { UserError } from '../util/user-error.js';
 import { admitClusterPolicy } from './cluster-policy.js';
 import { FieldErrors, labelKeyProblem, labelValueProblem, PORT_RANGE_PROBLEM, portNameProblem, validPortNumber, type FieldPath } from './field-errors.js';
 import { admitNetworkPolicy, PORT_PROTOCOLS } from './network-policy.js';
-import { BACKENDS, blockName, IPAM_MODES, NODE_ANNOTATIONS, WEFT_API, type KObject, type NetworkPolicyObject, type WeftClusterPolicyObject } from './objects.js';
+import { BACKENDS, blockName, IPAM_MODES, NODE_ANNOTATIONS, POD_ANNOTATIONS, WEFT_API, type KObject, type NetworkPolicyObject, type WeftClusterPolicyObject } from './objects.js';
 
 /**
  * Admission of every object Weft reads (pure): what the API server checks on create, for each
@@ -177,7 +177,16 @@ function admitPod(obj: KObject, errs: FieldErrors): KObject {
     if (addressProblem(x.ip)) errs.invalid(['status', 'podIPs', i, 'ip'], x.ip, addressProblem(x.ip) as string);
   });
   if (ips.length > 2 || (ips.length === 2 && isIP(ips[0]?.ip ?? '') === isIP(ips[1]?.ip ?? ''))) errs.invalid(['status', 'podIPs'], ips, 'may hold at most one address per family');
+  const annotated = obj.metadata.annotations?.[POD_ANNOTATIONS.podIPs];
+  if (annotated !== undefined && !oneAddressPerFamily(annotated)) {
+    errs.invalid(['metadata', 'annotations', POD_ANNOTATIONS.podIPs], annotated, 'must be one or two addresses, one per family, separated by ","');
+  }
   return obj;
+}
+
+function oneAddressPerFamily(text: string): boolean {
+  const list = text.split(',');
+  return list.length <= 2 && !list.some((a) => addressProblem(a)) && !(list.length === 2 && isIP(list[0] as string) === isIP(list[1] as string));
 }
 
 const nodeSchema = z.looseObject({
@@ -212,12 +221,7 @@ function admitNode(obj: KObject, errs: FieldErrors): KObject {
     if (list.length > 2 || (list.length === 2 && list[0] && list[0].family === list[1]?.family)) errs.invalid(at(NODE_ANNOTATIONS.podCIDRs), blocks, 'must be one or two CIDRs, one per family, separated by ","');
   }
   const ips = ann[NODE_ANNOTATIONS.nodeIPs];
-  if (ips !== undefined) {
-    const list = ips.split(',');
-    if (list.length > 2 || list.some((a) => addressProblem(a)) || (list.length === 2 && isIP(list[0] as string) === isIP(list[1] as string))) {
-      errs.invalid(at(NODE_ANNOTATIONS.nodeIPs), ips, 'must be one or two addresses, one per family, separated by ","');
-    }
-  }
+  if (ips !== undefined && !oneAddressPerFamily(ips)) errs.invalid(at(NODE_ANNOTATIONS.nodeIPs), ips, 'must be one or two addresses, one per family, separated by ","');
   return obj;
 }
 

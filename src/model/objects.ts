@@ -137,6 +137,23 @@ export const NODE_ANNOTATIONS = {
   podCIDRs: 'weft.io/pod-cidrs',
 } as const;
 
+/** Annotations the node agent writes on the Pods it attaches. */
+export const POD_ANNOTATIONS = {
+  /**
+   * The pod's addresses (one per family, comma-separated), written at ADD as Calico's
+   * cni.projectcalico.org/podIPs is: peers know them before the kubelet reports status.podIPs.
+   */
+  podIPs: 'weft.io/pod-ips',
+} as const;
+
+/** A Pod's addresses: status.podIPs (the kubelet's) where reported, else the agent's annotation. */
+export function podIPsOf(p: PodObject): string[] {
+  const reported = (p.status?.podIPs?.map((x) => x.ip) ?? [p.status?.podIP]).filter((ip): ip is string => typeof ip === 'string' && ip !== '');
+  if (reported.length > 0) return reported;
+  const ann = p.metadata.annotations?.[POD_ANNOTATIONS.podIPs];
+  return ann ? ann.split(',') : [];
+}
+
 /**
  * The pod blocks a Node publishes: Weft's annotation where present; else, on a node an agent
  * registered (it carries Weft's backend annotation), spec.podCIDRs. A Node no Weft agent has

@@ -36,6 +36,12 @@ describe('policy snapshot from datastore objects', () => {
     );
   });
 
+  it("a Pod's addresses: the kubelet's status.podIPs where reported, else the agent's weft.io/pod-ips annotation", () => {
+    const annotated = (name: string, ips: string, status: PodObject['status']): PodObject => ({ ...pod(name, { app: name }), metadata: { namespace: 'x', name, labels: { app: name }, annotations: { 'weft.io/pod-ips': ips } }, status });
+    const { snapshot } = buildSnapshot(input({ pods: [annotated('early', '10.0.0.9,fd00::9', { phase: 'Pending' }), annotated('reported', '10.0.0.1', { phase: 'Running', podIPs: [{ ip: '10.0.0.2' }] })] }));
+    assert.deepEqual(snapshot.endpoints.map((e) => [e.name, e.addresses]), [['early', ['10.0.0.9', 'fd00::9']], ['reported', ['10.0.0.2']]]);
+  });
+
   it("the agent's own records are newer than the datastore's, and a reused address belongs to the fresher claim", () => {
     const { snapshot } = buildSnapshot(
       input({

@@ -4,6 +4,7 @@ import { admitClusterPolicy } from '../model/cluster-policy.js';
 import { admitNetworkPolicy } from '../model/network-policy.js';
 import {
   NODE_ANNOTATIONS,
+  podIPsOf,
   SYSTEM_NAMESPACE,
   type ClusterPolicyPeerSpec,
   type ClusterPolicyPortSpec,
@@ -119,8 +120,7 @@ function podPorts(pod: PodObject): NamedPort[] {
 }
 
 function podAddresses(pod: PodObject): string[] {
-  const ips = (pod.status?.podIPs?.map((p) => p.ip) ?? [pod.status?.podIP]).filter((ip): ip is string => typeof ip === "string");
-  return ips.flatMap((ip) => {
+  return podIPsOf(pod).flatMap((ip) => {
     try {
       return [canonicalAddress(ip)];
     } catch {

@@ -13,7 +13,7 @@ import { withLabStore } from '../../src/lab/lab.js';
 import type { WeftEndpointObject } from '../../src/model/objects.js';
 import { CLI, privilegedSkip } from '../helpers/env.js';
 import { etcdMissing } from '../helpers/etcd.js';
-import { kill9, labFdb, labIp, pingFrom, startLab, type TestLab } from '../helpers/lab.js';
+import { kill9, labFdb, labIp, labKernelState as kernelState, pingFrom, startLab, type TestLab } from '../helpers/lab.js';
 
 /**
  * Nodes joining and leaving, agents restarting under traffic, the datastore going away.
@@ -83,27 +83,6 @@ describe('nodes joining and leaving (vxlan, file)', { skip }, () => {
     process.stderr.write(`node leave: node-4's routes gone from the others ${gracefulMs} ms after it deregistered\n`);
   });
 });
-
-/** Everything the kernel of a lab node holds that Weft makes, as text (counters left out). */
-function kernelState(lab: TestLab, node: string): string {
-  const ns = `${lab.state().prefix}.${node}`;
-  const run = (args: string[]): string => spawnSync('ip', ['netns', 'exec', ns, ...args], { encoding: 'utf8' }).stdout;
-  const permanentNeigh = (fam: string): string =>
-    run(['ip', fam, 'neigh', 'show'])
-      .split('\n')
-      .filter((l) => l.includes('PERMANENT'))
-      .join('\n');
-  return [
-    run(['ip', '-d', 'link', 'show']).replace(/^\s+(RX|TX).*$/gm, ''),
-    run(['ip', 'addr', 'show']),
-    run(['ip', '-4', 'route', 'show', 'table', 'all']),
-    run(['ip', '-6', 'route', 'show', 'table', 'all']),
-    permanentNeigh('-4'),
-    permanentNeigh('-6'),
-    run(['bridge', 'fdb', 'show', 'dev', 'weft.vxlan']),
-    run(['nft', '-s', 'list', 'ruleset']),
-  ].join('\n----\n');
-}
 
 describe('an agent crashes and stays down (vxlan, file)', { skip }, () => {
   let lab: TestLab | undefined;

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn as spawnAsync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { labDown, labUp, type UpOptions } from '../../src/lab/lab.js';
 import { labMatrix, labProbe, nsCreate, podCreate, type Family, type PodCreate } from '../../src/lab/lab-pods.js';
@@ -70,4 +70,23 @@ export function pingFrom(lab: TestLab, pod: string, target: string, count: numbe
   });
 }
 
-import { spawn as spawnAsync } from 'node:child_process';
+/** Everything the kernel of a lab node holds that Weft makes, as text (counters left out). */
+export function labKernelState(lab: TestLab, node: string): string {
+  const ns = `${lab.state().prefix}.${node}`;
+  const run = (args: string[]): string => spawnSync('ip', ['netns', 'exec', ns, ...args], { encoding: 'utf8' }).stdout;
+  const permanentNeigh = (fam: string): string =>
+    run(['ip', fam, 'neigh', 'show'])
+      .split('\n')
+      .filter((l) => l.includes('PERMANENT'))
+      .join('\n');
+  return [
+    run(['ip', '-d', 'link', 'show']).replace(/^\s+(RX|TX).*$/gm, ''),
+    run(['ip', 'addr', 'show']),
+    run(['ip', '-4', 'route', 'show', 'table', 'all']),
+    run(['ip', '-6', 'route', 'show', 'table', 'all']),
+    permanentNeigh('-4'),
+    permanentNeigh('-6'),
+    run(['bridge', 'fdb', 'show', 'dev', 'weft.vxlan']),
+    run(['nft', '-s', 'list', 'ruleset']),
+  ].join('\n----\n');
+}
