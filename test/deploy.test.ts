@@ -18,10 +18,10 @@ import { ROOT } from './helpers/env.js';
 import { standinFixture, weftAsync } from './helpers/kube-run.js';
 
 /**
- * The install manifests (deploy/): what they grant is exactly what the agent's code needs
- * (src/agent/rbac.ts), every flag they give exists, and Debian's kubectl applies the directory
- * to the Kubernetes API stand-in as an operator would. Not here: running the DaemonSet (no
- * image is built yet, and the stand-in runs no controllers).
+ * The install manifests (deploy/): valid against the Kubernetes OpenAPI schemas (offline), what
+ * they grant is exactly what the agent's code needs (src/agent/rbac.ts), every flag they give
+ * exists, and Debian's kubectl applies the directory to the Kubernetes API stand-in as an
+ * operator would. The image they name is run by test/image.test.ts.
  */
 interface Rule { apiGroups: string[]; resources: string[]; verbs: string[] }
 interface Doc { kind: string; metadata: { name: string; namespace?: string }; rules?: Rule[]; spec?: unknown }

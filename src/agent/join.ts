@@ -4,7 +4,7 @@
  * kubernetes the Node's spec.podCIDRs), and its backend set up. What it returns
  * is what the node's controllers work from; nothing here keeps running.
  */
-import { allocatedBlocks, claimBlocksReporting, ensureClusterNetwork, registerNode, renewLease, weftOwnsNodes, type ClusterDefaults, type NodeInfo } from '../cluster/membership.js';
+import { allocatedBlocks, claimBlocksReporting, ensureClusterNetwork, registerNode, renewLease, settingsDiffer, weftOwnsNodes, type ClusterDefaults, type NodeInfo } from '../cluster/membership.js';
 import { StoreError, type Store } from '../datastore/store.js';
 import { BACKEND_REGISTRY, type Backend } from '../datapath/backend.js';
 import { findUplink, type Uplink } from '../datapath/uplink.js';
@@ -32,6 +32,10 @@ export interface JoinedNode {
 export async function joinCluster(store: Store, cfg: JoinConfig): Promise<JoinedNode> {
   const { nodeName, log } = cfg;
   const network = await ensureClusterNetwork(store, cfg.defaults);
+  const differ = cfg.defaults ? settingsDiffer(cfg.defaults, network.spec) : [];
+  if (differ.length > 0) {
+    log.warn("this agent's cluster settings are not the cluster's, which stand: they are fixed when the first agent joins (ClusterNetwork \"default\")", { differences: differ });
+  }
   const uplink = await findUplink(cfg.nodeIps);
   const entry = BACKEND_REGISTRY[network.spec.backend.type];
   const info: NodeInfo = { name: nodeName, ips: uplink.ips, backend: network.spec.backend.type, ...entry.published(nodeName) };

@@ -204,7 +204,10 @@ export function registerAgentCommand(program: Command): void {
       await new Promise<void>((resolve) => {
         const stop = (sig: string): void => {
           log.info('stopping', { signal: sig });
-          void running.stop().then(resolve);
+          void running.stop().then(() => {
+            log.info('agent stopped', { signal: sig });
+            resolve();
+          });
         };
         process.once('SIGTERM', () => stop('SIGTERM'));
         process.once('SIGINT', () => stop('SIGINT'));

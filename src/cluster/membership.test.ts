@@ -8,7 +8,7 @@ import type { ClusterNetworkObject, IPBlockObject, LeaseObject } from '../model/
 import { nodeAddressOf } from '../ipam/pool.js';
 import { candidateBlocks, validateBlockSize } from './blocks.js';
 import { isAlive } from './liveness.js';
-import { claimBlocks, claimBlocksReporting, ensureClusterNetwork, leaveCluster, RECLAIMED_FROM, registerNode, removeGoneNode, renewLease, type ClusterDefaults } from './membership.js';
+import { claimBlocks, claimBlocksReporting, ensureClusterNetwork, leaveCluster, RECLAIMED_FROM, registerNode, removeGoneNode, renewLease, settingsDiffer, type ClusterDefaults } from './membership.js';
 import { parseCidr } from '../ipam/cidr.js';
 
 const defaults = (over: Partial<ClusterDefaults> = {}): ClusterDefaults => ({
@@ -151,5 +151,16 @@ describe('membership on a shared store', () => {
       assert.equal(await open().get('Node', 'x'), undefined);
       assert.equal(await open().get('Lease', 'x', 'weft-system'), undefined);
     });
+  });
+});
+
+describe('an agent whose settings are not the cluster\'s (pure)', () => {
+  it('names each difference; the same settings in another order are no difference', () => {
+    const spec = { ...defaults(), leaseDurationSeconds: 40 };
+    assert.deepEqual(settingsDiffer(defaults({ podCIDRs: ['fd00:10:244::/56', '10.244.0.0/16'] }), spec), []);
+    assert.deepEqual(settingsDiffer(defaults({ backend: { type: 'host-gw' }, ipam: 'kubernetes' }), spec), [
+      'ipam: "kubernetes" here, "cluster-pool" in the cluster',
+      'backend: {"type":"host-gw"} here, {"type":"vxlan"} in the cluster',
+    ]);
   });
 });

@@ -34,6 +34,22 @@ export interface ClusterDefaults {
   nodeGraceSeconds?: number;
 }
 
+/**
+ * Where this agent's settings (flags, or the ConfigMap through them) differ from the cluster's,
+ * one line each (pure). The cluster's stand: they are fixed when the first agent writes them.
+ */
+export function settingsDiffer(mine: ClusterDefaults, cluster: ClusterNetworkObject['spec']): string[] {
+  const out: string[] = [];
+  const note = (what: string, a: unknown, b: unknown): void => {
+    if (JSON.stringify(a) !== JSON.stringify(b)) out.push(`${what}: ${JSON.stringify(a)} here, ${JSON.stringify(b)} in the cluster`);
+  };
+  note('cluster CIDRs', [...mine.podCIDRs].sort(), [...cluster.podCIDRs].sort());
+  note('ipam', mine.ipam ?? 'cluster-pool', cluster.ipam ?? 'cluster-pool');
+  note('backend', mine.backend, cluster.backend);
+  note('block sizes', mine.blockSize, cluster.blockSize);
+  return out;
+}
+
 /** Reads the cluster network, creating it from `defaults` if this is the first node. */
 export async function ensureClusterNetwork(store: Store, defaults: ClusterDefaults | undefined): Promise<ClusterNetworkObject> {
   const existing = await store.get<ClusterNetworkObject>('ClusterNetwork', CLUSTER_NETWORK_NAME).catch((err: unknown) => {

@@ -93,3 +93,25 @@ export function waitExit(p: ChildProcess, timeoutMs = 30_000): Promise<number | 
 }
 
 export { existsSync };
+
+/** The containers.conf an operator writes (README "podman"), plus this machine's quirks. */
+export function podmanConf(binDir: string, confDir: string, dir: string): string {
+  return `[containers]
+# this machine's hard limits are lower than podman's defaults
+default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
+log_driver = "k8s-file"
+
+[engine]
+# no systemd here: cgroupfs and a file for events
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "${join(dir, 'events.log')}"
+runtime = "runc"
+tmp_dir = "${join(dir, 'tmp')}"
+
+[network]
+network_backend = "cni"
+cni_plugin_dirs = ["${binDir}"]
+network_config_dir = "${confDir}"
+`;
+}

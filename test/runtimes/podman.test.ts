@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { privilegedSkip } from '../helpers/env.js';
 import { BUSYBOX_IMAGE, PAGE, buildBusyboxArchive } from '../helpers/image.js';
 import { nodeLeftovers, startTestNode, stateLeftovers, type TestNode } from '../helpers/node.js';
-import { agentSees, missingBinaries, nodeIsSealed } from '../helpers/runtimes.js';
+import { agentSees, missingBinaries, nodeIsSealed, podmanConf } from '../helpers/runtimes.js';
 
 /**
  * podman 4.3 with its CNI network backend, pointed at Weft the way the README tells operators:
@@ -14,27 +14,6 @@ import { agentSees, missingBinaries, nodeIsSealed } from '../helpers/runtimes.js
  */
 const skip = privilegedSkip() ?? missingBinaries(['podman', 'runc', 'conmon']);
 
-/** The containers.conf an operator writes (README "podman"), plus this machine's quirks. */
-export function podmanConf(binDir: string, confDir: string, dir: string): string {
-  return `[containers]
-# this machine's hard limits are lower than podman's defaults
-default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
-log_driver = "k8s-file"
-
-[engine]
-# no systemd here: cgroupfs and a file for events
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-events_logfile_path = "${join(dir, 'events.log')}"
-runtime = "runc"
-tmp_dir = "${join(dir, 'tmp')}"
-
-[network]
-network_backend = "cni"
-cni_plugin_dirs = ["${binDir}"]
-network_config_dir = "${confDir}"
-`;
-}
 
 /**
  * Twice: as on a usual node, and with the agent in a private mount namespace (as an agent in a
