@@ -8,7 +8,7 @@
  * equals the store's), and the requests it made meanwhile (a list would be a relist).
  *   node build/bench/kube-startup.js [--nodes 100] [--pods 5000] [--policies 1000] [--changes 10]
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { getHealth } from '../src/agent/health-client.js';
 import { endProcess } from '../src/kernel/exec.js';
@@ -35,8 +35,13 @@ async function requests(state: LabState): Promise<Req[]> {
   const ds = state.datastore;
   if (ds.kind !== 'kubernetes' || !ds.pid) throw new Error('not a kubernetes lab');
   const file = join(state.dir, 'standin-requests.json');
+  rmSync(file, { force: true });
   process.kill(ds.pid, 'SIGUSR2');
-  await new Promise((r) => setTimeout(r, 300));
+  // Written whole (a rename): present means complete.
+  for (const deadline = Date.now() + 10_000; !existsSync(file); ) {
+    if (Date.now() > deadline) throw new Error('the stand-in did not write its request log');
+    await new Promise((r) => setTimeout(r, 20));
+  }
   return JSON.parse(readFileSync(file, 'utf8')) as Req[];
 }
 

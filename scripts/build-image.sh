@@ -1,7 +1,8 @@
 #!/bin/sh
 # Builds the Weft container image (deploy/image/Containerfile) with podman, from no registry: a
 # Debian 12 root filesystem made by mmdebstrap from the Debian archive (kept in
-# /var/cache/weft/image, made again when the package list changes), Node.js 24, and the build.
+# /var/cache/weft/image, made again monthly or when the package list changes), Node.js 24, and
+# the build (dist/ as it is: ./scripts/setup.sh builds it when the sources are newer).
 # Usage: ./scripts/build-image.sh [--tag NAME:TAG]   (default: localhost/weft:<package.json version>)
 # podman's own settings apply (CONTAINERS_CONF, CONTAINERS_STORAGE_CONF: the tests build into private storage).
 set -eu
@@ -14,7 +15,7 @@ say() { printf '[image] %s\n' "$*"; }
 TAG="localhost/weft:$(node -p 'require("./package.json").version')"
 while [ $# -gt 0 ]; do
   case "$1" in
-    --tag) TAG=$2; shift 2 ;;
+    --tag) [ $# -ge 2 ] || { echo "--tag needs a value: NAME:TAG" >&2; exit 2; }; TAG=$2; shift 2 ;;
     *) echo "usage: $0 [--tag NAME:TAG]" >&2; exit 2 ;;
   esac
 done
@@ -24,7 +25,8 @@ done
 SUITE=bookworm
 INCLUDE=iproute2,nftables,libstdc++6,ca-certificates
 CACHE=/var/cache/weft/image
-KEY=$(printf '%s %s' "$SUITE" "$INCLUDE" | sha256sum | cut -c1-16)
+# Made again each month (the security archive's updates) and when the package list changes.
+KEY=$(printf '%s %s %s' "$SUITE" "$INCLUDE" "$(date -u +%Y-%m)" | sha256sum | cut -c1-16)
 ROOTFS="$CACHE/rootfs-$SUITE-$KEY.tar"
 if [ ! -f "$ROOTFS" ]; then
   say "making a Debian $SUITE root filesystem with mmdebstrap (essential + $INCLUDE) into $ROOTFS"
@@ -32,6 +34,7 @@ if [ ! -f "$ROOTFS" ]; then
   mmdebstrap --quiet --mode=root --format=tar --variant=essential --include="$INCLUDE" \
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/info/*' \
+    --dpkgopt='path-include=/usr/share/doc/*/copyright' \
     "$SUITE" "$ROOTFS.tmp" \
     "deb http://deb.debian.org/debian $SUITE main" "deb http://deb.debian.org/debian-security $SUITE-security main"
   mv "$ROOTFS.tmp" "$ROOTFS"
@@ -45,7 +48,7 @@ cp "$(readlink -f "$(command -v node)")" "$CTX/weft/usr/local/bin/node"
 cp dist/* "$CTX/weft/usr/lib/weft/dist/"
 cp package.json package-lock.json "$CTX/weft/usr/lib/weft/"
 say "npm ci --omit=dev: the dependencies the bundle loads at run time (etcd3, for --datastore etcd)"
-(cd "$CTX/weft/usr/lib/weft" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
+(cd "$CTX/weft/usr/lib/weft" && npm ci --omit=dev --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null)
 printf '#!/bin/sh\nexec /usr/local/bin/node /usr/lib/weft/dist/weft.mjs "$@"\n' >"$CTX/weft/usr/local/bin/weft"
 chmod 0755 "$CTX/weft/usr/local/bin/weft"
 say "podman build -t $TAG (deploy/image/Containerfile)"

@@ -29,17 +29,21 @@ interface Doc { kind: string; metadata: { name: string; namespace?: string }; ru
 const load = (file: string): Doc[] => parseAllDocuments(readFileSync(join(ROOT, 'deploy', file), 'utf8')).map((d) => d.toJSON() as Doc).filter((d) => d);
 const docs = load('weft.yaml');
 
+/** A kubernetes-models class: constructed from an object, it validates it against its schema. */
+type Model = new (data: never) => { validate(): void };
+const model = (C: Model) => (o: unknown): { validate(): void } => new C(o as ConstructorParameters<Model>[0]);
+
 /** The Kubernetes OpenAPI schemas of each kind deploy/ holds, as kubernetes-models compiled them. */
 const MODELS: Record<string, (o: unknown) => { validate(): void }> = {
-  'v1/Namespace': (o) => new Namespace(o as never),
-  'v1/ServiceAccount': (o) => new ServiceAccount(o as never),
-  'v1/ConfigMap': (o) => new ConfigMap(o as never),
-  'apps/v1/DaemonSet': (o) => new DaemonSet(o as never),
-  'rbac.authorization.k8s.io/v1/ClusterRole': (o) => new ClusterRole(o as never),
-  'rbac.authorization.k8s.io/v1/ClusterRoleBinding': (o) => new ClusterRoleBinding(o as never),
-  'rbac.authorization.k8s.io/v1/Role': (o) => new Role(o as never),
-  'rbac.authorization.k8s.io/v1/RoleBinding': (o) => new RoleBinding(o as never),
-  'apiextensions.k8s.io/v1/CustomResourceDefinition': (o) => new CustomResourceDefinition(o as never),
+  'v1/Namespace': model(Namespace),
+  'v1/ServiceAccount': model(ServiceAccount),
+  'v1/ConfigMap': model(ConfigMap),
+  'apps/v1/DaemonSet': model(DaemonSet),
+  'rbac.authorization.k8s.io/v1/ClusterRole': model(ClusterRole),
+  'rbac.authorization.k8s.io/v1/ClusterRoleBinding': model(ClusterRoleBinding),
+  'rbac.authorization.k8s.io/v1/Role': model(Role),
+  'rbac.authorization.k8s.io/v1/RoleBinding': model(RoleBinding),
+  'apiextensions.k8s.io/v1/CustomResourceDefinition': model(CustomResourceDefinition),
 };
 
 function schemaProblem(o: Doc & { apiVersion?: string }): string | undefined {
@@ -75,14 +79,16 @@ describe('the install manifests (deploy/)', () => {
         for (const g of r.apiGroups) for (const res of r.resources) granted.set(`${g}/${res}`, new Set([...(granted.get(`${g}/${res}`) ?? []), ...r.verbs]));
       }
     }
-    const needed = new Map(Object.entries(AGENT_ACCESS).map(([kind, verbs]) => {
+    const needed = new Map(Object.entries(AGENT_ACCESS).map(([key, verbs]) => {
+      const [kind = '', sub] = key.split('/');
       const r = KUBE_RESOURCES[kind];
       assert.ok(r, `${kind} is a kind the Kubernetes datastore keeps`);
-      return [`${r.group}/${r.plural}`, new Set(verbs)] as const;
+      return [`${r.group}/${r.plural}${sub ? `/${sub}` : ''}`, new Set(verbs)] as const;
     }));
     const show = (m: Map<string, Set<string>>): Record<string, string[]> => Object.fromEntries([...m].map(([k, v]) => [k, [...v].sort()]).sort());
     assert.deepEqual(show(granted), show(needed));
-    assert.deepEqual(Object.keys(AGENT_ACCESS).sort(), Object.keys(KUBE_RESOURCES).sort(), 'every kind the store keeps has its access written down');
+    assert.deepEqual(Object.keys(AGENT_ACCESS).filter((k) => !k.includes('/')).sort(), Object.keys(KUBE_RESOURCES).sort(), 'every kind the store keeps has its access written down');
+    assert.deepEqual(Object.keys(AGENT_ACCESS).filter((k) => k.includes('/')).sort(), Object.entries(KUBE_RESOURCES).filter(([, r]) => r.annotateViaStatus).map(([k]) => `${k}/status`).sort(), 'status patched for the kinds annotated through it');
     const leases = docs.find((d) => d.kind === 'Role');
     assert.equal(leases?.metadata.namespace, 'weft-system', 'leases only in weft-system');
     assert.ok(!docs.some((d) => d.kind === 'ClusterRole' && d.rules?.some((r) => r.resources.includes('leases'))), 'no cluster-wide lease access');

@@ -119,6 +119,8 @@ describe('the container image under podman (the API stand-in)', { skip }, () => 
     assert.equal(exit.stdout.trim(), '0', `exit status 0 on SIGTERM\n${logs.stdout}${logs.stderr}`);
     const logged = logs.stdout + logs.stderr;
     assert.match(logged, /"msg":"adopted the policy table in force"/, "it took over the lab agent's table unchanged");
+    // The helpers built on this machine run in the image (else the agent falls back to ip and nft processes).
+    assert.match(logged, /"msg":"agent ready".*"podLinks":"netlink","policyTable":"nft-helper"/, 'the rtnetlink and nftables helpers work in the image');
     assert.match(logged, /"msg":"attached".*"containerId":"lab-x-b"/, 'this agent attached b');
     assert.match(logged, /"msg":"agent stopped".*"signal":"SIGTERM"/);
   });

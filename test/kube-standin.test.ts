@@ -357,16 +357,17 @@ describe('Kubernetes API server stand-in, driven by client-node and kubectl', ()
     assert.equal(absent.code, 404);
   });
 
-  it('keeps .status on a PUT of the object and changes only .status through the status subresource', async () => {
+  it('keeps .status on a PUT of the object; the status subresource changes .status and metadata, never spec', async () => {
     const pod = await core.createNamespacedPod({ namespace: 'default', body: { metadata: { name: 'stat', labels: { v: '1' } }, spec: { containers: [{ name: 'c', image: 'busybox:1' }] } } });
     const running = await core.replaceNamespacedPodStatus({
       name: 'stat',
       namespace: 'default',
-      body: { ...pod, metadata: { ...pod.metadata, labels: { v: 'ignored' } }, spec: { containers: [{ name: 'c', image: 'ignored' }] }, status: { phase: 'Running', podIP: '10.244.1.5' } },
+      body: { ...pod, metadata: { ...pod.metadata, labels: { v: 'by-status' } }, spec: { containers: [{ name: 'c', image: 'ignored' }] }, status: { phase: 'Running', podIP: '10.244.1.5' } },
     });
     assert.equal(running.status?.phase, 'Running');
-    assert.equal(running.spec?.containers[0]?.image, 'busybox:1');
-    assert.deepEqual(running.metadata?.labels, { v: '1' });
+    assert.equal(running.spec?.containers[0]?.image, 'busybox:1', 'never the spec through status');
+    // The pod status strategy restores spec (and ownerReferences) only: metadata is the request's.
+    assert.deepEqual(running.metadata?.labels, { v: 'by-status' });
     const byIp = await core.listNamespacedPod({ namespace: 'default', fieldSelector: 'status.podIP=10.244.1.5' });
     assert.deepEqual(byIp.items.map((p) => p.metadata?.name), ['stat']);
 

@@ -11,14 +11,16 @@ import { ipProcessRunner, type BatchRunner } from '../kernel/batch-runner.js';
 import { findNetlinkHelper, NetlinkHelper } from '../kernel/netlink-helper.js';
 import { findNftHelper, NftHelper } from '../kernel/nft-helper.js';
 import { nftProcessRunner, type NftRunner } from '../kernel/nft.js';
-import { bootId, ensureSysctl } from '../kernel/sysctl.js';
+import { bootId, ensureSysctl, readSysctl } from '../kernel/sysctl.js';
 import { InformerSet } from '../datastore/informer-set.js';
 import { openStore, type DatastoreOptions } from '../datastore/open-store.js';
 import type { Store } from '../datastore/store.js';
 import { parseCidr, type Cidr } from '../ipam/cidr.js';
-import { SYSTEM_NAMESPACE, type ClusterNetworkObject, type IPBlockObject, type LeaseObject, type NodeObject } from '../model/objects.js';
+import { SYSTEM_NAMESPACE, type ClusterNetworkObject, type IPBlockObject, type LeaseObject, type NodeObject, type WeftEndpointObject } from '../model/objects.js';
 import { Ipam } from '../ipam/ipam.js';
-import { processStartTime } from '../util/lock-file.js';
+import { pidFileHolder, processStartTime } from '../util/lock-file.js';
+import { writeFileAtomic } from '../util/atomic-file.js';
+import { SYSCTLS_BEFORE_FILE } from '../install/install.js';
 import type { Logger } from '../util/log.js';
 import type { ClusterStatus } from './api.js';
 import { AttachmentStore } from './attachment-store.js';
@@ -102,7 +104,7 @@ function clusterControllers(store: Store, joined: JoinedNode, records: Attachmen
     routes: new RoutesController(joined, nodes, informers.of<IPBlockObject>('IPBlock'), informers.of<ClusterNetworkObject>('ClusterNetwork'), child('routes')),
     liveness: new LivenessController(store, joined.nodeName, joined.network, nodes, informers.of<LeaseObject>('Lease', SYSTEM_NAMESPACE), child('liveness')),
     masquerade: new MasqueradeController(joined.network.spec.podCIDRs, child('masquerade')),
-    endpoints: new EndpointsController(store, joined.nodeName, records, child('endpoints'), { annotatePods: store.backend === 'kubernetes' }),
+    endpoints: new EndpointsController(store, joined.nodeName, records, informers.of<WeftEndpointObject>('WeftEndpoint'), child('endpoints'), { annotatePods: store.backend === 'kubernetes' }),
   };
 }
 
@@ -130,16 +132,25 @@ async function lockStateDir(stateDir: string): Promise<string> {
       return pidFile;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const [pidText, started] = (await fs.readFile(pidFile, 'utf8').catch(() => '')).trim().split(' ');
-      const other = Number(pidText);
-      const now = Number.isInteger(other) && other > 0 && other !== process.pid ? processStartTime(other) : undefined;
-      if (now !== undefined && (started === undefined || started === now)) {
-        throw new Error(`another weft agent (pid ${other}) is using state dir ${stateDir}`);
-      }
+      const other = pidFileHolder(await fs.readFile(pidFile, 'utf8').catch(() => ''));
+      if (other !== undefined && other !== process.pid) throw new Error(`another weft agent (pid ${other}) is using state dir ${stateDir}`);
       await fs.rm(pidFile, { force: true }); // left by an agent that was killed
     }
   }
   throw new Error(`cannot lock state dir ${stateDir}`);
+}
+
+/**
+ * The node's own values of the sysctls the agent turns on, as they were before any agent did:
+ * written once (SYSCTLS_BEFORE_FILE), so `weft uninstall --all` puts them back.
+ */
+async function keepSysctlsBefore(stateDir: string, keys: string[]): Promise<void> {
+  const file = join(stateDir, SYSCTLS_BEFORE_FILE);
+  const kept = JSON.parse(await fs.readFile(file, 'utf8').catch(() => '{}')) as Record<string, string>;
+  const missing = keys.filter((k) => kept[k] === undefined);
+  if (missing.length === 0) return;
+  for (const k of missing) kept[k] = await readSysctl(k);
+  writeFileAtomic(file, JSON.stringify(kept) + '\n');
 }
 
 /**
@@ -201,6 +212,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     const podCidrs = joined ? joined.blocks.map(parseCidr) : (cfg.podCidrs ?? []);
     if (podCidrs.length === 0) throw new Error('no pod range: give --pod-cidr, or join a cluster with --datastore');
     const mtu = cfg.mtu ?? joined?.backend.podMtu ?? 1500;
+    await keepSysctlsBefore(cfg.stateDir, podCidrs.map((c) => FORWARDING_SYSCTL[c.family]));
     for (const c of podCidrs) await ensureSysctl(FORWARDING_SYSCTL[c.family], '1');
     await dropStateOfOtherBoot(cfg.stateDir, log);
     const ipam = await Ipam.open(cfg.stateDir, podCidrs);

@@ -4,25 +4,30 @@
  * Calico does). Runs on every change the CNI service announces — just after each ADD, never
  * delaying it — and on a resync that repairs what was lost.
  */
+import type { Informer } from '../datastore/informer.js';
 import type { Store } from '../datastore/store.js';
+import type { WeftEndpointObject } from '../model/objects.js';
 import type { Logger } from '../util/log.js';
 import { Runner } from '../util/runner.js';
 import type { AttachmentStore } from './attachment-store.js';
 import type { Controller } from './controller.js';
-import { syncEndpoints, syncPodIPs } from './endpoints.js';
+import { syncEndpoints, syncPodIPs, type PodIPs } from './endpoints.js';
 
 export class EndpointsController implements Controller {
   readonly name = 'endpoints';
   private readonly runner: Runner;
 
-  /** Pod annotations this agent wrote ("namespace/name" → addresses). */
-  private readonly annotated = new Map<string, string>();
+  /** Pod annotations this agent wrote, by "namespace/name". */
+  private readonly annotated = new Map<string, PodIPs>();
 
-  constructor(store: Store, nodeName: string, records: AttachmentStore, log: Logger, opts: { annotatePods: boolean }) {
+  constructor(store: Store, nodeName: string, records: AttachmentStore, endpoints: Informer<WeftEndpointObject>, log: Logger, opts: { annotatePods: boolean }) {
     const run = async (): Promise<void> => {
       const list = records.list();
+      // What is there, from the shared informer (a list per run would cost the API server
+      // every node's pods every 30 s); until it has listed once, nothing is known.
+      await endpoints.synced;
       // Both run, whichever fails: one failure is no reason to delay the other record.
-      const results = await Promise.allSettled([syncEndpoints(store, nodeName, list, log), opts.annotatePods ? syncPodIPs(store, list, this.annotated) : Promise.resolve(0)]);
+      const results = await Promise.allSettled([syncEndpoints(store, nodeName, list, endpoints.items(), log), opts.annotatePods ? syncPodIPs(store, list, this.annotated) : Promise.resolve(0)]);
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw failed.reason;
     };

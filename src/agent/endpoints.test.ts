@@ -8,7 +8,7 @@ import { FileStore } from '../datastore/file-store.js';
 import type { PodObject, WeftEndpointObject } from '../model/objects.js';
 import { isDnsSubdomain } from '../util/dns-names.js';
 import type { AttachmentRecord } from './attachment-store.js';
-import { endpointName, syncEndpoints, syncPodIPs } from './endpoints.js';
+import { endpointName, syncEndpoints, syncPodIPs, type PodIPs } from './endpoints.js';
 
 const rec = (containerId: string, ifName: string, pod?: AttachmentRecord['pod'], addresses = ['10.244.1.5/32']): AttachmentRecord => ({
   containerId,
@@ -41,7 +41,7 @@ describe('endpoint records', () => {
     const store = admitted(FileStore.open(dir));
     try {
       const records = [rec('a', 'eth0', { namespace: 'x', name: 'a' }), rec('bad', 'eth0', { namespace: 'x', name: 'bad', labels: { 'not a key': 'v' } }, ['10.244.1.6/32']), rec('c', 'net-', { namespace: 'x', name: 'c' }, ['10.244.1.7/32'])];
-      await assert.rejects(syncEndpoints(store, 'n1', records), /1 endpoint change\(s\) failed: create x\/bad/);
+      await assert.rejects(syncEndpoints(store, 'n1', records, []), /1 endpoint change\(s\) failed: create x\/bad/);
       const names = (await store.list<WeftEndpointObject>('WeftEndpoint')).items.map((e) => e.metadata.name).sort();
       assert.deepEqual(names, ['a', endpointName(records[2] as AttachmentRecord).name].sort());
     } finally {
@@ -58,7 +58,7 @@ describe('endpoint records', () => {
     try {
       await store.create(podObj('a'));
       await store.create(podObj('b'));
-      const written = new Map<string, string>();
+      const written = new Map<string, PodIPs>();
       const a = rec('a', 'eth0', { namespace: 'x', name: 'a' }, ['10.244.1.5', 'fd00:10:244:1::5']);
       const b = rec('b', 'eth0', { namespace: 'x', name: 'b' }, ['10.244.1.6']);
       const gone = rec('g', 'eth0', { namespace: 'x', name: 'gone' }, ['10.244.1.7']);
@@ -72,6 +72,14 @@ describe('endpoint records', () => {
       await store.delete('Pod', 'a', 'x');
       assert.equal(await syncPodIPs(store, [], written), 0, 'a deleted Pod needs nothing');
       assert.equal(written.size, 0);
+      // A record of an older Pod "c" (its uid) and the Pod "c" there now is another one: untouched.
+      await store.create({ ...podObj('c'), metadata: { ...podObj('c').metadata, uid: 'uid-new' } });
+      const old = rec('old-c', 'eth0', { namespace: 'x', name: 'c', uid: 'uid-old' }, ['10.244.1.9']);
+      assert.equal(await syncPodIPs(store, [old], written), 0);
+      assert.equal(await ips('c'), undefined, 'the newer Pod of that name is not annotated with the old one\'s address');
+      const cur = rec('new-c', 'eth0', { namespace: 'x', name: 'c', uid: 'uid-new' }, ['10.244.1.10']);
+      assert.equal(await syncPodIPs(store, [cur], written), 1);
+      assert.equal(await ips('c'), '10.244.1.10');
     } finally {
       await store.close();
       rmSync(dir, { recursive: true, force: true });

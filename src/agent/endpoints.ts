@@ -49,12 +49,13 @@ export function desiredEndpoints(node: string, records: AttachmentRecord[]): Wef
 const same = (a: WeftEndpointObject, b: WeftEndpointObject): boolean => JSON.stringify(a.spec) === JSON.stringify(b.spec);
 
 /**
- * Converges this node's WeftEndpoints in the datastore with its records. One object failing
- * (refused, a conflict) is logged and retried on the next run; the others carry on.
+ * Converges this node's WeftEndpoints in the datastore with its records, from `current` (the
+ * agent's informer: no list per run). One object failing (refused, a conflict) is logged and
+ * retried on the next run; the others carry on.
  */
-export async function syncEndpoints(store: Store, node: string, records: AttachmentRecord[], log?: Logger): Promise<number> {
+export async function syncEndpoints(store: Store, node: string, records: AttachmentRecord[], current: WeftEndpointObject[], log?: Logger): Promise<number> {
   const want = new Map(desiredEndpoints(node, records).map((e) => [`${e.metadata.namespace}/${e.metadata.name}`, e]));
-  const have = (await store.list<WeftEndpointObject>('WeftEndpoint')).items.filter((e) => e.spec.node === node);
+  const have = current.filter((e) => e.spec.node === node);
   let changes = 0;
   const failures: string[] = [];
   const attempt = async (what: string, fn: () => Promise<unknown>): Promise<void> => {
@@ -90,6 +91,8 @@ export async function syncEndpoints(store: Store, node: string, records: Attachm
           if (isStoreError(e, 'Invalid')) return undefined;
           throw e;
         });
+        // Already as wanted: written by an earlier run the informer had not shown yet.
+        if (cur && same(w, cur)) return;
         await store.update(cur ? { ...w, metadata: { ...w.metadata, resourceVersion: cur.metadata.resourceVersion as string } } : w);
       }
     });
@@ -101,42 +104,53 @@ export async function syncEndpoints(store: Store, node: string, records: Attachm
   return changes;
 }
 
+/** What one local Pod should carry: its addresses, and its uid where the runtime named it. */
+export interface PodIPs {
+  value: string;
+  uid?: string;
+}
+
 /** The weft.io/pod-ips annotation each local pod should carry, by "namespace/name" (pure). */
-export function desiredPodIPs(records: AttachmentRecord[]): Map<string, string> {
-  const out = new Map<string, string>();
+export function desiredPodIPs(records: AttachmentRecord[]): Map<string, PodIPs> {
+  const out = new Map<string, PodIPs>();
   for (const r of records) {
     // The pod's primary interface: what the kubelet reports as status.podIPs.
     if (r.state !== 'ready' || r.ifName !== 'eth0' || !r.pod?.namespace || !r.pod.name || r.addresses.length === 0) continue;
-    out.set(`${r.pod.namespace}/${r.pod.name}`, r.addresses.map(addressOf).join(','));
+    out.set(`${r.pod.namespace}/${r.pod.name}`, { value: r.addresses.map(addressOf).join(','), ...(r.pod.uid ? { uid: r.pod.uid } : {}) });
   }
   return out;
 }
 
 /**
  * Converges the weft.io/pod-ips annotations of this node's Pods (Kubernetes only: elsewhere
- * there are no Pods but Weft's records). `written` is what this agent set, kept between runs so
- * a steady state costs no request; a Pod that is gone needs nothing.
+ * there are no Pods but Weft's records). Each write names the Pod's uid where known, so a Pod of
+ * the same name made anew (on another node, say) is never touched. `written` is what this agent
+ * set, kept between runs so a steady state costs no request. A Pod that is gone, or is another
+ * by now, needs nothing: the annotation went with the one that had it.
  */
-export async function syncPodIPs(store: Store, records: AttachmentRecord[], written: Map<string, string>): Promise<number> {
+export async function syncPodIPs(store: Store, records: AttachmentRecord[], written: Map<string, PodIPs>): Promise<number> {
   const want = desiredPodIPs(records);
   let changes = 0;
   const failures: string[] = [];
-  const set = async (key: string, value: string | null): Promise<void> => {
+  const set = async (key: string, to: PodIPs | undefined, uid: string | undefined): Promise<void> => {
     const [namespace, name] = key.split('/') as [string, string];
     try {
-      await store.annotate<PodObject>('Pod', name, namespace, { [POD_ANNOTATIONS.podIPs]: value });
+      await store.annotate<PodObject>('Pod', name, namespace, { [POD_ANNOTATIONS.podIPs]: to?.value ?? null }, uid ? { uid } : {});
       changes++;
     } catch (err) {
-      if (!isStoreError(err, 'NotFound')) {
+      if (!isStoreError(err, 'NotFound') && !isStoreError(err, 'Conflict')) {
         failures.push(`${key}: ${(err as Error).message}`);
         return;
       }
     }
-    if (value === null) written.delete(key);
-    else written.set(key, value);
+    if (to) written.set(key, to);
+    else written.delete(key);
   };
-  for (const [key, value] of want) if (written.get(key) !== value) await set(key, value);
-  for (const key of [...written.keys()]) if (!want.has(key)) await set(key, null);
+  for (const [key, to] of want) {
+    const had = written.get(key);
+    if (had?.value !== to.value || had.uid !== to.uid) await set(key, to, to.uid);
+  }
+  for (const [key, had] of [...written]) if (!want.has(key)) await set(key, undefined, had.uid);
   if (failures.length > 0) throw new Error(`${failures.length} pod address annotation(s) failed: ${failures[0]}`);
   return changes;
 }

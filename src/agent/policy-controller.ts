@@ -220,6 +220,7 @@ export class PolicyController implements Controller {
     let lastError: string | undefined;
     for (let pause = 50; ; pause = Math.min(pause * 2, 1000)) {
       // Not found, unreachable or unusable: the informer's view stands.
+      lastError = undefined;
       const pod = await this.cfg.store.get<PodObject>('Pod', name, namespace).catch((err: unknown) => {
         lastError = (err as Error).message;
         return undefined;
@@ -238,7 +239,7 @@ export class PolicyController implements Controller {
     throw late(
       lastError
         ? `could not read ${which}: ${lastError}`
-        : `the API server has no ${which} after ${roundMs(waitMs / 1000)} s; its labels, and so its policy, are unknown (the kubelet creates the Pod before the ADD: check that CNI_ARGS K8S_POD_NAMESPACE/K8S_POD_NAME name it and that this agent reads the cluster the kubelet writes to)`,
+        : `the API server has no ${which} after ${waitMs / 1000} s; its labels, and so its policy, are unknown (the kubelet creates the Pod before the ADD: check that CNI_ARGS K8S_POD_NAMESPACE/K8S_POD_NAME name it and that this agent reads the cluster the kubelet writes to)`,
     );
   }
 
@@ -269,13 +270,17 @@ export class PolicyController implements Controller {
     const local = this.localView();
     const pods = this.pods.items();
     for (const [key, p] of this.early) {
-      // Until the informer has this Pod (not an older one of the same name), the fetched one stands.
+      // A Pod fetched at ADD stands until the informer has it — and only while a local
+      // attachment is that pod's (its uid where the runtime gave one): a fetched Pod whose
+      // attachment is gone, or that the informer has since replaced, is forgotten.
       const seen = this.pods.get(p.metadata.name, p.metadata.namespace);
-      if (seen && (seen.metadata.uid === p.metadata.uid || p.metadata.uid === undefined)) this.early.delete(key);
-      else {
-        if (seen) pods.splice(pods.indexOf(seen), 1);
-        pods.push(p);
+      const attached = this.cfg.records.list().some((r) => r.pod?.namespace === p.metadata.namespace && r.pod?.name === p.metadata.name && (r.pod?.uid === undefined || r.pod.uid === p.metadata.uid));
+      if (!attached || (seen && (seen.metadata.uid === p.metadata.uid || p.metadata.uid === undefined))) {
+        this.early.delete(key);
+        continue;
       }
+      if (seen) pods.splice(pods.indexOf(seen), 1);
+      pods.push(p);
     }
     const { snapshot, problems } = buildSnapshot({
       namespaces: this.namespaces.items(),

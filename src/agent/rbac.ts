@@ -1,17 +1,21 @@
 /**
  * What a node agent does with each kind on the Kubernetes API: the least privilege its
  * ServiceAccount needs (deploy/weft.yaml grants exactly this; test/deploy.test.ts holds the two
- * together). Change it with the code that needs it.
+ * together). Change it with the code that needs it. "Kind/status" is the kind's status subresource.
  */
 export type Verb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch' | 'delete';
 
 const READ: readonly Verb[] = ['get', 'list', 'watch'];
 
 export const AGENT_ACCESS: Readonly<Record<string, readonly Verb[]>> = {
-  /** Informers; its own Node's annotations, by merge patch (membership). Never created, updated or deleted. */
-  Node: [...READ, 'patch'],
-  /** Informers (policy), the Pod of an ADD looked up directly, its addresses annotated (endpoints). */
-  Pod: [...READ, 'patch'],
+  /** Informers. Never created, changed or deleted. */
+  Node: READ,
+  /** Its own Node's annotations, by merge patch through the status subresource (membership): never its spec. */
+  'Node/status': ['patch'],
+  /** Informers (policy), and the Pod of an ADD looked up directly. */
+  Pod: READ,
+  /** Its pods' weft.io/pod-ips, by merge patch through the status subresource (endpoints): never their spec. */
+  'Pod/status': ['patch'],
   Namespace: READ,
   NetworkPolicy: READ,
   WeftClusterPolicy: READ,

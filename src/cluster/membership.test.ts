@@ -159,8 +159,12 @@ describe('an agent whose settings are not the cluster\'s (pure)', () => {
     const spec = { ...defaults(), leaseDurationSeconds: 40 };
     assert.deepEqual(settingsDiffer(defaults({ podCIDRs: ['fd00:10:244::/56', '10.244.0.0/16'] }), spec), []);
     assert.deepEqual(settingsDiffer(defaults({ backend: { type: 'host-gw' }, ipam: 'kubernetes' }), spec), [
-      'ipam: "kubernetes" here, "cluster-pool" in the cluster',
-      'backend: {"type":"host-gw"} here, {"type":"vxlan"} in the cluster',
+      'ipam: kubernetes here, cluster-pool in the cluster',
+      'backend: host-gw here, vxlan in the cluster',
     ]);
+    // An API server hands back a custom resource's keys in its own order: no difference.
+    const vx = { type: 'vxlan' as const, vni: 1, port: 8472 };
+    assert.deepEqual(settingsDiffer(defaults({ backend: vx }), { ...spec, backend: { port: 8472, type: 'vxlan', vni: 1 } }), []);
+    assert.deepEqual(settingsDiffer(defaults({ backend: vx }), { ...spec, backend: { ...vx, port: 4789 } }), ['VXLAN port: 8472 here, 4789 in the cluster']);
   });
 });

@@ -40,13 +40,17 @@ export interface ClusterDefaults {
  */
 export function settingsDiffer(mine: ClusterDefaults, cluster: ClusterNetworkObject['spec']): string[] {
   const out: string[] = [];
-  const note = (what: string, a: unknown, b: unknown): void => {
-    if (JSON.stringify(a) !== JSON.stringify(b)) out.push(`${what}: ${JSON.stringify(a)} here, ${JSON.stringify(b)} in the cluster`);
+  // Field by field: an API server returns a custom resource's keys in its own order.
+  const note = (what: string, a: string | number | undefined, b: string | number | undefined): void => {
+    if (a !== b) out.push(`${what}: ${a ?? 'unset'} here, ${b ?? 'unset'} in the cluster`);
   };
-  note('cluster CIDRs', [...mine.podCIDRs].sort(), [...cluster.podCIDRs].sort());
+  note('cluster CIDRs', [...mine.podCIDRs].sort().join(','), [...cluster.podCIDRs].sort().join(','));
   note('ipam', mine.ipam ?? 'cluster-pool', cluster.ipam ?? 'cluster-pool');
-  note('backend', mine.backend, cluster.backend);
-  note('block sizes', mine.blockSize, cluster.blockSize);
+  note('backend', mine.backend.type, cluster.backend.type);
+  note('VXLAN VNI', mine.backend.vni, cluster.backend.vni);
+  note('VXLAN port', mine.backend.port, cluster.backend.port);
+  note('IPv4 block size', mine.blockSize.ipv4, cluster.blockSize.ipv4);
+  note('IPv6 block size', mine.blockSize.ipv6, cluster.blockSize.ipv6);
   return out;
 }
 

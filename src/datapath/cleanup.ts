@@ -18,19 +18,20 @@ export const isWeftTable = (name: string): boolean => name.startsWith('weft_');
 /** Removes it all; returns what it removed, one line each ("link weft.vxlan", …). */
 export async function removeWeftState(): Promise<string[]> {
   const removed: string[] = [];
-  for (const t of await nftListTables()) {
-    if (!isWeftTable(t.name)) continue;
-    await nftDeleteTable(t.family, t.name);
-    removed.push(`nft table ${t.family} ${t.name}`);
-  }
-  // Routes first: those through a link go with it, and listing them after would miss none.
-  const routes = await weftRoutes();
-  if (routes.length > 0) await ipBatch(routes.map((r) => ipc`route del ${r.dst} proto ${ROUTE_PROTO}`), { force: true }).catch(() => undefined);
-  removed.push(...routes.map((r) => `route ${r.dst}`));
+  // Links first: a pod must never be left connected without its policy table.
   for (const l of (await observeNetns()).links) {
     if (!isWeftLink(l.name)) continue;
     await ip(['link', 'del', 'dev', l.name]).catch(() => undefined);
     removed.push(`link ${l.name}`);
+  }
+  // Routes through those links went with them; host-gw's (via the uplink) are left.
+  const routes = await weftRoutes();
+  if (routes.length > 0) await ipBatch(routes.map((r) => ipc`route del ${r.dst} proto ${ROUTE_PROTO}`), { force: true }).catch(() => undefined);
+  removed.push(...routes.map((r) => `route ${r.dst}`));
+  for (const t of await nftListTables()) {
+    if (!isWeftTable(t.name)) continue;
+    await nftDeleteTable(t.family, t.name);
+    removed.push(`nft table ${t.family} ${t.name}`);
   }
   const left = [
     ...(await nftListTables()).filter((t) => isWeftTable(t.name)).map((t) => `nft table ${t.family} ${t.name}`),

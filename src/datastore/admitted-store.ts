@@ -81,13 +81,13 @@ class AdmittedStore implements Store {
   }
 
   /** The object as it would be after the change is admitted before the change is sent. */
-  async annotate<T extends KObject>(kind: string, name: string, namespace: string | undefined, changes: AnnotationChanges): Promise<T> {
+  async annotate<T extends KObject>(kind: string, name: string, namespace: string | undefined, changes: AnnotationChanges, opts?: { uid?: string }): Promise<T> {
     const current = await this.inner.get<T>(kind, name, namespace);
     if (!current) throw new StoreError('NotFound', `${kind} ${namespace ? `${namespace}/` : ''}${name} does not exist`);
     const annotations = applyAnnotations(current.metadata.annotations, changes);
     if (!annotations) return this.admitRead(current, kind, name, namespace);
     admitWrite({ ...current, metadata: { ...current.metadata, annotations } });
-    return this.admitRead(await this.inner.annotate<T>(kind, name, namespace, changes), kind, name, namespace);
+    return this.admitRead(await this.inner.annotate<T>(kind, name, namespace, changes, opts), kind, name, namespace);
   }
 
   delete(kind: string, name: string, namespace?: string, opts?: { resourceVersion?: string }): Promise<boolean> {

@@ -142,8 +142,8 @@ export class EtcdStore implements Store {
     return o;
   }
 
-  annotate<T extends KObject>(kind: string, name: string, namespace: string | undefined, changes: AnnotationChanges): Promise<T> {
-    return annotateByUpdate<T>(this, kind, name, namespace, changes);
+  annotate<T extends KObject>(kind: string, name: string, namespace: string | undefined, changes: AnnotationChanges, opts?: { uid?: string }): Promise<T> {
+    return annotateByUpdate<T>(this, kind, name, namespace, changes, opts);
   }
 
   async delete(kind: string, name: string, namespace?: string, opts: { resourceVersion?: string } = {}): Promise<boolean> {

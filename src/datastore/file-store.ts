@@ -275,8 +275,8 @@ export class FileStore implements Store {
     });
   }
 
-  annotate<T extends KObject>(kind: string, name: string, namespace: string | undefined, changes: AnnotationChanges): Promise<T> {
-    return annotateByUpdate<T>(this, kind, name, namespace, changes);
+  annotate<T extends KObject>(kind: string, name: string, namespace: string | undefined, changes: AnnotationChanges, opts?: { uid?: string }): Promise<T> {
+    return annotateByUpdate<T>(this, kind, name, namespace, changes, opts);
   }
 
   delete(kind: string, name: string, namespace?: string, opts: { resourceVersion?: string } = {}): Promise<boolean> {

@@ -46,8 +46,8 @@ class GoneOnDemand implements Store {
     return this.inner.delete(kind, name, namespace, opts);
   }
 
-  annotate<T extends KObject>(kind: string, name: string, namespace: string | undefined, changes: AnnotationChanges): Promise<T> {
-    return this.inner.annotate<T>(kind, name, namespace, changes);
+  annotate<T extends KObject>(kind: string, name: string, namespace: string | undefined, changes: AnnotationChanges, opts?: { uid?: string }): Promise<T> {
+    return this.inner.annotate<T>(kind, name, namespace, changes, opts);
   }
   async *watch<T extends KObject>(kind: string, from: number, signal: AbortSignal): AsyncIterable<WatchEvent<T>> {
     for await (const ev of this.inner.watch<T>(kind, from, signal)) {

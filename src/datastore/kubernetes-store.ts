@@ -19,12 +19,19 @@ export interface KubeResource {
   namespaced: boolean;
   /** Writes to .status go through the status subresource (the main resource ignores them). */
   status: boolean;
+  /**
+   * Annotations are patched through the status subresource, which for Nodes and Pods keeps a
+   * request's metadata but never its spec (the API server's node and pod status strategies):
+   * the agent needs `nodes/status` and `pods/status` patch, not patch on the objects — as
+   * Flannel annotates Nodes and Calico's CNI plugin annotates Pods.
+   */
+  annotateViaStatus?: boolean;
 }
 
 export const KUBE_RESOURCES: Readonly<Record<string, KubeResource>> = {
   Namespace: { group: '', version: 'v1', plural: 'namespaces', namespaced: false, status: true },
-  Node: { group: '', version: 'v1', plural: 'nodes', namespaced: false, status: true },
-  Pod: { group: '', version: 'v1', plural: 'pods', namespaced: true, status: true },
+  Node: { group: '', version: 'v1', plural: 'nodes', namespaced: false, status: true, annotateViaStatus: true },
+  Pod: { group: '', version: 'v1', plural: 'pods', namespaced: true, status: true, annotateViaStatus: true },
   Lease: { group: 'coordination.k8s.io', version: 'v1', plural: 'leases', namespaced: true, status: false },
   NetworkPolicy: { group: 'networking.k8s.io', version: 'v1', plural: 'networkpolicies', namespaced: true, status: false },
   ClusterNetwork: { group: 'weft.io', version: 'v1', plural: 'clusternetworks', namespaced: false, status: false },
@@ -197,10 +204,13 @@ export class KubernetesStore implements Store {
     return this.writeStatus(obj.kind, d.ok, obj, what);
   }
 
-  async annotate<T extends KObject>(kind: string, name: string, namespace: string | undefined, changes: AnnotationChanges): Promise<T> {
+  async annotate<T extends KObject>(kind: string, name: string, namespace: string | undefined, changes: AnnotationChanges, opts?: { uid?: string }): Promise<T> {
     const what = `annotate ${kind} ${namespace ? `${namespace}/` : ''}${name}`;
-    // A merge patch: only these keys change (null removes one), with no resourceVersion to race.
-    const res = await this.call('PATCH', objectPath(kind, name, namespace), what, { body: { metadata: { annotations: changes } }, contentType: 'application/merge-patch+json' });
+    // A merge patch: only these keys change (null removes one), with no resourceVersion to race;
+    // a uid in it is a precondition (409 when the object is another of that name).
+    const body = { metadata: { annotations: changes, ...(opts?.uid !== undefined ? { uid: opts.uid } : {}) } };
+    const path = `${objectPath(kind, name, namespace)}${resourceOf(kind).annotateViaStatus ? '/status' : ''}`;
+    const res = await this.call('PATCH', path, what, { body, contentType: 'application/merge-patch+json' });
     if (res.status === 404) throw new StoreError('NotFound', `${what}: it does not exist`);
     if (res.status !== 200) throw storeError(res, what);
     const d = this.decode<T>(kind, res.body);

@@ -93,7 +93,7 @@ export function runStoreContract(o: ContractOptions): void {
     assert.equal(creates.filter((r) => r.status === 'fulfilled').length, 1, 'exactly one racing create wins');
   }));
 
-  it('annotate: sets and removes only the named annotations, keeps the rest, races no other writer; NotFound when absent', withStores(async ({ a, b }) => {
+  it('annotate: sets and removes only the named annotations, keeps the rest, loses no concurrent write; NotFound when absent, Conflict for another uid', withStores(async ({ a, b }) => {
     const v1 = await a.create({ ...pod('web'), metadata: { ...pod('web').metadata, labels: { app: 'web' }, annotations: { keep: 'me', old: 'x' } } });
     // Another writer between a read and the annotate: its change survives.
     await b.update({ ...v1, metadata: { ...v1.metadata, labels: { app: 'web', tier: '2' } } });
@@ -103,7 +103,14 @@ export function runStoreContract(o: ContractOptions): void {
     assert.deepEqual([seen?.metadata.annotations, seen?.metadata.labels], [{ keep: 'me', 'weft.io/pod-ips': '10.244.0.5' }, { app: 'web', tier: '2' }]);
     const again = await b.annotate<KObject>('Pod', 'web', 'default', { old: null });
     assert.deepEqual(again.metadata.annotations, { keep: 'me', 'weft.io/pod-ips': '10.244.0.5' }, 'removing what is not there changes nothing');
+    // Two writers at once, each on its own key: neither change is lost.
+    await Promise.all(Array.from({ length: 6 }, (_, i) => (i % 2 ? a : b).annotate('Pod', 'web', 'default', { [`k${i}`]: String(i) })));
+    const both = await a.get<KObject>('Pod', 'web', 'default');
+    assert.deepEqual(Object.keys(both?.metadata.annotations ?? {}).sort(), ['k0', 'k1', 'k2', 'k3', 'k4', 'k5', 'keep', 'weft.io/pod-ips']);
     await assert.rejects(a.annotate('Pod', 'ghost', 'default', { x: 'y' }), (e: unknown) => isStoreError(e, 'NotFound'));
+    const uid = both?.metadata.uid;
+    if (uid !== undefined) await a.annotate('Pod', 'web', 'default', { y: 'z' }, { uid });
+    await assert.rejects(a.annotate('Pod', 'web', 'default', { y: 'w' }, { uid: '00000000-0000-4000-8000-000000000000' }), (e: unknown) => isStoreError(e, 'Conflict'), 'another object of that name');
   }));
 
   it('delete: true once, false after; a stale resourceVersion is a Conflict', withStores(async ({ a, b }) => {

@@ -94,9 +94,10 @@ export interface Store {
   /**
    * Sets (a string) or removes (null) these annotations and touches nothing else of the object,
    * whoever else writes it meanwhile (the kubelet a Pod's status, say): a merge patch on the
-   * Kubernetes API, a compare-and-swap loop elsewhere. NotFound if the object does not exist.
+   * Kubernetes API, a compare-and-swap loop elsewhere. NotFound if the object does not exist;
+   * with `uid`, Conflict if it is another object of that name (deleted and made anew).
    */
-  annotate<T extends KObject>(kind: string, name: string, namespace: string | undefined, changes: AnnotationChanges): Promise<T>;
+  annotate<T extends KObject>(kind: string, name: string, namespace: string | undefined, changes: AnnotationChanges, opts?: { uid?: string }): Promise<T>;
   /**
    * Every change of `kind` with a revision above `fromRevision`, in order, until `signal`
    * aborts. Throws StoreError Gone when those revisions were compacted away (list again).
@@ -122,11 +123,12 @@ export function applyAnnotations(current: Readonly<Record<string, string>> | und
 }
 
 /** Store.annotate for stores without a patch: read, change, write if unchanged meanwhile, retry. */
-export async function annotateByUpdate<T extends KObject>(store: Pick<Store, 'get' | 'update'>, kind: string, name: string, namespace: string | undefined, changes: AnnotationChanges): Promise<T> {
+export async function annotateByUpdate<T extends KObject>(store: Pick<Store, 'get' | 'update'>, kind: string, name: string, namespace: string | undefined, changes: AnnotationChanges, opts?: { uid?: string }): Promise<T> {
   const what = `${kind} ${namespace ? `${namespace}/` : ''}${name}`;
   for (let attempt = 0; attempt < 10; attempt++) {
     const current = await store.get<T>(kind, name, namespace);
     if (!current) throw new StoreError('NotFound', `${what} does not exist`);
+    if (opts?.uid !== undefined && current.metadata.uid !== opts.uid) throw new StoreError('Conflict', `${what}: uid ${opts.uid} is not the object's (${current.metadata.uid ?? 'none'})`);
     const annotations = applyAnnotations(current.metadata.annotations, changes);
     if (!annotations) return current;
     try {

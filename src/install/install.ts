@@ -3,7 +3,9 @@ import { dirname, join } from 'node:path';
 import { compareVersions, SUPPORTED_VERSIONS, versionAtLeast } from '../cni/version.js';
 import { execPlugin, findPlugin } from '../cniruntime/invoke.js';
 import { removeWeftState } from '../datapath/cleanup.js';
-import { writeFileAtomic } from '../util/atomic-file.js';
+import { TEMP_PREFIX, writeFileAtomic } from '../util/atomic-file.js';
+import { writeSysctl } from '../kernel/sysctl.js';
+import { pidFileHolder } from '../util/lock-file.js';
 import { UserError } from '../util/user-error.js';
 import { findBuiltFile } from '../util/built-file.js';
 
@@ -128,19 +130,32 @@ export interface UninstallOptions {
   all?: { stateDir: string; socket: string };
 }
 
-/** What an agent keeps in its state dir (agent.ts, attachment-store.ts, ipam/, policy-controller.ts). */
-const STATE_ENTRIES = ['agent.pid', 'boot-id', 'policy-table.json', 'attachments', 'ipam'];
+/** The node's sysctls as they were before an agent first turned them on (agent.ts writes it). */
+export const SYSCTLS_BEFORE_FILE = 'sysctls-before.json';
 
-/** Refuses a --state-dir that holds what no agent wrote (a mistyped path): nothing is removed then. */
-async function assertStateDir(dir: string): Promise<void> {
-  const entries = await fs.readdir(dir).catch(() => [] as string[]);
-  const foreign = entries.filter((e) => !STATE_ENTRIES.includes(e));
-  if (foreign.length > 0) throw new UserError(`--state-dir ${dir} holds files an agent does not write (${foreign.slice(0, 5).join(', ')}): is it the agent's state dir? Nothing was removed`);
+/** What an agent keeps in its state dir (agent.ts, attachment-store.ts, ipam/, policy-controller.ts). */
+const STATE_ENTRIES = ['agent.pid', 'boot-id', 'policy-table.json', SYSCTLS_BEFORE_FILE, 'attachments', 'ipam'];
+
+/**
+ * Refuses, before anything is removed: a running agent (its pid file names a live process), a
+ * --state-dir that is not a directory or holds what no agent writes (a mistyped path), a
+ * --socket that is not a socket.
+ */
+async function checkForAll(stateDir: string, socket: string): Promise<void> {
+  const holder = pidFileHolder(await fs.readFile(join(stateDir, 'agent.pid'), 'utf8').catch(() => ''));
+  if (holder !== undefined) throw new UserError(`an agent (pid ${holder}) is running on state dir ${stateDir}: stop it first`);
+  const dir = await fs.lstat(stateDir).catch(() => undefined);
+  if (dir && !dir.isDirectory()) throw new UserError(`--state-dir ${stateDir} is not a directory; nothing was removed`);
+  const entries = dir ? await fs.readdir(stateDir) : [];
+  const foreign = entries.filter((e) => !STATE_ENTRIES.includes(e) && !e.startsWith(TEMP_PREFIX));
+  if (foreign.length > 0) throw new UserError(`--state-dir ${stateDir} holds files an agent does not write (${foreign.slice(0, 5).join(', ')}): is it the agent's state dir? Nothing was removed`);
+  const sock = await fs.lstat(socket).catch(() => undefined);
+  if (sock && !sock.isSocket()) throw new UserError(`--socket ${socket} is not a socket; nothing was removed`);
 }
 
 /** Removes what install wrote; idempotent. Refuses to remove a conflist that is not Weft's. */
 export async function uninstall(o: UninstallOptions): Promise<string[]> {
-  if (o.all) await assertStateDir(o.all.stateDir);
+  if (o.all) await checkForAll(o.all.stateDir, o.all.socket);
   const removed: string[] = [];
   const conflist = join(o.confDir, CONFLIST_FILE);
   const text = await fs.readFile(conflist, 'utf8').catch(() => undefined);
@@ -165,21 +180,38 @@ export async function uninstall(o: UninstallOptions): Promise<string[]> {
   return removed;
 }
 
-/** The agent's state dir and its socket; the socket's dir too if that leaves it empty. */
+/**
+ * The sysctls put back as they were before Weft, then the agent's state dir and socket. A
+ * directory that is a mount point (a container's volume) cannot go: it is emptied instead.
+ */
 async function removeAgentFiles(stateDir: string, socket: string): Promise<string[]> {
   const removed: string[] = [];
+  const before = JSON.parse(await fs.readFile(join(stateDir, SYSCTLS_BEFORE_FILE), 'utf8').catch(() => '{}')) as Record<string, unknown>;
+  for (const [key, value] of Object.entries(before)) {
+    if (typeof value !== 'string' || !/^\d+$/.test(value)) continue;
+    await writeSysctl(key, value);
+    removed.push(`sysctl ${key} (back to ${value})`);
+  }
   if (existsSync(stateDir)) {
-    await fs.rm(stateDir, { recursive: true, force: true });
+    for (const e of await fs.readdir(stateDir)) await fs.rm(join(stateDir, e), { recursive: true, force: true });
     removed.push(stateDir);
+    await removeDirIfFree(stateDir);
   }
   if (existsSync(socket)) {
     await fs.rm(socket, { force: true });
     removed.push(socket);
   }
-  const dir = dirname(socket);
-  if ((await fs.readdir(dir).catch(() => ['?'])).length === 0) {
-    await fs.rmdir(dir);
-    removed.push(dir);
-  }
+  if ((await fs.readdir(dirname(socket)).catch(() => ['?'])).length === 0 && (await removeDirIfFree(dirname(socket)))) removed.push(dirname(socket));
   return removed;
+}
+
+/** rmdir, where the directory is not a mount point in use (EBUSY): true when it is gone. */
+async function removeDirIfFree(dir: string): Promise<boolean> {
+  try {
+    await fs.rmdir(dir);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EBUSY') return false;
+    throw err;
+  }
 }

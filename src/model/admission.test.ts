@@ -35,11 +35,8 @@ describe('admission of every kind Weft reads (pure)', () => {
     rejects(pod({ metadata: { name: 'web', namespace: 'shop', labels: { app: 'a;b' } } }), /metadata\.labels: Invalid value: "a;b"/);
     rejects(pod({ metadata: { name: 'web\u0000', namespace: 'shop' } }), /metadata\.name: Invalid value: "web\\u0000"/);
     rejects(pod({ metadata: { name: 'web' } }), /metadata\.namespace: Required value/);
-    const annotated = (v: string): Record<string, unknown> => pod({ metadata: { name: 'web', namespace: 'shop', annotations: { 'weft.io/pod-ips': v } }, status: {} });
-    admitObject(annotated('10.244.1.5,fd00:10:244:1::5'));
-    rejects(annotated('10.244.1.5,10.244.1.6'), /weft\.io\/pod-ips.*one per family/);
-    rejects(annotated('10.244.1.5 dev lo'), /weft\.io\/pod-ips: Invalid value/);
-    rejects(annotated(''), /weft\.io\/pod-ips: Invalid value/);
+    // Anyone who may edit the Pod may write weft.io/pod-ips: a bad value must not hide the Pod.
+    admitObject(pod({ metadata: { name: 'web', namespace: 'shop', annotations: { 'weft.io/pod-ips': '10.244.1.5 dev lo; x' } } }));
   });
 
   it('a Node: podCIDRs, addresses and Weft\'s annotations', () => {

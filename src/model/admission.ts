@@ -7,7 +7,7 @@ import { UserError } from '../util/user-error.js';
 import { admitClusterPolicy } from './cluster-policy.js';
 import { FieldErrors, labelKeyProblem, labelValueProblem, PORT_RANGE_PROBLEM, portNameProblem, validPortNumber, type FieldPath } from './field-errors.js';
 import { admitNetworkPolicy, PORT_PROTOCOLS } from './network-policy.js';
-import { BACKENDS, blockName, IPAM_MODES, NODE_ANNOTATIONS, POD_ANNOTATIONS, WEFT_API, type KObject, type NetworkPolicyObject, type WeftClusterPolicyObject } from './objects.js';
+import { BACKENDS, blockName, IPAM_MODES, NODE_ANNOTATIONS, WEFT_API, type KObject, type NetworkPolicyObject, type WeftClusterPolicyObject } from './objects.js';
 
 /**
  * Admission of every object Weft reads (pure): what the API server checks on create, for each
@@ -177,10 +177,8 @@ function admitPod(obj: KObject, errs: FieldErrors): KObject {
     if (addressProblem(x.ip)) errs.invalid(['status', 'podIPs', i, 'ip'], x.ip, addressProblem(x.ip) as string);
   });
   if (ips.length > 2 || (ips.length === 2 && isIP(ips[0]?.ip ?? '') === isIP(ips[1]?.ip ?? ''))) errs.invalid(['status', 'podIPs'], ips, 'may hold at most one address per family');
-  const annotated = obj.metadata.annotations?.[POD_ANNOTATIONS.podIPs];
-  if (annotated !== undefined && !oneAddressPerFamily(annotated)) {
-    errs.invalid(['metadata', 'annotations', POD_ANNOTATIONS.podIPs], annotated, 'must be one or two addresses, one per family, separated by ","');
-  }
+  // weft.io/pod-ips is not checked here: whoever may edit a Pod may write it, and a bad value
+  // must not hide the whole Pod (its labels) from policy. Its reader drops what is not an address.
   return obj;
 }
 

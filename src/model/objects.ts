@@ -146,10 +146,17 @@ export const POD_ANNOTATIONS = {
   podIPs: 'weft.io/pod-ips',
 } as const;
 
-/** A Pod's addresses: status.podIPs (the kubelet's) where reported, else the agent's annotation. */
-export function podIPsOf(p: PodObject): string[] {
-  const reported = (p.status?.podIPs?.map((x) => x.ip) ?? [p.status?.podIP]).filter((ip): ip is string => typeof ip === 'string' && ip !== '');
-  if (reported.length > 0) return reported;
+/** A Pod's addresses as the kubelet reports them (status.podIPs, else status.podIP). */
+export function podStatusIPs(p: PodObject): string[] {
+  return (p.status?.podIPs?.map((x) => x.ip) ?? [p.status?.podIP]).filter((ip): ip is string => typeof ip === 'string' && ip !== '');
+}
+
+/**
+ * A Pod's addresses as its node's agent annotated them (weft.io/pod-ips). Anyone who may edit
+ * the Pod may edit this too: a reader trusts it only below status and inside the pod's node's
+ * blocks (policy/from-objects.ts), and a value that is not a list of addresses is no claim.
+ */
+export function podAnnotatedIPs(p: PodObject): string[] {
   const ann = p.metadata.annotations?.[POD_ANNOTATIONS.podIPs];
   return ann ? ann.split(',') : [];
 }

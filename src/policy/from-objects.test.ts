@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { NetworkPolicyObject, PodObject, WeftEndpointObject } from '../model/objects.js';
+import type { NetworkPolicyObject, NodeObject, PodObject, WeftEndpointObject } from '../model/objects.js';
 import { buildSnapshot, snapshotFingerprint, type SnapshotInput } from './from-objects.js';
 
 const pod = (name: string, labels: Record<string, string>, ip?: string, extra: Partial<PodObject> = {}): PodObject => ({
@@ -36,10 +36,33 @@ describe('policy snapshot from datastore objects', () => {
     );
   });
 
-  it("a Pod's addresses: the kubelet's status.podIPs where reported, else the agent's weft.io/pod-ips annotation", () => {
-    const annotated = (name: string, ips: string, status: PodObject['status']): PodObject => ({ ...pod(name, { app: name }), metadata: { namespace: 'x', name, labels: { app: name }, annotations: { 'weft.io/pod-ips': ips } }, status });
-    const { snapshot } = buildSnapshot(input({ pods: [annotated('early', '10.0.0.9,fd00::9', { phase: 'Pending' }), annotated('reported', '10.0.0.1', { phase: 'Running', podIPs: [{ ip: '10.0.0.2' }] })] }));
-    assert.deepEqual(snapshot.endpoints.map((e) => [e.name, e.addresses]), [['early', ['10.0.0.9', 'fd00::9']], ['reported', ['10.0.0.2']]]);
+  it("a Pod's addresses: the kubelet's status.podIPs; else the agent's weft.io/pod-ips, only inside its node's blocks and below any other claim", () => {
+    const annotated = (name: string, ips: string, status: PodObject['status'], nodeName?: string): PodObject => ({
+      ...pod(name, { app: name }),
+      metadata: { namespace: 'x', name, labels: { app: name }, annotations: { 'weft.io/pod-ips': ips } },
+      spec: { containers: [], ...(nodeName ? { nodeName } : {}) },
+      status,
+    });
+    const n1: NodeObject = { apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1', annotations: { 'weft.io/backend': 'vxlan', 'weft.io/pod-cidrs': '10.0.0.0/24,fd00::/64' } } };
+    const { snapshot } = buildSnapshot(
+      input({
+        nodes: [n1],
+        pods: [
+          annotated('early', '10.0.0.9,fd00::9', { phase: 'Pending' }, 'n1'),
+          annotated('reported', '10.0.0.1', { phase: 'Running', podIPs: [{ ip: '10.0.0.2' }] }, 'n1'),
+          annotated('outside', '192.0.2.1,10.0.0.10', { phase: 'Pending' }, 'n1'),
+          annotated('unbound', '10.0.0.11', { phase: 'Pending' }),
+          annotated('thief', '10.0.0.2,10.0.0.12', { phase: 'Pending' }, 'n1'),
+          annotated('garbage', 'not an address', { phase: 'Pending' }, 'n1'),
+        ],
+      }),
+    );
+    assert.deepEqual(snapshot.endpoints.map((e) => [e.name, e.addresses]), [
+      ['early', ['10.0.0.9', 'fd00::9']],
+      ['outside', ['10.0.0.10']],
+      ['reported', ['10.0.0.2']],
+      ['thief', ['10.0.0.12']],
+    ], 'no address outside n1\'s blocks, none for a Pod bound to no node, and status beats the annotation');
   });
 
   it("the agent's own records are newer than the datastore's, and a reused address belongs to the fresher claim", () => {

@@ -1,10 +1,12 @@
 import { createHash } from 'node:crypto';
-import { canonicalAddress, parseCidrMasked } from '../ipam/cidr.js';
+import { canonicalAddress, cidrContains, parseAddress, parseCidrMasked } from '../ipam/cidr.js';
 import { admitClusterPolicy } from '../model/cluster-policy.js';
 import { admitNetworkPolicy } from '../model/network-policy.js';
 import {
   NODE_ANNOTATIONS,
-  podIPsOf,
+  nodePodCidrs,
+  podAnnotatedIPs,
+  podStatusIPs,
   SYSTEM_NAMESPACE,
   type ClusterPolicyPeerSpec,
   type ClusterPolicyPortSpec,
@@ -119,8 +121,8 @@ function podPorts(pod: PodObject): NamedPort[] {
   return out;
 }
 
-function podAddresses(pod: PodObject): string[] {
-  return podIPsOf(pod).flatMap((ip) => {
+function canonical(addresses: string[]): string[] {
+  return addresses.flatMap((ip) => {
     try {
       return [canonicalAddress(ip)];
     } catch {
@@ -153,8 +155,10 @@ export interface SnapshotInput {
  * addresses its node attached, the local records the newest word on this node's pods. Host
  * network pods, finished pods and attachments without a pod identity are not selectable.
  * Where two claim one address, the fresher source keeps it (local, then WeftEndpoint, then
- * Pod status) — a reused address must never carry its previous pod's identity; two claims from
- * sources of one kind leave it to neither.
+ * Pod status, then the agent's weft.io/pod-ips annotation of a Pod without status addresses) —
+ * a reused address must never carry its previous pod's identity; two claims from sources of one
+ * kind leave it to neither. The annotation is editable by anyone who may edit the Pod, so it
+ * counts least, and only for addresses inside the blocks of the node the Pod is bound to.
  */
 function buildEndpoints(input: SnapshotInput): Endpoint[] {
   // Plain objects built field by field: object spread and rest made this most of a sync at 5000 pods.
@@ -166,11 +170,27 @@ function buildEndpoints(input: SnapshotInput): Endpoint[] {
     if (node) ep.node = node;
     return ep;
   };
+  const blocksOf = new Map(input.nodes.map((n) => [n.metadata.name, nodePodCidrs(n).flatMap((c) => {
+    try {
+      return [parseCidrMasked(c)];
+    } catch {
+      return [];
+    }
+  })]));
+  const inNodeBlocks = (node: string | null | undefined, a: string): boolean => {
+    const blocks = node ? blocksOf.get(node) : undefined;
+    return blocks !== undefined && blocks.some((b) => cidrContains(b, parseAddress(a)));
+  };
   for (const [key, p] of pods) {
     if (!selectable(p)) continue;
-    const addresses = podAddresses(p);
+    let addresses = canonical(podStatusIPs(p));
+    let rank = 1;
+    if (addresses.length === 0) {
+      addresses = canonical(podAnnotatedIPs(p)).filter((a) => inNodeBlocks(p.spec?.nodeName, a));
+      rank = 0.5;
+    }
     if (addresses.length === 0) continue;
-    byKey.set(key, { ep: endpoint(p.metadata.namespace ?? 'default', p.metadata.name, p.metadata.labels, addresses, podPorts(p), p.spec?.nodeName), rank: 1 });
+    byKey.set(key, { ep: endpoint(p.metadata.namespace ?? 'default', p.metadata.name, p.metadata.labels, addresses, podPorts(p), p.spec?.nodeName), rank });
   }
   const merge = (ns: string, name: string, addresses: string[], labels: Record<string, string> | undefined, node: string, rank: number): void => {
     const key = `${ns}/${name}`;

@@ -46,6 +46,18 @@ export function processStartTime(pid: number): string | undefined {
   }
 }
 
+/**
+ * The live process a pid file ("PID STARTTIME", as the agent writes agent.pid) names, or
+ * undefined when it names none: no file, a dead process, or a pid since reused by another.
+ */
+export function pidFileHolder(text: string): number | undefined {
+  const [pidText, started] = text.trim().split(' ');
+  const pid = Number(pidText);
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  const now = processStartTime(pid);
+  return now !== undefined && (started === undefined || started === now) ? pid : undefined;
+}
+
 const SELF_START = processStartTime(process.pid) ?? '0';
 
 export class LockFile {

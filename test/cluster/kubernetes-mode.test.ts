@@ -9,15 +9,18 @@ import { hostIfName } from '../../src/datapath/names.js';
 import { endProcess } from '../../src/kernel/exec.js';
 import { createNamedNetns, deleteNamedNetns } from '../../src/kernel/netns.js';
 import { startNodeAgent, waitConverged, waitPolicyConverged, withLabStore } from '../../src/lab/lab.js';
-import { saveLab, type LabNode } from '../../src/lab/lab-state.js';
-import type { PodObject } from '../../src/model/objects.js';
+import { saveLab, type LabNode, type LabPod } from '../../src/lab/lab-state.js';
+import { podLabel } from '../../src/lab/lab-pods.js';
+import { KUBE_RESOURCES } from '../../src/datastore/kubernetes-store.js';
+import type { NetworkPolicyObject, PodObject } from '../../src/model/objects.js';
 import { CLI, privilegedSkip } from '../helpers/env.js';
-import { kill9, labIp, labKernelState, pingFrom, startLab, type TestLab } from '../helpers/lab.js';
+import { kill9, labIp, labKernelState, pingFrom, standinFault, standinRequests, startLab, type StandinRequest, type TestLab } from '../helpers/lab.js';
 
 /**
  * Weft as a Kubernetes cluster runs it, on the API stand-in: the pod addresses it annotates at
- * ADD, an ADD whose Pod is not (yet) visible, the DaemonSet's agents replaced one node at a time
- * under traffic, and `weft uninstall --all` on a node whose agent is gone.
+ * ADD, an ADD whose Pod is not (yet) visible, the API server misbehaving under enforced policy,
+ * the DaemonSet's agents replaced one node at a time under traffic, and `weft uninstall --all`
+ * on a node whose agent is gone.
  */
 const skip = privilegedSkip();
 
@@ -31,10 +34,10 @@ async function eventually<T>(what: string, get: () => Promise<T | undefined>, ti
   }
 }
 
-/** `weft …` in a node's netns, as its init container or an operator on the node would run it. */
-function weftOnNode(lab: TestLab, node: LabNode, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+/** A command in a node's netns. */
+function onNode(lab: TestLab, node: LabNode, argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn('ip', ['netns', 'exec', `${lab.state().prefix}.${node.name}`, process.execPath, CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('ip', ['netns', 'exec', `${lab.state().prefix}.${node.name}`, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -42,6 +45,9 @@ function weftOnNode(lab: TestLab, node: LabNode, args: string[]): Promise<{ code
     child.on('exit', (code) => resolve({ code: code ?? -1, stdout, stderr }));
   });
 }
+
+/** `weft …` in a node's netns, as its init container or an operator on the node would run it. */
+const weftOnNode = (lab: TestLab, node: LabNode, args: string[]): ReturnType<typeof onNode> => onNode(lab, node, [process.execPath, CLI, ...args]);
 
 describe('Kubernetes mode (vxlan, the API stand-in)', { skip }, () => {
   let lab: TestLab;
@@ -106,8 +112,72 @@ describe('Kubernetes mode (vxlan, the API stand-in)', { skip }, () => {
     }
   });
 
+  it('the API server drops every watch, forgets its history (410), answers 500 and 429, and stops answering for 10 s: enforcement holds throughout, nothing relists in a loop, and a later change is enforced', async () => {
+    await lab.pod({ namespace: 'x', name: 'b', node: 'node-2', labels: { app: 'b' } });
+    await lab.pod({ namespace: 'x', name: 'c', node: 'node-1', labels: { app: 'c' } });
+    await withLabStore(lab.state(), (s) =>
+      s.create<NetworkPolicyObject>({
+        apiVersion: 'networking.k8s.io/v1',
+        kind: 'NetworkPolicy',
+        metadata: { name: 'b-from-a', namespace: 'x' },
+        spec: { podSelector: { matchLabels: { app: 'b' } }, policyTypes: ['Ingress'], ingress: [{ from: [{ podSelector: { matchLabels: { run: 'a' } } }] }] },
+      }),
+    );
+    await podLabel(lab.name, { namespace: 'x', name: 'a' }, { run: 'a' }, []);
+    await waitPolicyConverged(lab.state());
+    const enforced = async (when: string): Promise<void> => {
+      assert.ok((await lab.probe('x/a', 'x/b', 80)).ok, `${when}: a → b allowed`);
+      assert.equal((await lab.probe('x/c', 'x/b', 80)).ok, false, `${when}: c → b denied`);
+    };
+    await enforced('before');
+    const plurals = new Set(Object.values(KUBE_RESOURCES).map((r) => r.plural));
+    const agentLists = (rs: StandinRequest[]): StandinRequest[] => rs.filter((r) => r.userAgent.startsWith('weft-agent') && r.method === 'GET' && !r.watch && plurals.has(r.path.split('/').pop() ?? ''));
+    const start = (await standinRequests(lab)).length;
+
+    await standinFault(lab, { fault: 'dropWatches' });
+    await new Promise((r) => setTimeout(r, 1000));
+    await enforced('every watch dropped');
+    // A write the agents see (a Namespace), then the history before it is gone: resuming from
+    // anything older is 410, and those informers list again, once.
+    await lab.ns('fault-marker');
+    await standinFault(lab, { fault: 'compact' });
+    await standinFault(lab, { fault: 'dropWatches' });
+    await new Promise((r) => setTimeout(r, 2000));
+    await enforced('history compacted');
+    await standinFault(lab, { fault: 'failNext', count: 10, status: 500 });
+    await new Promise((r) => setTimeout(r, 2000));
+    await standinFault(lab, { fault: 'failNext', count: 10, status: 429 });
+    await standinFault(lab, { fault: 'dropWatches' });
+    await new Promise((r) => setTimeout(r, 3000));
+    await enforced('500s and 429s');
+    await standinFault(lab, { fault: 'pause' });
+    try {
+      await new Promise((r) => setTimeout(r, 5000));
+      await enforced('the API server not answering');
+      await new Promise((r) => setTimeout(r, 5000));
+    } finally {
+      await standinFault(lab, { fault: 'resume' });
+    }
+
+    // Recovered: a label change made now is enforced on node-2.
+    const t0 = Date.now();
+    await podLabel(lab.name, { namespace: 'x', name: 'c' }, { run: 'a' }, []);
+    await eventually('c → b allowed after its label change', async () => ((await lab.probe('x/c', 'x/b', 80)).ok ? true : undefined), 20_000);
+    process.stderr.write(`after the faults, a label change was enforced across nodes in ${Date.now() - t0} ms\n`);
+    assert.ok((await lab.probe('x/a', 'x/b', 80)).ok, 'after: a → b still allowed');
+
+    const during = agentLists((await standinRequests(lab)).slice(start));
+    // Each agent relists at most each kind it watches, once (the 410), and nothing else does.
+    const kinds = plurals.size;
+    process.stderr.write(`agents' lists during the faults: ${during.length} (${during.map((r) => r.path).sort().join(' ')})\n`);
+    assert.ok(during.length <= 2 * kinds, `${during.length} lists by 2 agents watching ${kinds} kinds: ${during.map((r) => r.path).join(' ')}`);
+    const quietFrom = (await standinRequests(lab)).length;
+    await new Promise((r) => setTimeout(r, 5000));
+    assert.deepEqual(agentLists((await standinRequests(lab)).slice(quietFrom)).map((r) => r.path), [], 'no list at all once it is over');
+  });
+
   it("the DaemonSet's agents replaced one node at a time (init container re-run, SIGTERM, a new agent): a 10 ms ping across loses nothing, the kernel is unchanged", async () => {
-    const b = await lab.pod({ namespace: 'x', name: 'b', node: 'node-2' });
+    const b = lab.state().pods.find((p) => p.name === 'b') as LabPod;
     // The lab's agents leave the cluster on SIGTERM; a DaemonSet's do not. Swap them for such (kill -9: no leaving).
     const state = lab.state();
     for (const n of state.nodes) {
@@ -123,9 +193,10 @@ describe('Kubernetes mode (vxlan, the API stand-in)', { skip }, () => {
       const ks = state.nodes.map((n) => labKernelState(lab, n.name));
       return ks.some((k) => k.includes('tentative')) ? undefined : ks;
     });
-    const count = 1200;
-    const ping4 = pingFrom(lab, 'x/a', b.addresses[0] as string, count, 10);
-    const ping6 = pingFrom(lab, 'x/a', b.addresses[1] as string, count, 10);
+    // The pings run from before the first agent goes until after the last is back and converged.
+    const stopPing = new AbortController();
+    const ping4 = pingFrom(lab, 'x/a', b.addresses[0] as string, 1_000_000, 10, stopPing.signal);
+    const ping6 = pingFrom(lab, 'x/a', b.addresses[1] as string, 1_000_000, 10, stopPing.signal);
     await new Promise((r) => setTimeout(r, 500));
     const t0 = Date.now();
     for (const n of state.nodes) {
@@ -138,12 +209,16 @@ describe('Kubernetes mode (vxlan, the API stand-in)', { skip }, () => {
     }
     await waitConverged(state);
     const rolled = Date.now() - t0;
+    await new Promise((r) => setTimeout(r, 1000));
+    stopPing.abort();
     const [r4, r6] = await Promise.all([ping4, ping6]);
     process.stderr.write(`rolling replacement of 2 agents took ${rolled} ms; ping every 10 ms: IPv4 ${r4.received}/${r4.sent}, IPv6 ${r6.received}/${r6.sent}\n`);
-    assert.ok(r4.sent >= count - 10 && r6.sent >= count - 10, `the pings ran (${r4.sent}, ${r6.sent} sent)`);
-    assert.ok(rolled < (count * 10) - 500, `the replacement (${rolled} ms) happened while they ran`);
-    assert.equal(r4.received, r4.sent, `IPv4: lost ${r4.sent - r4.received}: ${r4.out}`);
-    assert.equal(r6.received, r6.sent, `IPv6: lost ${r6.sent - r6.received}: ${r6.out}`);
+    // ping sends at most one per interval, fewer on a loaded machine: at least half of them.
+    assert.ok(r4.sent >= (rolled + 1500) / 20 && r6.sent >= (rolled + 1500) / 20, `the pings ran throughout (${r4.sent}, ${r6.sent} sent over ${rolled + 1500} ms)`);
+    // Every ping answered but, possibly, the last: it was on its way when the ping was stopped.
+    for (const [fam, r] of [['IPv4', r4], ['IPv6', r6]] as const) {
+      assert.deepEqual(r.lost.filter((q) => q !== r.sent), [], `${fam}: no answer to pings ${r.lost.join(', ')} of ${r.sent}: ${r.out}`);
+    }
     await waitPolicyConverged(state);
     await new Promise((r) => setTimeout(r, 1500)); // a few more of the new agents' loops
     assert.deepEqual(state.nodes.map((n) => labKernelState(lab, n.name)), before, 'nothing in either kernel changed');
@@ -159,7 +234,12 @@ describe('Kubernetes mode (vxlan, the API stand-in)', { skip }, () => {
     assert.ok(existsSync(join(n2.confDir, '10-weft.conflist')), 'nothing removed when refused');
 
     await endProcess(n2.agentPid as number, 10_000); // the DaemonSet deleted: its agent ends, leaving everything in place
-    const weftLinks = (): string[] => labIp(lab, 'node-2', ['link', 'show']).map((l) => String(l['ifname'])).filter((l) => l.startsWith('weft'));
+    // What is not Weft's stays: a link, a route and an nft table of someone else's on the node.
+    for (const cmd of [['ip', 'link', 'add', 'weftx0', 'type', 'veth', 'peer', 'name', 'weftx1'], ['ip', 'route', 'add', '203.0.113.0/24', 'dev', 'eth0'], ['nft', 'add', 'table', 'inet', 'keepme']]) {
+      const r = await onNode(lab, n2, cmd);
+      assert.equal(r.code, 0, `${cmd.join(' ')}: ${r.stderr}`);
+    }
+    const weftLinks = (): string[] => labIp(lab, 'node-2', ['link', 'show']).map((l) => String(l['ifname'])).filter((l) => l.startsWith('weft') && !l.startsWith('weftx'));
     const weftRoutes = (): unknown[] => [...labIp(lab, 'node-2', ['route', 'show', 'proto', '77']), ...labIp(lab, 'node-2', ['-6', 'route', 'show', 'proto', '77'])];
     assert.ok(weftLinks().length >= 2 && weftRoutes().length === 2, `before: ${weftLinks().join(' ')}`);
     const done = await weftOnNode(lab, n2, args);
@@ -175,6 +255,10 @@ describe('Kubernetes mode (vxlan, the API stand-in)', { skip }, () => {
       c.on('exit', () => resolve(out));
     });
     assert.doesNotMatch(nft, /weft/, 'no Weft nft table');
+    assert.match(nft, /table inet keepme/, "someone else's table stays");
+    assert.ok(labIp(lab, 'node-2', ['link', 'show', 'weftx0']).length === 1, "someone else's link stays, though its name starts with weft");
+    assert.equal(labIp(lab, 'node-2', ['route', 'show', '203.0.113.0/24']).length, 1, "someone else's route stays");
+    assert.match(done.stdout, /removed sysctl net\.ipv4\.ip_forward \(back to [01]\)\n/, 'forwarding put back as it was before Weft');
     for (const f of [join(n2.confDir, '10-weft.conflist'), join(n2.binDir, 'weft'), n2.stateDir, n2.socket]) assert.ok(!existsSync(f), `${f} is gone`);
     const again = await weftOnNode(lab, n2, args);
     assert.equal(again.code, 0, again.stderr);

@@ -26,7 +26,10 @@
  * - one global revision; every write bumps it and stamps metadata.resourceVersion; a write that
  *   changes nothing is not a write (same object and revision back, no event), as in etcd3 storage.
  * - create / get / list / update / patch / delete with the real Status errors, reasons and messages
- *   (NotFound, AlreadyExists, Conflict, Invalid with causes, BadRequest, …); status subresources;
+ *   (NotFound, AlreadyExists, Conflict, Invalid with causes, BadRequest, …); status subresources
+ *   (a built-in kind's takes the request's labels and annotations too, as the pod and node status
+ *   strategies do; a custom resource's only .status); a metadata.uid in an update or patch is a
+ *   precondition (409);
  *   generation; generateName; dryRun=All; label and field selectors; limit/continue (consistent:
  *   a continued list is the snapshot at the first page's revision, rebuilt from the event history,
  *   410 Expired once that is compacted); resourceVersion/resourceVersionMatch on lists;
@@ -1874,6 +1877,17 @@ export class KubeApiStandin {
       result = structuredClone(cur);
       if (next['status'] !== undefined) result['status'] = next['status'];
       else delete result['status'];
+      // A built-in kind's status strategy (pods, nodes, namespaces) restores the old spec but
+      // keeps the request's metadata — how kubelets, Flannel and Calico annotate Nodes and Pods
+      // with only */status rights; a custom resource's status subresource keeps only .status.
+      if (!rd.crd) {
+        const rm = metaOf(result);
+        const nm = metaOf(next);
+        for (const k of ['labels', 'annotations']) {
+          if (nm[k] !== undefined) rm[k] = structuredClone(nm[k] ?? null);
+          else delete rm[k];
+        }
+      }
     } else {
       result = next;
       if (rd.status) {

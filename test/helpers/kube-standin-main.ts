@@ -5,9 +5,12 @@
  * empty cluster.
  *   node kube-standin-main.js --socket PATH --kubeconfig-dir DIR
  * On SIGUSR2 it writes DIR/standin-requests.json: every request it served so far (method, path,
- * whether a watch, status, user agent) — for the benchmarks' count of what an agent asked.
+ * whether a watch, status, user agent) — for the benchmarks' and tests' count of what an agent
+ * asked. On SIGUSR1 it applies the fault in DIR/standin-fault.json and removes the file (the
+ * fault tests: {"fault":"dropWatches"|"compact"|"pause"|"resume"} or
+ * {"fault":"failNext","count":N,"status":429|500|503}).
  */
-import { rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KubeApiStandin } from './kube-apiserver-standin.js';
 
@@ -23,7 +26,23 @@ rmSync(socketPath, { force: true });
 const standin = await KubeApiStandin.start({ socketPath });
 const dir = arg('--kubeconfig-dir');
 standin.writeKubeconfig(dir);
-process.on('SIGUSR2', () => writeFileSync(join(dir, 'standin-requests.json'), JSON.stringify(standin.requests)));
+process.on('SIGUSR2', () => {
+  // Whole or not at all: a reader polls for the file.
+  writeFileSync(join(dir, 'standin-requests.json.tmp'), JSON.stringify(standin.requests));
+  renameSync(join(dir, 'standin-requests.json.tmp'), join(dir, 'standin-requests.json'));
+});
+
+type Fault = { fault: 'dropWatches' | 'compact' | 'pause' | 'resume' } | { fault: 'failNext'; count: number; status: 429 | 500 | 503 };
+process.on('SIGUSR1', () => {
+  const file = join(dir, 'standin-fault.json');
+  const f = JSON.parse(readFileSync(file, 'utf8')) as Fault;
+  if (f.fault === 'dropWatches') standin.dropWatches();
+  else if (f.fault === 'compact') standin.compact(standin.revision());
+  else if (f.fault === 'pause') standin.pause();
+  else if (f.fault === 'resume') standin.resume();
+  else if (f.fault === 'failNext') standin.failNext(f.count, f.status);
+  rmSync(file);
+});
 process.stdout.write(`kube-apiserver stand-in serving ${standin.url}\n`);
 const stop = (): void => {
   void standin.stop().finally(() => {

@@ -1,4 +1,6 @@
 import { spawn as spawnAsync, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { labDown, labUp, type UpOptions } from '../../src/lab/lab.js';
 import { labMatrix, labProbe, nsCreate, podCreate, type Family, type PodCreate } from '../../src/lab/lab-pods.js';
@@ -55,17 +57,36 @@ export async function kill9(pid: number): Promise<void> {
   while (processStartTime(pid) !== undefined) await new Promise((r) => setTimeout(r, 10));
 }
 
-/** Continuous ping from a pod (every `intervalMs`), returning sent/received when it ends. */
-export function pingFrom(lab: TestLab, pod: string, target: string, count: number, intervalMs = 10): Promise<{ sent: number; received: number; out: string }> {
+/**
+ * Continuous ping from a pod (every `intervalMs`), returning what it sent and got when it ends:
+ * after `count` pings, or when `stop` aborts. Stopped, the last ping may still be on its way —
+ * `lost` lists the sequence numbers never answered, so a caller can tell that one from a loss.
+ */
+export function pingFrom(lab: TestLab, pod: string, target: string, count: number, intervalMs = 10, stop?: AbortSignal): Promise<{ sent: number; received: number; lost: number[]; out: string }> {
   const [ns, n] = pod.split('/');
   const netns = `/run/netns/${lab.state().prefix}.p-${ns}-${n}`;
   return new Promise((resolve) => {
-    const child = spawnAsync('nsenter', [`--net=${netns}`, '--', 'ping', '-q', '-i', String(intervalMs / 1000), '-c', String(count), '-W', '1', target]);
+    // SIGINT on abort: ping still prints its summary.
+    const child = spawnAsync('nsenter', [`--net=${netns}`, '--', 'ping', '-i', String(intervalMs / 1000), '-c', String(count), '-W', '1', target], stop ? { signal: stop, killSignal: 'SIGINT' } : {});
+    child.on('error', () => undefined); // the abort, reported as an error event; the exit below reports the counts
     let out = '';
-    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    const answered = new Set<number>();
+    let partial = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      const lines = (partial + d.toString()).split('\n');
+      partial = lines.pop() ?? '';
+      for (const l of lines) {
+        const seq = / bytes from .*icmp_seq=(\d+)/.exec(l);
+        if (seq) answered.add(Number(seq[1]));
+        else out += `${l}\n`;
+      }
+    });
     child.on('exit', () => {
+      out += partial;
       const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
-      resolve({ sent: Number(m?.[1] ?? 0), received: Number(m?.[2] ?? 0), out });
+      const sent = Number(m?.[1] ?? 0);
+      const lost = Array.from({ length: sent }, (_, i) => i + 1).filter((q) => !answered.has(q));
+      resolve({ sent, received: Number(m?.[2] ?? 0), lost, out });
     });
   });
 }
@@ -89,4 +110,45 @@ export function labKernelState(lab: TestLab, node: string): string {
     run(['bridge', 'fdb', 'show', 'dev', 'weft.vxlan']),
     run(['nft', '-s', 'list', 'ruleset']),
   ].join('\n----\n');
+}
+
+/** A request the lab's Kubernetes API stand-in served (test/helpers/kube-standin-main.ts). */
+export interface StandinRequest {
+  method: string;
+  path: string;
+  query: string;
+  watch: boolean;
+  status: number;
+  userAgent: string;
+}
+
+function standinPid(lab: TestLab): number {
+  const ds = lab.state().datastore;
+  if (ds.kind !== 'kubernetes' || !ds.pid) throw new Error(`lab ${lab.name} does not run the Kubernetes API stand-in`);
+  return ds.pid;
+}
+
+async function until(what: string, done: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`the stand-in did not ${what} within 5 s`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Every request the lab's stand-in has served so far. */
+export async function standinRequests(lab: TestLab): Promise<StandinRequest[]> {
+  const file = join(lab.state().dir, 'standin-requests.json');
+  rmSync(file, { force: true });
+  process.kill(standinPid(lab), 'SIGUSR2');
+  await until('write its request log', () => existsSync(file));
+  return JSON.parse(readFileSync(file, 'utf8')) as StandinRequest[];
+}
+
+/** Makes the lab's stand-in misbehave (see kube-standin-main.ts); resolves once it has. */
+export async function standinFault(lab: TestLab, fault: { fault: 'dropWatches' | 'compact' | 'pause' | 'resume' } | { fault: 'failNext'; count: number; status: 429 | 500 | 503 }): Promise<void> {
+  const file = join(lab.state().dir, 'standin-fault.json');
+  writeFileSync(file, JSON.stringify(fault));
+  process.kill(standinPid(lab), 'SIGUSR1');
+  await until(`apply ${fault.fault}`, () => !existsSync(file));
 }
