@@ -92,7 +92,7 @@ describe('the container image under podman (the API stand-in)', { skip }, () => 
       '--network', `ns:/run/netns/${n2.netns}`, '--pid', 'host', '--privileged',
       '-v', `${labDir}:${labDir}`, '-v', '/run/netns:/run/netns:rslave',
       '-e', 'NODE_OPTIONS=--max-semi-space-size=1 --v8-pool-size=1',
-      tag, 'weft', 'agent', '--datastore=kubernetes', `--kubeconfig=${d.kind === 'kubernetes' ? d.kubeconfig : ''}`, '--node-name=node-2',
+      tag, 'weft', 'agent', '--datastore=kubernetes', `--kubeconfig=${d.kind === 'kubernetes' ? (d.agentKubeconfig ?? d.kubeconfig) : ''}`, '--node-name=node-2',
       ...n2.ips.map((ip) => `--node-ip=${ip}`), `--cluster-cidr=${state.clusterCidrs.join(',')}`, '--backend=vxlan', '--mtu=auto',
       `--state-dir=${n2.stateDir}`, `--socket=${n2.socket}`,
     ]);

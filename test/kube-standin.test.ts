@@ -506,6 +506,34 @@ describe('Kubernetes API server stand-in, driven by client-node and kubectl', ()
     assert.ok(w.endError instanceof Error, `done got ${String(w.endError)}`);
   });
 
+  it("holds a service account's token to RBAC: cluster-wide through ClusterRoleBindings, one namespace through RoleBindings, resourceNames, subresources; 403 in the real words", async () => {
+    const saKc = new k8s.KubeConfig();
+    saKc.loadFromFile(s.writeKubeconfig(dir, { file: 'kubeconfig-sa', token: s.serviceAccountToken('rbac-test', 'agent') }));
+    const sa = saKc.makeApiClient(k8s.CoreV1Api);
+    const rbac = kc.makeApiClient(k8s.RbacAuthorizationV1Api);
+    const coord = saKc.makeApiClient(k8s.CoordinationV1Api);
+    const who = 'User "system:serviceaccount:rbac-test:agent"';
+    const denied = await apiFailure(sa.listPodForAllNamespaces());
+    assert.equal(denied.code, 403);
+    assert.equal(denied.status['message'], `pods is forbidden: ${who} cannot list resource "pods" in API group "" at the cluster scope`);
+    await sa.getAPIResources(); // discovery is open to every token
+
+    await core.createNamespace({ body: { metadata: { name: 'rbac-test' } } });
+    await rbac.createClusterRole({ body: { metadata: { name: 'rbac-test' }, rules: [{ apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] }] } });
+    await rbac.createClusterRoleBinding({ body: { metadata: { name: 'rbac-test' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'rbac-test' }, subjects: [{ kind: 'ServiceAccount', name: 'agent', namespace: 'rbac-test' }] } });
+    await sa.listPodForAllNamespaces();
+    await core.createNamespacedPod({ namespace: 'rbac-test', body: { metadata: { name: 'p' }, spec: { containers: [{ name: 'c', image: 'busybox:1' }] } } });
+    const status = await apiFailure(sa.patchNamespacedPodStatus({ name: 'p', namespace: 'rbac-test', body: { metadata: { annotations: { a: 'b' } } } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch)));
+    assert.equal(status.status['message'], `pods "p" is forbidden: ${who} cannot patch resource "pods/status" in API group "" in the namespace "rbac-test"`);
+
+    await rbac.createNamespacedRole({ namespace: 'rbac-test', body: { metadata: { name: 'leases' }, rules: [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: ['mine'], verbs: ['get'] }] } });
+    await rbac.createNamespacedRoleBinding({ namespace: 'rbac-test', body: { metadata: { name: 'leases' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'leases' }, subjects: [{ kind: 'ServiceAccount', name: 'agent', namespace: 'rbac-test' }] } });
+    assert.equal((await apiFailure(coord.readNamespacedLease({ name: 'mine', namespace: 'rbac-test' }))).code, 404, 'allowed (and absent)');
+    assert.equal((await apiFailure(coord.readNamespacedLease({ name: 'other', namespace: 'rbac-test' }))).code, 403, 'not named in resourceNames');
+    assert.equal((await apiFailure(coord.readNamespacedLease({ name: 'mine', namespace: 'default' }))).code, 403, 'a RoleBinding grants its own namespace only');
+    assert.equal((await apiFailure(coord.listNamespacedLease({ namespace: 'rbac-test' }))).code, 403, 'resourceNames never allow a list');
+  });
+
   it('failNext answers 429 with Retry-After, 500 and 503 (watches included), then serves again', async () => {
     s.failNext(1, 429);
     const busy = await apiFailure(core.listNamespace());

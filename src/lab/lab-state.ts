@@ -44,7 +44,7 @@ export type LabDatastore =
   | { kind: 'file'; dir: string }
   | { kind: 'etcd'; endpoint: string; dataDir: string; pid?: number }
   /** The Kubernetes API stand-in (test code), on a unix socket; kubeconfig names it. */
-  | { kind: 'kubernetes'; socket: string; kubeconfig: string; pid?: number };
+  | { kind: 'kubernetes'; socket: string; kubeconfig: string; pid?: number; /** The agents': the weft-agent service account, held to deploy/weft.yaml's RBAC. */ agentKubeconfig?: string };
 
 export interface LabState {
   version: 1;

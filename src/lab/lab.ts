@@ -97,7 +97,21 @@ async function startKubeApi(state: LabState, cliEntry: string): Promise<number> 
   return child.pid as number;
 }
 
-/** What a cluster has before Weft's agents: Weft's CRDs and its namespace (an operator installs both). */
+/** Kinds of deploy/weft.yaml the lab applies (no controller here runs a DaemonSet), and where each is created. */
+const INSTALLED: Readonly<Record<string, (ns: string) => string>> = {
+  Namespace: () => '/api/v1/namespaces',
+  ServiceAccount: (ns) => `/api/v1/namespaces/${ns}/serviceaccounts`,
+  ClusterRole: () => '/apis/rbac.authorization.k8s.io/v1/clusterroles',
+  ClusterRoleBinding: () => '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings',
+  Role: (ns) => `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/roles`,
+  RoleBinding: (ns) => `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/rolebindings`,
+};
+
+/**
+ * What a cluster has before Weft's agents run: Weft's CRDs, its namespace, and the service account
+ * and RBAC of deploy/weft.yaml — the agents use that account, so every lab on the stand-in checks
+ * that the manifests grant what the agents do.
+ */
 async function prepareKubeApi(state: LabState, cliEntry: string): Promise<void> {
   const ds = state.datastore;
   if (ds.kind !== 'kubernetes') return;
@@ -107,6 +121,13 @@ async function prepareKubeApi(state: LabState, cliEntry: string): Promise<void> 
     for (const crd of crds) {
       const res = await client.request('POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', { body: crd });
       if (res.status !== 201 && res.status !== 409) throw new Error(`installing Weft's CRDs: ${statusOf(res.status, res.body).message}`);
+    }
+    const docs = parseAllDocuments(readFileSync(join(dirname(cliEntry), '..', 'deploy', 'weft.yaml'), 'utf8')).map((d) => d.toJSON() as { kind?: string; metadata?: { namespace?: string } } | null);
+    for (const doc of docs) {
+      const at = doc?.kind !== undefined ? INSTALLED[doc.kind] : undefined;
+      if (!doc || !at) continue;
+      const res = await client.request('POST', at(doc.metadata?.namespace ?? ''), { body: doc });
+      if (res.status !== 201 && res.status !== 409) throw new Error(`installing deploy/weft.yaml's ${doc.kind}: ${statusOf(res.status, res.body).message}`);
     }
   } finally {
     client.close();
@@ -164,7 +185,7 @@ async function waitForStore(state: LabState): Promise<void> {
  */
 export async function startNodeAgent(state: LabState, node: LabNode, cliEntry: string, o: { leaveOnExit?: boolean } = {}): Promise<void> {
   const d = state.datastore;
-  const ds = d.kind === 'file' ? ['--datastore', 'file', '--datastore-dir', d.dir] : d.kind === 'etcd' ? ['--datastore', 'etcd', '--etcd-endpoints', d.endpoint] : ['--datastore', 'kubernetes', '--kubeconfig', d.kubeconfig];
+  const ds = d.kind === 'file' ? ['--datastore', 'file', '--datastore-dir', d.dir] : d.kind === 'etcd' ? ['--datastore', 'etcd', '--etcd-endpoints', d.endpoint] : ['--datastore', 'kubernetes', '--kubeconfig', d.agentKubeconfig ?? d.kubeconfig];
   await registerAsKubelet(state, node);
   const args = [
     ...AGENT_NODE_FLAGS,
@@ -260,7 +281,7 @@ export async function labUp(o: UpOptions): Promise<LabState> {
         ? { kind: 'file', dir: join(dir, 'datastore') }
         : o.datastore === 'etcd'
           ? { kind: 'etcd', endpoint: etcdEndpoint(dir), dataDir: join(dir, 'etcd') }
-          : { kind: 'kubernetes', socket: join(dir, 'kube-api.sock'), kubeconfig: join(dir, 'kubeconfig') },
+          : { kind: 'kubernetes', socket: join(dir, 'kube-api.sock'), kubeconfig: join(dir, 'kubeconfig'), agentKubeconfig: join(dir, 'kubeconfig-agent') },
     clusterCidrs: LAB_CLUSTER_CIDRS,
     leaseDurationSeconds: o.leaseDurationSeconds ?? 10,
     ...(o.nodeGraceSeconds !== undefined ? { nodeGraceSeconds: o.nodeGraceSeconds } : {}),

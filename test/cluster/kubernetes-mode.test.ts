@@ -12,6 +12,8 @@ import { startNodeAgent, waitConverged, waitPolicyConverged, withLabStore } from
 import { saveLab, type LabNode, type LabPod } from '../../src/lab/lab-state.js';
 import { podLabel } from '../../src/lab/lab-pods.js';
 import { KUBE_RESOURCES } from '../../src/datastore/kubernetes-store.js';
+import { KubeClient } from '../../src/datastore/kube-client.js';
+import { kubeconfigConnection } from '../../src/datastore/kube-connection.js';
 import type { NetworkPolicyObject, PodObject } from '../../src/model/objects.js';
 import { CLI, privilegedSkip } from '../helpers/env.js';
 import { kill9, labIp, labKernelState, pingFrom, standinFault, standinRequests, startLab, type StandinRequest, type TestLab } from '../helpers/lab.js';
@@ -66,6 +68,17 @@ describe('Kubernetes mode (vxlan, the API stand-in)', { skip }, () => {
     const ips = await eventually('the annotation', () => withLabStore(lab.state(), async (s) => (await s.get<PodObject>('Pod', 'a', 'x'))?.metadata.annotations?.['weft.io/pod-ips']));
     assert.equal(ips, a.addresses.join(','));
     assert.equal(a.addresses.length, 2, 'both families');
+    // The agents wrote it as the weft-agent service account, held to deploy/weft.yaml's RBAC:
+    // through pods/status, never able to change the Pod itself.
+    const ds = lab.state().datastore;
+    assert.ok(ds.kind === 'kubernetes' && ds.agentKubeconfig);
+    const asAgent = new KubeClient(kubeconfigConnection(ds.agentKubeconfig), 'weft-agent-test');
+    try {
+      const res = await asAgent.request('PATCH', '/api/v1/namespaces/x/pods/a', { body: { metadata: { labels: { app: 'other' } } }, contentType: 'application/merge-patch+json' });
+      assert.equal(res.status, 403, 'the agents cannot patch a Pod, only its status');
+    } finally {
+      asAgent.close();
+    }
   });
 
   it('an ADD waits briefly for its Pod: one created during the wait is attached; one never created fails with code 11 naming it', async () => {

@@ -76,7 +76,10 @@
  *   is where they can differ from the real server's (it knows every field's patch strategy).
  * - no server-side apply (application/apply-patch+yaml → 415), no managedFields, no field
  *   validation of unknown fields (fieldValidation is accepted and ignored), no admission other
- *   than "the namespace must exist", no RBAC (one token can do everything), no impersonation.
+ *   than "the namespace must exist", no impersonation. RBAC only for service-account tokens
+ *   (serviceAccountToken): stored ClusterRoles and Roles through their bindings, with
+ *   resourceNames; no aggregated roles, user or group subjects, escalation checks or
+ *   non-resource rules (discovery is open to every token); the admin token may do everything.
  * - JSON only (no protobuf, no Table: kubectl's `get` falls back to its own printers, no
  *   PartialObjectMetadata), HTTP/1.1 only (no HTTP/2), no deletecollection, no exec/log/
  *   proxy/binding/eviction/scale subresources, no WatchList (sendInitialEvents → 422, as v1.30
@@ -159,6 +162,11 @@ function objAt(o: JsonObject | undefined, key: string): JsonObject | undefined {
 function strAt(o: JsonObject | undefined, key: string): string | undefined {
   const v = o?.[key];
   return typeof v === 'string' ? v : undefined;
+}
+
+function arrAt(o: JsonObject | undefined, key: string): Json[] | undefined {
+  const v = o?.[key];
+  return Array.isArray(v) ? v : undefined;
 }
 
 function metaOf(o: JsonObject): JsonObject {
@@ -1057,6 +1065,9 @@ function objectKey(ns: string, name: string): string {
   return `${ns}/${name}`;
 }
 
+/** Who asks: the admin token, or a service account's (serviceAccountToken). */
+type User = 'admin' | { namespace: string; name: string };
+
 interface Target {
   rd: ResourceDef;
   ns: string | undefined;
@@ -1115,6 +1126,8 @@ export class KubeApiStandin {
   private failCount = 0;
   private failStatus: 429 | 500 | 503 = 500;
   private stopped = false;
+  /** Tokens of service accounts (serviceAccountToken): their requests are authorized by RBAC. */
+  private readonly accountTokens = new Map<string, { namespace: string; name: string }>();
 
   private constructor(
     private readonly server: Server,
@@ -1179,7 +1192,18 @@ export class KubeApiStandin {
    * Writes a kubeconfig (YAML) for kubectl and client libraries into dir; returns its path.
    * Its cluster carries certificate-authority-data, its user the token.
    */
-  writeKubeconfig(dir: string): string {
+  /**
+   * A bearer token for the service account NAMESPACE/NAME (which need not exist): requests with it
+   * are authorized by the RBAC objects stored here, as the real server's RBAC authorizer does
+   * for a service account — the admin token (`token`) may do everything.
+   */
+  serviceAccountToken(namespace: string, name: string): string {
+    const token = randomBytes(24).toString('hex');
+    this.accountTokens.set(token, { namespace, name });
+    return token;
+  }
+
+  writeKubeconfig(dir: string, o: { file?: string; token?: string } = {}): string {
     const cluster: Record<string, string | boolean> = { server: this.url };
     if (this.caPem) cluster['certificate-authority-data'] = Buffer.from(this.caPem).toString('base64');
     // Meaningless over plain HTTP, but client-node refuses an http:// server without it.
@@ -1188,12 +1212,12 @@ export class KubeApiStandin {
       apiVersion: 'v1',
       kind: 'Config',
       clusters: [{ name: 'standin', cluster }],
-      users: [{ name: 'standin', user: { token: this.token } }],
+      users: [{ name: 'standin', user: { token: o.token ?? this.token } }],
       contexts: [{ name: 'standin', context: { cluster: 'standin', user: 'standin' } }],
       'current-context': 'standin',
       preferences: {},
     };
-    const file = join(dir, 'kubeconfig');
+    const file = join(dir, o.file ?? 'kubeconfig');
     // It holds the token: readable by its owner only, as kubectl writes its own.
     writeFileSync(file, stringifyYaml(config), { mode: 0o600 });
     return file;
@@ -1330,8 +1354,9 @@ export class KubeApiStandin {
         this.failCount--;
         throw this.injected(this.failStatus);
       }
-      if (!this.authorized(req)) throw new ApiError(401, 'Unauthorized', 'Unauthorized');
-      await this.route(req, res, url, rec);
+      const user = this.authenticated(req);
+      if (!user) throw new ApiError(401, 'Unauthorized', 'Unauthorized');
+      await this.route(req, res, url, rec, user);
     } catch (e) {
       const err = e instanceof ApiError ? e : new ApiError(500, 'InternalError', `Internal error occurred: ${e instanceof Error ? e.message : String(e)}`, { causes: [{ message: e instanceof Error ? e.message : String(e) }] });
       if (res.headersSent) {
@@ -1353,13 +1378,61 @@ export class KubeApiStandin {
     }
   }
 
-  private authorized(req: IncomingMessage): boolean {
+  /** The admin, a service account (by its token), or nobody (401). */
+  private authenticated(req: IncomingMessage): User | undefined {
     const h = req.headers.authorization ?? '';
     const m = /^Bearer (.+)$/i.exec(h.trim());
-    if (!m || m[1] === undefined) return false;
+    if (!m || m[1] === undefined) return undefined;
     const given = Buffer.from(m[1]);
     const want = Buffer.from(this.token);
-    return given.length === want.length && timingSafeEqual(given, want);
+    if (given.length === want.length && timingSafeEqual(given, want)) return 'admin';
+    return this.accountTokens.get(m[1]);
+  }
+
+  /**
+   * RBAC for a service account, as the real authorizer decides: the rules of every ClusterRole a
+   * ClusterRoleBinding gives it, anywhere; of every Role or ClusterRole a RoleBinding in the
+   * request's namespace gives it, there. A rule allows when its apiGroups, resources ("pods",
+   * "pods/status") and verbs match (or are "*"), and its resourceNames, if any, name the object.
+   */
+  private authorize(user: User, verb: string, t: Target): void {
+    if (user === 'admin') return;
+    const resource = t.sub ? `${t.rd.plural}/${t.sub}` : t.rd.plural;
+    const isSubject = (b: JsonObject): boolean =>
+      arrAt(b, 'subjects')?.some((x) => isObj(x) && strAt(x, 'kind') === 'ServiceAccount' && strAt(x, 'name') === user.name && strAt(x, 'namespace') === user.namespace) ?? false;
+    const rulesOf = (kind: string, name: string, ns: string | undefined): Json[] => {
+      const rd = this.lookup('rbac.authorization.k8s.io/v1', kind === 'Role' ? 'roles' : 'clusterroles');
+      const role = rd ? this.bucket(rd).get(objectKey(kind === 'Role' ? (ns ?? '') : '', name)) : undefined;
+      return (role && arrAt(role, 'rules')) ?? [];
+    };
+    const bindings = (plural: string): JsonObject[] => {
+      const rd = this.lookup('rbac.authorization.k8s.io/v1', plural);
+      return rd ? [...this.bucket(rd).values()] : [];
+    };
+    const rules: Json[] = [];
+    for (const b of bindings('clusterrolebindings')) if (isSubject(b)) rules.push(...rulesOf('ClusterRole', strAt(objAt(b, 'roleRef'), 'name') ?? '', undefined));
+    if (t.ns !== undefined) {
+      for (const b of bindings('rolebindings')) {
+        if (strAt(metaOf(b), 'namespace') !== t.ns || !isSubject(b)) continue;
+        const ref = objAt(b, 'roleRef');
+        rules.push(...rulesOf(strAt(ref, 'kind') ?? '', strAt(ref, 'name') ?? '', t.ns));
+      }
+    }
+    const has = (r: JsonObject, field: string, v: string): boolean => arrAt(r, field)?.some((x) => x === v || x === '*') ?? false;
+    const allowed = rules.some((r) => {
+      if (!isObj(r) || !has(r, 'apiGroups', t.rd.group) || !has(r, 'resources', resource) || !has(r, 'verbs', verb)) return false;
+      const names = arrAt(r, 'resourceNames') ?? [];
+      return names.length === 0 || (t.name !== undefined && names.includes(t.name));
+    });
+    if (allowed) return;
+    const who = `system:serviceaccount:${user.namespace}:${user.name}`;
+    const where = t.ns !== undefined ? `in the namespace "${t.ns}"` : 'at the cluster scope';
+    const what = t.name !== undefined ? `${qualifiedResource(t.rd)} "${t.name}"` : qualifiedResource(t.rd);
+    throw new ApiError(403, 'Forbidden', `${what} is forbidden: User "${who}" cannot ${verb} resource "${resource}" in API group "${t.rd.group}" ${where}`, {
+      ...(t.name !== undefined ? { name: t.name } : {}),
+      group: t.rd.group,
+      kind: t.rd.plural,
+    });
   }
 
   private reply(res: ServerResponse, rec: StandinRequest, code: number, body: Json, headers: Record<string, string> = {}, contentType = 'application/json'): void {
@@ -1404,7 +1477,7 @@ export class KubeApiStandin {
     throw unsupportedMedia(accepted);
   }
 
-  private async route(req: IncomingMessage, res: ServerResponse, url: URL, rec: StandinRequest): Promise<void> {
+  private async route(req: IncomingMessage, res: ServerResponse, url: URL, rec: StandinRequest, user: User): Promise<void> {
     const method = req.method ?? 'GET';
     let segs: string[];
     try {
@@ -1498,6 +1571,8 @@ export class KubeApiStandin {
     for (const d of dryRun) if (d !== 'All') throw badRequest(`Invalid dry run value: ${d}`);
     const dry = dryRun.length > 0;
     const wantsWatch = watchPath || rec.watch;
+    const verbs: Record<string, string> = { POST: 'create', PUT: 'update', PATCH: 'patch', DELETE: 'delete' };
+    this.authorize(user, method === 'GET' ? (wantsWatch ? 'watch' : t.name === undefined ? 'list' : 'get') : (verbs[method] ?? method.toLowerCase()), t);
 
     if (t.name === undefined) {
       if (method === 'GET') return wantsWatch ? this.watch(res, rec, t, query) : this.reply(res, rec, 200, this.list(t, query));

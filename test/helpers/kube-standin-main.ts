@@ -1,8 +1,9 @@
 /**
  * The Kubernetes API stand-in as a process of its own, for `weft lab up --datastore kubernetes`:
  * it listens on a unix socket (reachable from every node's netns through the filesystem), writes
- * a kubeconfig naming it, and serves until SIGTERM. Its objects live in memory: a restart is an
- * empty cluster.
+ * a kubeconfig naming it (the admin's) and kubeconfig-agent (the weft-agent service account's,
+ * which RBAC holds to what deploy/weft.yaml grants), and serves until SIGTERM. Its objects live
+ * in memory: a restart is an empty cluster.
  *   node kube-standin-main.js --socket PATH --kubeconfig-dir DIR
  * On SIGUSR2 it writes DIR/standin-requests.json: every request it served so far (method, path,
  * whether a watch, status, user agent) — for the benchmarks' and tests' count of what an agent
@@ -26,6 +27,8 @@ rmSync(socketPath, { force: true });
 const standin = await KubeApiStandin.start({ socketPath });
 const dir = arg('--kubeconfig-dir');
 standin.writeKubeconfig(dir);
+// What the DaemonSet's pods get: the weft-agent service account, held to the RBAC in deploy/weft.yaml.
+standin.writeKubeconfig(dir, { file: 'kubeconfig-agent', token: standin.serviceAccountToken('weft-system', 'weft-agent') });
 process.on('SIGUSR2', () => {
   // Whole or not at all: a reader polls for the file.
   writeFileSync(join(dir, 'standin-requests.json.tmp'), JSON.stringify(standin.requests));
