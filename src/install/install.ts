@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { compareVersions, SUPPORTED_VERSIONS, versionAtLeast } from '../cni/version.js';
 import { execPlugin, findPlugin } from '../cniruntime/invoke.js';
 import { removeWeftState } from '../datapath/cleanup.js';
+import { FORWARDING_SYSCTL } from '../datapath/datapath.js';
 import { TEMP_PREFIX, writeFileAtomic } from '../util/atomic-file.js';
 import { writeSysctl } from '../kernel/sysctl.js';
 import { pidFileHolder } from '../util/lock-file.js';
@@ -188,7 +189,8 @@ async function removeAgentFiles(stateDir: string, socket: string): Promise<strin
   const removed: string[] = [];
   const before = JSON.parse(await fs.readFile(join(stateDir, SYSCTLS_BEFORE_FILE), 'utf8').catch(() => '{}')) as Record<string, unknown>;
   for (const [key, value] of Object.entries(before)) {
-    if (typeof value !== 'string' || !/^\d+$/.test(value)) continue;
+    // Only the sysctls an agent turns on, whatever else the file may say.
+    if (!(Object.values(FORWARDING_SYSCTL) as string[]).includes(key) || typeof value !== 'string' || !/^[01]$/.test(value)) continue;
     await writeSysctl(key, value);
     removed.push(`sysctl ${key} (back to ${value})`);
   }
