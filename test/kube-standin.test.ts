@@ -355,6 +355,10 @@ describe('Kubernetes API server stand-in, driven by client-node and kubectl', ()
 
     const absent = await apiFailure(core.patchNamespacedConfigMap({ name: 'ghost', namespace: 'default', body: { data: {} } }, merge));
     assert.equal(absent.code, 404);
+    // A uid in a patch is no precondition (as a PUT's is): it changes an immutable field.
+    const uid = await apiFailure(core.patchNamespacedConfigMap({ name: 'patched', namespace: 'default', body: { metadata: { uid: '00000000-0000-4000-8000-000000000000' } } }, merge));
+    assert.equal(uid.code, 422);
+    assert.match(String(uid.status['message']), /metadata\.uid: Invalid value: "00000000-0000-4000-8000-000000000000": field is immutable/);
   });
 
   it('keeps .status on a PUT of the object; the status subresource changes .status and metadata, never spec', async () => {

@@ -144,9 +144,17 @@ async function lockStateDir(stateDir: string): Promise<string> {
  * The node's own values of the sysctls the agent turns on, as they were before any agent did:
  * written once (SYSCTLS_BEFORE_FILE), so `weft uninstall --all` puts them back.
  */
-async function keepSysctlsBefore(stateDir: string, keys: string[]): Promise<void> {
+async function keepSysctlsBefore(stateDir: string, keys: string[], log: Logger): Promise<void> {
   const file = join(stateDir, SYSCTLS_BEFORE_FILE);
-  const kept = JSON.parse(await fs.readFile(file, 'utf8').catch(() => '{}')) as Record<string, string>;
+  let kept: Record<string, string>;
+  try {
+    kept = JSON.parse(await fs.readFile(file, 'utf8').catch(() => '{}')) as Record<string, string>;
+    if (typeof kept !== 'object' || kept === null) throw new Error('not an object');
+  } catch (err) {
+    // The values before Weft are lost with it: what is there now may be Weft's own.
+    log.warn(`${file} cannot be read; uninstall --all will leave forwarding as it is`, { error: (err as Error).message });
+    return;
+  }
   const missing = keys.filter((k) => kept[k] === undefined);
   if (missing.length === 0) return;
   for (const k of missing) kept[k] = await readSysctl(k);
@@ -212,7 +220,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     const podCidrs = joined ? joined.blocks.map(parseCidr) : (cfg.podCidrs ?? []);
     if (podCidrs.length === 0) throw new Error('no pod range: give --pod-cidr, or join a cluster with --datastore');
     const mtu = cfg.mtu ?? joined?.backend.podMtu ?? 1500;
-    await keepSysctlsBefore(cfg.stateDir, podCidrs.map((c) => FORWARDING_SYSCTL[c.family]));
+    await keepSysctlsBefore(cfg.stateDir, podCidrs.map((c) => FORWARDING_SYSCTL[c.family]), log);
     for (const c of podCidrs) await ensureSysctl(FORWARDING_SYSCTL[c.family], '1');
     await dropStateOfOtherBoot(cfg.stateDir, log);
     const ipam = await Ipam.open(cfg.stateDir, podCidrs);

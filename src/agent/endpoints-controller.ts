@@ -20,14 +20,15 @@ export class EndpointsController implements Controller {
   /** Pod annotations this agent wrote, by "namespace/name". */
   private readonly annotated = new Map<string, PodIPs>();
 
-  constructor(store: Store, nodeName: string, records: AttachmentStore, endpoints: Informer<WeftEndpointObject>, log: Logger, opts: { annotatePods: boolean }) {
+  constructor(store: Store, nodeName: string, records: AttachmentStore, private readonly endpoints: Informer<WeftEndpointObject>, log: Logger, opts: { annotatePods: boolean }) {
     const run = async (): Promise<void> => {
       const list = records.list();
       // What is there, from the shared informer (a list per run would cost the API server
-      // every node's pods every 30 s); until it has listed once, nothing is known.
-      await endpoints.synced;
+      // every node's pods every 30 s); until it has listed once, nothing is known, and this
+      // half waits for the run its first list triggers (the informer reports why it has not).
+      const recorded = endpoints.hasSynced ? syncEndpoints(store, nodeName, list, endpoints.items(), log) : Promise.resolve(0);
       // Both run, whichever fails: one failure is no reason to delay the other record.
-      const results = await Promise.allSettled([syncEndpoints(store, nodeName, list, endpoints.items(), log), opts.annotatePods ? syncPodIPs(store, list, this.annotated) : Promise.resolve(0)]);
+      const results = await Promise.allSettled([recorded, opts.annotatePods ? syncPodIPs(store, list, this.annotated) : Promise.resolve(0)]);
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw failed.reason;
     };
@@ -36,6 +37,8 @@ export class EndpointsController implements Controller {
 
   start(): void {
     this.runner.start();
+    // The first run may come before the informer's first list: run again once it is in.
+    void this.endpoints.synced.then(() => this.runner.trigger());
   }
 
   /** Local attachments changed. */

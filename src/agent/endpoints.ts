@@ -70,14 +70,30 @@ export async function syncEndpoints(store: Store, node: string, records: Attachm
     const key = `${e.metadata.namespace}/${e.metadata.name}`;
     const w = want.get(key);
     want.delete(key);
+    // `current` may lag the datastore (an informer): on a Conflict, the object is read again.
+    const fresh = (): Promise<WeftEndpointObject | undefined> => store.get<WeftEndpointObject>('WeftEndpoint', e.metadata.name, e.metadata.namespace);
     if (!w) {
-      await attempt(`delete ${key}`, () =>
-        store.delete('WeftEndpoint', e.metadata.name, e.metadata.namespace, { resourceVersion: e.metadata.resourceVersion as string }).catch((err: unknown) => {
+      await attempt(`delete ${key}`, async () => {
+        try {
+          await store.delete('WeftEndpoint', e.metadata.name, e.metadata.namespace, { resourceVersion: e.metadata.resourceVersion as string });
+        } catch (err) {
           if (!isStoreError(err, 'Conflict')) throw err;
-        }),
-      );
+          const cur = await fresh();
+          // Taken over by another node (a pod moved): its record now, not to delete.
+          if (cur && cur.spec.node === node) await store.delete('WeftEndpoint', e.metadata.name, e.metadata.namespace, { resourceVersion: cur.metadata.resourceVersion as string });
+        }
+      });
     } else if (!same(w, e)) {
-      await attempt(`update ${key}`, () => store.update({ ...w, metadata: { ...w.metadata, resourceVersion: e.metadata.resourceVersion as string } }));
+      await attempt(`update ${key}`, async () => {
+        try {
+          await store.update({ ...w, metadata: { ...w.metadata, resourceVersion: e.metadata.resourceVersion as string } });
+        } catch (err) {
+          if (!isStoreError(err, 'Conflict')) throw err;
+          const cur = await fresh();
+          if (!cur) await store.create(w);
+          else if (!same(w, cur)) await store.update({ ...w, metadata: { ...w.metadata, resourceVersion: cur.metadata.resourceVersion as string } });
+        }
+      });
     }
   }
   for (const [key, w] of want) {

@@ -84,6 +84,7 @@ class AdmittedStore implements Store {
   async annotate<T extends KObject>(kind: string, name: string, namespace: string | undefined, changes: AnnotationChanges, opts?: { uid?: string }): Promise<T> {
     const current = await this.inner.get<T>(kind, name, namespace);
     if (!current) throw new StoreError('NotFound', `${kind} ${namespace ? `${namespace}/` : ''}${name} does not exist`);
+    if (opts?.uid !== undefined && current.metadata.uid !== opts.uid) throw new StoreError('Conflict', `${kind} ${namespace ? `${namespace}/` : ''}${name} is another object by now (uid ${current.metadata.uid ?? 'none'}, not ${opts.uid})`);
     const annotations = applyAnnotations(current.metadata.annotations, changes);
     if (!annotations) return this.admitRead(current, kind, name, namespace);
     admitWrite({ ...current, metadata: { ...current.metadata, annotations } });

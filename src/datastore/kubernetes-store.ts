@@ -206,16 +206,29 @@ export class KubernetesStore implements Store {
 
   async annotate<T extends KObject>(kind: string, name: string, namespace: string | undefined, changes: AnnotationChanges, opts?: { uid?: string }): Promise<T> {
     const what = `annotate ${kind} ${namespace ? `${namespace}/` : ''}${name}`;
-    // A merge patch: only these keys change (null removes one), with no resourceVersion to race;
-    // a uid in it is a precondition (409 when the object is another of that name).
-    const body = { metadata: { annotations: changes, ...(opts?.uid !== undefined ? { uid: opts.uid } : {}) } };
     const path = `${objectPath(kind, name, namespace)}${resourceOf(kind).annotateViaStatus ? '/status' : ''}`;
-    const res = await this.call('PATCH', path, what, { body, contentType: 'application/merge-patch+json' });
-    if (res.status === 404) throw new StoreError('NotFound', `${what}: it does not exist`);
-    if (res.status !== 200) throw storeError(res, what);
-    const d = this.decode<T>(kind, res.body);
-    if ('rejected' in d) throw new StoreError('Unavailable', `${what}: the API answered with ${d.rejected.reason}`);
-    return d.ok;
+    // A merge patch: only these keys change (null removes one). The API server takes no uid
+    // precondition on a patch (a uid in one is an immutable field changed): with `uid`, the
+    // object is read, its uid checked, and the patch made conditional on its resourceVersion.
+    for (let attempt = 0; attempt < 5; attempt++) {
+      let resourceVersion: string | undefined;
+      if (opts?.uid !== undefined) {
+        const cur = await this.get<T>(kind, name, namespace);
+        if (!cur) throw new StoreError('NotFound', `${what}: it does not exist`);
+        if (cur.metadata.uid !== opts.uid) throw new StoreError('Conflict', `${what}: it is another object by now (uid ${cur.metadata.uid ?? 'none'}, not ${opts.uid})`);
+        resourceVersion = cur.metadata.resourceVersion;
+      }
+      const body = { metadata: { annotations: changes, ...(resourceVersion !== undefined ? { resourceVersion } : {}) } };
+      const res = await this.call('PATCH', path, what, { body, contentType: 'application/merge-patch+json' });
+      if (res.status === 404) throw new StoreError('NotFound', `${what}: it does not exist`);
+      // Written by someone else since the read (the kubelet's status): read again.
+      if (res.status === 409 && resourceVersion !== undefined) continue;
+      if (res.status !== 200) throw storeError(res, what);
+      const d = this.decode<T>(kind, res.body);
+      if ('rejected' in d) throw new StoreError('Unavailable', `${what}: the API answered with ${d.rejected.reason}`);
+      return d.ok;
+    }
+    throw new StoreError('Conflict', `${what}: too many concurrent writers`);
   }
 
   async delete(kind: string, name: string, namespace?: string, opts?: { resourceVersion?: string }): Promise<boolean> {

@@ -187,7 +187,13 @@ export async function uninstall(o: UninstallOptions): Promise<string[]> {
  */
 async function removeAgentFiles(stateDir: string, socket: string): Promise<string[]> {
   const removed: string[] = [];
-  const before = JSON.parse(await fs.readFile(join(stateDir, SYSCTLS_BEFORE_FILE), 'utf8').catch(() => '{}')) as Record<string, unknown>;
+  let before: Record<string, unknown> = {};
+  try {
+    before = JSON.parse(await fs.readFile(join(stateDir, SYSCTLS_BEFORE_FILE), 'utf8').catch(() => '{}')) as Record<string, unknown>;
+  } catch {
+    /* unreadable: the values before Weft are not known, and forwarding stays as it is */
+  }
+  if (typeof before !== 'object' || before === null) before = {};
   for (const [key, value] of Object.entries(before)) {
     // Only the sysctls an agent turns on, whatever else the file may say.
     if (!(Object.values(FORWARDING_SYSCTL) as string[]).includes(key) || typeof value !== 'string' || !/^[01]$/.test(value)) continue;

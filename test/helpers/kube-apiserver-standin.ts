@@ -27,9 +27,9 @@
  *   changes nothing is not a write (same object and revision back, no event), as in etcd3 storage.
  * - create / get / list / update / patch / delete with the real Status errors, reasons and messages
  *   (NotFound, AlreadyExists, Conflict, Invalid with causes, BadRequest, …); status subresources
- *   (a built-in kind's takes the request's labels and annotations too, as the pod and node status
- *   strategies do; a custom resource's only .status); a metadata.uid in an update or patch is a
- *   precondition (409);
+ *   (pods', nodes' and namespaces' take the request's labels and annotations too, as their status
+ *   strategies do; other kinds' only .status); a metadata.uid in a PUT is a precondition (409),
+ *   one a patch changes is an immutable field (422);
  *   generation; generateName; dryRun=All; label and field selectors; limit/continue (consistent:
  *   a continued list is the snapshot at the first page's revision, rebuilt from the event history,
  *   410 Expired once that is compacted); resourceVersion/resourceVersionMatch on lists;
@@ -1605,7 +1605,7 @@ export class KubeApiStandin {
         // No server-side apply here; custom resources take no strategic merge patch, as in the real server.
         if (!accepted.includes(ct)) throw unsupportedMedia(accepted);
         const patch = this.parseBody(await this.readBody(req), ct, accepted);
-        return this.reply(res, rec, 200, this.update(t, (cur) => this.applyPatch(ct, cur, patch), dry));
+        return this.reply(res, rec, 200, this.update(t, (cur) => this.applyPatch(ct, cur, patch), dry, true));
       }
       case 'DELETE': {
         if (t.sub !== undefined) throw methodNotAllowed();
@@ -1926,7 +1926,7 @@ export class KubeApiStandin {
   }
 
   /** PUT and PATCH (a patch is an update of the patched current object), of an object or its status. */
-  private update(t: Target, candidateOf: (current: JsonObject) => JsonObject, dry: boolean): JsonObject {
+  private update(t: Target, candidateOf: (current: JsonObject) => JsonObject, dry: boolean, patch = false): JsonObject {
     const rd = t.rd;
     const name = t.name ?? '';
     const ns = rd.namespaced ? t.ns ?? '' : '';
@@ -1945,6 +1945,8 @@ export class KubeApiStandin {
     if (rv !== undefined && rv !== '' && rv !== strAt(curMeta, 'resourceVersion')) throw conflict(rd, name, MODIFIED_MSG);
     const uid = strAt(m, 'uid');
     if (uid !== undefined && uid !== '' && uid !== strAt(curMeta, 'uid')) {
+      // A PUT's uid is a precondition; a patch that changes it changes an immutable field.
+      if (patch) throw invalid(rd, name, [invalidValue('metadata.uid', uid, 'field is immutable')]);
       throw conflict(rd, name, `Precondition failed: UID in precondition: ${uid}, UID in object meta: ${strAt(curMeta, 'uid') ?? ''}`);
     }
     let result: JsonObject;
@@ -1952,10 +1954,10 @@ export class KubeApiStandin {
       result = structuredClone(cur);
       if (next['status'] !== undefined) result['status'] = next['status'];
       else delete result['status'];
-      // A built-in kind's status strategy (pods, nodes, namespaces) restores the old spec but
-      // keeps the request's metadata — how kubelets, Flannel and Calico annotate Nodes and Pods
-      // with only */status rights; a custom resource's status subresource keeps only .status.
-      if (!rd.crd) {
+      // The pod, node and namespace status strategies restore the old spec but keep the
+      // request's metadata — how kubelets, Flannel and Calico annotate Nodes and Pods with only
+      // */status rights. Other kinds (custom resources among them) keep only .status here.
+      if (!rd.crd && rd.group === '' && ['pods', 'nodes', 'namespaces'].includes(rd.plural)) {
         const rm = metaOf(result);
         const nm = metaOf(next);
         for (const k of ['labels', 'annotations']) {

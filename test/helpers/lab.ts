@@ -59,8 +59,8 @@ export async function kill9(pid: number): Promise<void> {
 
 /**
  * Continuous ping from a pod (every `intervalMs`), returning what it sent and got when it ends:
- * after `count` pings, or when `stop` aborts. Stopped, the last ping may still be on its way —
- * `lost` lists the sequence numbers never answered, so a caller can tell that one from a loss.
+ * after `count` pings, or when `stop` aborts. Stopped, the last pings may still be on their way
+ * — `lost` lists the sequence numbers never answered, so a caller can tell those from a loss.
  */
 export function pingFrom(lab: TestLab, pod: string, target: string, count: number, intervalMs = 10, stop?: AbortSignal): Promise<{ sent: number; received: number; lost: number[]; out: string }> {
   const [ns, n] = pod.split('/');
@@ -81,7 +81,8 @@ export function pingFrom(lab: TestLab, pod: string, target: string, count: numbe
         else out += `${l}\n`;
       }
     });
-    child.on('exit', () => {
+    // 'close', not 'exit': the summary may still be in the pipe when the process has exited.
+    child.on('close', () => {
       out += partial;
       const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
       const sent = Number(m?.[1] ?? 0);
