@@ -1,6 +1,6 @@
 import { AdmissionError, admitObject, tryAdmit } from '../model/admission.js';
 import type { KObject } from '../model/objects.js';
-import { applyAnnotations, StoreError, type AnnotationChanges, type ListResult, type RejectedObject, type Store, type WatchEvent } from './store.js';
+import { applyAnnotations, StoreError, type AnnotateOptions, type AnnotationChanges, type ListResult, type RejectedObject, type Store, type WatchEvent } from './store.js';
 
 /**
  * A store whose every read is admitted (model/admission.ts) before anyone sees it, and whose
@@ -81,14 +81,16 @@ class AdmittedStore implements Store {
   }
 
   /** The object as it would be after the change is admitted before the change is sent. */
-  async annotate<T extends KObject>(kind: string, name: string, namespace: string | undefined, changes: AnnotationChanges, opts?: { uid?: string }): Promise<T> {
+  async annotate<T extends KObject>(kind: string, name: string, namespace: string | undefined, changes: AnnotationChanges, opts?: AnnotateOptions): Promise<T> {
     const current = await this.inner.get<T>(kind, name, namespace);
     if (!current) throw new StoreError('NotFound', `${kind} ${namespace ? `${namespace}/` : ''}${name} does not exist`);
     if (opts?.uid !== undefined && current.metadata.uid !== opts.uid) throw new StoreError('Conflict', `${kind} ${namespace ? `${namespace}/` : ''}${name} is another object by now (uid ${current.metadata.uid ?? 'none'}, not ${opts.uid})`);
     const annotations = applyAnnotations(current.metadata.annotations, changes);
     if (!annotations) return this.admitRead(current, kind, name, namespace);
     admitWrite({ ...current, metadata: { ...current.metadata, annotations } });
-    return this.admitRead(await this.inner.annotate<T>(kind, name, namespace, changes, opts), kind, name, namespace);
+    // The uid is checked on this read: the store need not read again, only write on this version.
+    const at = opts?.uid !== undefined && current.metadata.resourceVersion !== undefined ? { ...opts, readAt: current.metadata.resourceVersion } : opts;
+    return this.admitRead(await this.inner.annotate<T>(kind, name, namespace, changes, at), kind, name, namespace);
   }
 
   delete(kind: string, name: string, namespace?: string, opts?: { resourceVersion?: string }): Promise<boolean> {

@@ -1,6 +1,6 @@
 import type { Etcd3, IKeyValue } from 'etcd3';
 import type { KObject } from '../model/objects.js';
-import { annotateByUpdate, forWrite, identityProblem, StoreError, validateObject, type AnnotationChanges, type ListResult, type RejectedObject, type Store, type WatchEvent, type WatchEventType } from './store.js';
+import { annotateByUpdate, forWrite, identityProblem, StoreError, validateObject, type AnnotateOptions, type AnnotationChanges, type ListResult, type RejectedObject, type Store, type WatchEvent, type WatchEventType } from './store.js';
 
 /**
  * The datastore on a real etcd v3 cluster. One key per object under a prefix; an object's
@@ -142,7 +142,7 @@ export class EtcdStore implements Store {
     return o;
   }
 
-  annotate<T extends KObject>(kind: string, name: string, namespace: string | undefined, changes: AnnotationChanges, opts?: { uid?: string }): Promise<T> {
+  annotate<T extends KObject>(kind: string, name: string, namespace: string | undefined, changes: AnnotationChanges, opts?: AnnotateOptions): Promise<T> {
     return annotateByUpdate<T>(this, kind, name, namespace, changes, opts);
   }
 

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { KObject } from '../model/objects.js';
 import { TEMP_PREFIX, syncDir, writeFileAtomic, writeFileDurable } from '../util/atomic-file.js';
 import { LockFile, LockTimeoutError } from '../util/lock-file.js';
-import { annotateByUpdate, forWrite, identityProblem, StoreError, validateObject, type AnnotationChanges, type ListResult, type RejectedObject, type Store, type WatchEvent, type WatchEventType } from './store.js';
+import { annotateByUpdate, forWrite, identityProblem, StoreError, validateObject, type AnnotateOptions, type AnnotationChanges, type ListResult, type RejectedObject, type Store, type WatchEvent, type WatchEventType } from './store.js';
 import { compareText } from '../util/compare-text.js';
 
 /**
@@ -275,7 +275,7 @@ export class FileStore implements Store {
     });
   }
 
-  annotate<T extends KObject>(kind: string, name: string, namespace: string | undefined, changes: AnnotationChanges, opts?: { uid?: string }): Promise<T> {
+  annotate<T extends KObject>(kind: string, name: string, namespace: string | undefined, changes: AnnotationChanges, opts?: AnnotateOptions): Promise<T> {
     return annotateByUpdate<T>(this, kind, name, namespace, changes, opts);
   }
 

@@ -7,7 +7,7 @@ import type { KObject } from '../model/objects.js';
 import { silentLogger } from '../util/log.js';
 import { FileStore } from './file-store.js';
 import { Informer } from './informer.js';
-import { StoreError, type AnnotationChanges, type ListResult, type Store, type WatchEvent } from './store.js';
+import { StoreError, type AnnotateOptions, type AnnotationChanges, type ListResult, type Store, type WatchEvent } from './store.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const ns = (name: string): KObject => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
@@ -46,7 +46,7 @@ class GoneOnDemand implements Store {
     return this.inner.delete(kind, name, namespace, opts);
   }
 
-  annotate<T extends KObject>(kind: string, name: string, namespace: string | undefined, changes: AnnotationChanges, opts?: { uid?: string }): Promise<T> {
+  annotate<T extends KObject>(kind: string, name: string, namespace: string | undefined, changes: AnnotationChanges, opts?: AnnotateOptions): Promise<T> {
     return this.inner.annotate<T>(kind, name, namespace, changes, opts);
   }
   async *watch<T extends KObject>(kind: string, from: number, signal: AbortSignal): AsyncIterable<WatchEvent<T>> {

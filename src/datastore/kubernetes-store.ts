@@ -10,7 +10,7 @@
 import type { KObject } from '../model/objects.js';
 import { KubeClient, KubeStatusError, KubeUnreachableError, statusOf, type KubeResponse } from './kube-client.js';
 import type { KubeConnection } from './kube-connection.js';
-import { identityProblem, StoreError, validateObject, type AnnotationChanges, type ListResult, type RejectedObject, type Store, type WatchEvent } from './store.js';
+import { identityProblem, StoreError, validateObject, type AnnotateOptions, type AnnotationChanges, type ListResult, type RejectedObject, type Store, type WatchEvent } from './store.js';
 
 export interface KubeResource {
   group: string;
@@ -204,15 +204,16 @@ export class KubernetesStore implements Store {
     return this.writeStatus(obj.kind, d.ok, obj, what);
   }
 
-  async annotate<T extends KObject>(kind: string, name: string, namespace: string | undefined, changes: AnnotationChanges, opts?: { uid?: string }): Promise<T> {
+  async annotate<T extends KObject>(kind: string, name: string, namespace: string | undefined, changes: AnnotationChanges, opts?: AnnotateOptions): Promise<T> {
     const what = `annotate ${kind} ${namespace ? `${namespace}/` : ''}${name}`;
     const path = `${objectPath(kind, name, namespace)}${resourceOf(kind).annotateViaStatus ? '/status' : ''}`;
     // A merge patch: only these keys change (null removes one). The API server takes no uid
     // precondition on a patch (a uid in one is an immutable field changed): with `uid`, the
     // object is read, its uid checked, and the patch made conditional on its resourceVersion.
     for (let attempt = 0; attempt < 5; attempt++) {
-      let resourceVersion: string | undefined;
-      if (opts?.uid !== undefined) {
+      // A read the caller made (and checked the uid on) spares the first one here.
+      let resourceVersion = attempt === 0 && opts?.uid !== undefined ? opts.readAt : undefined;
+      if (opts?.uid !== undefined && resourceVersion === undefined) {
         const cur = await this.get<T>(kind, name, namespace);
         if (!cur) throw new StoreError('NotFound', `${what}: it does not exist`);
         if (cur.metadata.uid !== opts.uid) throw new StoreError('Conflict', `${what}: it is another object by now (uid ${cur.metadata.uid ?? 'none'}, not ${opts.uid})`);

@@ -109,7 +109,12 @@ export function runStoreContract(o: ContractOptions): void {
     assert.deepEqual(Object.keys(both?.metadata.annotations ?? {}).sort(), ['k0', 'k1', 'k2', 'k3', 'k4', 'k5', 'keep', 'weft.io/pod-ips']);
     await assert.rejects(a.annotate('Pod', 'ghost', 'default', { x: 'y' }), (e: unknown) => isStoreError(e, 'NotFound'));
     const uid = both?.metadata.uid;
-    if (uid !== undefined) await a.annotate('Pod', 'web', 'default', { y: 'z' }, { uid });
+    if (uid !== undefined) {
+      await a.annotate('Pod', 'web', 'default', { y: 'z' }, { uid });
+      // A read the caller made that is stale by now: the store reads again, and writes.
+      const stale = await a.annotate<KObject>('Pod', 'web', 'default', { y: 'stale-read' }, { uid, readAt: v1.metadata.resourceVersion as string });
+      assert.equal(stale.metadata.annotations?.['y'], 'stale-read');
+    }
     await assert.rejects(a.annotate('Pod', 'web', 'default', { y: 'w' }, { uid: '00000000-0000-4000-8000-000000000000' }), (e: unknown) => isStoreError(e, 'Conflict'), 'another object of that name');
   }));
 

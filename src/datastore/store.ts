@@ -97,7 +97,7 @@ export interface Store {
    * Kubernetes API, a compare-and-swap loop elsewhere. NotFound if the object does not exist;
    * with `uid`, Conflict if it is another object of that name (deleted and made anew).
    */
-  annotate<T extends KObject>(kind: string, name: string, namespace: string | undefined, changes: AnnotationChanges, opts?: { uid?: string }): Promise<T>;
+  annotate<T extends KObject>(kind: string, name: string, namespace: string | undefined, changes: AnnotationChanges, opts?: AnnotateOptions): Promise<T>;
   /**
    * Every change of `kind` with a revision above `fromRevision`, in order, until `signal`
    * aborts. Throws StoreError Gone when those revisions were compacted away (list again).
@@ -109,6 +109,15 @@ export interface Store {
 }
 
 export type AnnotationChanges = Readonly<Record<string, string | null>>;
+
+export interface AnnotateOptions {
+  uid?: string;
+  /**
+   * With `uid`: the resourceVersion at which the caller read the object and found that uid — a
+   * read the store may then spare (it writes on that version only, and reads again if it moved).
+   */
+  readAt?: string;
+}
 
 /** The annotations after `changes`; undefined when they change nothing. */
 export function applyAnnotations(current: Readonly<Record<string, string>> | undefined, changes: AnnotationChanges): Record<string, string> | undefined {
@@ -123,7 +132,7 @@ export function applyAnnotations(current: Readonly<Record<string, string>> | und
 }
 
 /** Store.annotate for stores without a patch: read, change, write if unchanged meanwhile, retry. */
-export async function annotateByUpdate<T extends KObject>(store: Pick<Store, 'get' | 'update'>, kind: string, name: string, namespace: string | undefined, changes: AnnotationChanges, opts?: { uid?: string }): Promise<T> {
+export async function annotateByUpdate<T extends KObject>(store: Pick<Store, 'get' | 'update'>, kind: string, name: string, namespace: string | undefined, changes: AnnotationChanges, opts?: AnnotateOptions): Promise<T> {
   const what = `${kind} ${namespace ? `${namespace}/` : ''}${name}`;
   for (let attempt = 0; attempt < 10; attempt++) {
     const current = await store.get<T>(kind, name, namespace);
