@@ -20,10 +20,11 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-# What the agent runs besides itself: ip and bridge (iproute2), nft and libnftables (nftables);
-# libstdc++ for node; CA certificates for an API server's public CA.
+# What the agent runs besides itself: ip and bridge (iproute2), nft and libnftables (nftables),
+# wg and wireguard-go (encryption, where the node's kernel has no WireGuard module); libstdc++
+# for node; CA certificates for an API server's public CA.
 SUITE=bookworm
-INCLUDE=iproute2,nftables,libstdc++6,ca-certificates
+INCLUDE=iproute2,nftables,wireguard-tools,wireguard-go,libstdc++6,ca-certificates
 CACHE=/var/cache/weft/image
 # Made again each month (the security archive's updates) and when the package list changes.
 KEY=$(printf '%s %s %s' "$SUITE" "$INCLUDE" "$(date -u +%Y-%m)" | sha256sum | cut -c1-16)

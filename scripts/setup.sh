@@ -58,8 +58,10 @@ fi
 # image built offline; iperf3 and sockperf for the data-path benchmark, GNU time for the
 # forwarder's peak RSS; python3-minimal for a test that plays a pod sending Router Advertisements
 # (raw ICMPv6, which Node.js cannot send); gcc and libc6-dev to compile the CNI plugin and the
-# agent's rtnetlink helper (native/*.c, libc only), libnftables-dev for its nftables helper.
-PACKAGES="iproute2 util-linux procps iputils-ping nftables etcd-server etcd-client openssl containernetworking-plugins iptables containerd runc podman busybox-static iperf3 sockperf time python3-minimal gcc libc6-dev libnftables-dev mmdebstrap"
+# agent's rtnetlink helper (native/*.c, libc only), libnftables-dev for its nftables helper;
+# wireguard-go and wireguard-tools for encryption between nodes (this kernel has no WireGuard
+# module), tcpdump for the test that checks what an eavesdropper sees.
+PACKAGES="iproute2 util-linux procps iputils-ping nftables etcd-server etcd-client openssl containernetworking-plugins iptables containerd runc podman busybox-static iperf3 sockperf time python3-minimal gcc libc6-dev libnftables-dev mmdebstrap wireguard-go wireguard-tools tcpdump"
 MISSING=""
 for p in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || MISSING="$MISSING $p"

@@ -22,7 +22,9 @@ import { pidFileHolder, processStartTime } from '../util/lock-file.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { SYSCTLS_BEFORE_FILE } from '../install/install.js';
 import type { Logger } from '../util/log.js';
-import type { ClusterStatus } from './api.js';
+import type { ClusterStatus, RotateKeyReply } from './api.js';
+import { WireGuardBackend } from '../datapath/wireguard.js';
+import { registerNode } from '../cluster/membership.js';
 import { AttachmentStore } from './attachment-store.js';
 import type { Controller } from './controller.js';
 import { EndpointsController } from './endpoints-controller.js';
@@ -38,7 +40,7 @@ import { startAgentServer } from './server.js';
 /** On Kubernetes, how long an ADD waits for its Pod to be visible (then fails: try again later). */
 const POD_WAIT_MS = 5_000;
 
-export interface AgentClusterConfig extends Omit<JoinConfig, 'log'> {
+export interface AgentClusterConfig extends Omit<JoinConfig, 'log' | 'stateDir'> {
   /** The datastore to open: the agent owns it, from start to stop. */
   datastore: DatastoreOptions;
   leaveOnExit: boolean;
@@ -116,7 +118,23 @@ function clusterStatus(c: ClusterParts): ClusterStatus {
     ...c.routes.status(),
     datastoreConnected: c.informers.connected(),
     ...c.liveness.status(),
+    ...(c.joined.backend instanceof WireGuardBackend ? { encryption: { type: 'wireguard' as const, ...c.joined.backend.status() } } : {}),
   };
+}
+
+/**
+ * A new WireGuard key pair for this node: set on its device, then published on its Node
+ * object, which peers follow (datapath/wireguard.ts says why in this order).
+ */
+async function rotateNodeKey(c: ClusterParts, log: Logger): Promise<RotateKeyReply> {
+  const wg = c.joined.backend;
+  if (!(wg instanceof WireGuardBackend)) return { ok: false, error: 'this node does not encrypt: the cluster was created without --encryption wireguard' };
+  const published = await wg.rotateKey();
+  c.joined.info = { ...c.joined.info, ...published };
+  await registerNode(c.store, c.joined.info, c.joined.blocks);
+  const publicKey = published.wireguard?.publicKey ?? '';
+  log.info('rotated the WireGuard key pair: the new public key is published', { publicKey });
+  return { ok: true, publicKey };
 }
 
 /**
@@ -215,7 +233,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     let joined: JoinedNode | undefined;
     if (cfg.cluster) {
       store = await openStore(cfg.cluster.datastore);
-      joined = await joinCluster(store, { ...cfg.cluster, log });
+      joined = await joinCluster(store, { ...cfg.cluster, stateDir: cfg.stateDir, log });
     }
     const podCidrs = joined ? joined.blocks.map(parseCidr) : (cfg.podCidrs ?? []);
     if (podCidrs.length === 0) throw new Error('no pod range: give --pod-cidr, or join a cluster with --datastore');
@@ -274,6 +292,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       socketPath: cfg.socketPath,
       service,
       log,
+      ...(cluster ? { rotateKey: () => rotateNodeKey(cluster, log) } : {}),
       health: () => {
         const m = process.memoryUsage();
         return {

@@ -24,6 +24,11 @@ import { FILE_ID, type HeldNetns } from '../kernel/netns.js';
  */
 export const EXEC_PATH = '/v1/exec';
 export const HEALTH_PATH = '/v1/health';
+/** POST: the node makes a new WireGuard key pair and publishes it (`weft node rotate-key`). */
+export const ROTATE_KEY_PATH = '/v1/rotate-key';
+
+/** The answer to a key rotation: the new public key, or why there was none. */
+export type RotateKeyReply = { ok: true; publicKey: string } | { ok: false; error: string };
 /**
  * Node flags the agent is started with (by the lab, the test sandbox, and the install manifests
  * to come). A semi-space of at most 1 MiB keeps V8's young generation from growing to tens of
@@ -112,6 +117,15 @@ export interface ClusterStatus {
   silentAgents: Array<{ node: string; lastSeen?: string | undefined; silentSeconds?: number | undefined }>;
   /** How long an agent may stay silent before its node counts as gone (0: never). */
   nodeGraceSeconds: number;
+  /** Where the cluster encrypts: the WireGuard device, its data plane and its peers. */
+  encryption?: {
+    type: 'wireguard';
+    implementation: 'kernel' | 'wireguard-go' | undefined;
+    device: string;
+    publicKey: string;
+    port: number;
+    peers: Array<{ node: string; handshakeSecondsAgo?: number }>;
+  };
 }
 
 /** Policy enforcement on this node. */

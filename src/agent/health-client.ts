@@ -1,15 +1,15 @@
 import { request } from 'node:http';
-import { HEALTH_PATH, type HealthReply } from './api.js';
+import { HEALTH_PATH, ROTATE_KEY_PATH, type HealthReply, type RotateKeyReply } from './api.js';
 
-/** GET /v1/health on an agent socket; rejects when nothing answers. */
-export function getHealth(socket: string, timeoutMs = 2000): Promise<HealthReply> {
+/** One request to an agent socket, its JSON answer; rejects when nothing answers. */
+function ask<T>(socket: string, method: 'GET' | 'POST', path: string, timeoutMs: number): Promise<T> {
   return new Promise((resolve, reject) => {
-    const r = request({ socketPath: socket, path: HEALTH_PATH, method: 'GET', timeout: timeoutMs }, (res) => {
+    const r = request({ socketPath: socket, path, method, timeout: timeoutMs }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
         try {
-          resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')) as HealthReply);
+          resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')) as T);
         } catch (err) {
           reject(err as Error);
         }
@@ -19,6 +19,16 @@ export function getHealth(socket: string, timeoutMs = 2000): Promise<HealthReply
     r.on('error', reject);
     r.end();
   });
+}
+
+/** GET /v1/health on an agent socket; rejects when nothing answers. */
+export function getHealth(socket: string, timeoutMs = 2000): Promise<HealthReply> {
+  return ask<HealthReply>(socket, 'GET', HEALTH_PATH, timeoutMs);
+}
+
+/** POST /v1/rotate-key: the node makes and publishes a new WireGuard key pair. */
+export function rotateKey(socket: string, timeoutMs = 15_000): Promise<RotateKeyReply> {
+  return ask<RotateKeyReply>(socket, 'POST', ROTATE_KEY_PATH, timeoutMs);
 }
 
 /** Polls until the agent answers, the process exits, or the deadline passes. */
@@ -37,3 +47,4 @@ export async function waitForAgent(socket: string, timeoutMs: number, exited?: (
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+

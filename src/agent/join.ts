@@ -4,17 +4,25 @@
  * kubernetes the Node's spec.podCIDRs), and its backend set up. What it returns
  * is what the node's controllers work from; nothing here keeps running.
  */
-import { allocatedBlocks, claimBlocksReporting, ensureClusterNetwork, registerNode, renewLease, settingsDiffer, weftOwnsNodes, type ClusterDefaults, type NodeInfo } from '../cluster/membership.js';
+import { allocatedBlocks, claimBlocksReporting, encryptionMismatch, ensureClusterNetwork, registerNode, renewLease, settingsDiffer, weftOwnsNodes, type ClusterDefaults, type NodeInfo } from '../cluster/membership.js';
 import { StoreError, type Store } from '../datastore/store.js';
 import { BACKEND_REGISTRY, type Backend } from '../datapath/backend.js';
+import { transportOf } from '../datapath/backend-type.js';
 import { findUplink, type Uplink } from '../datapath/uplink.js';
-import type { ClusterNetworkObject } from '../model/objects.js';
+import type { ClusterNetworkObject, EncryptionType } from '../model/objects.js';
 import type { Logger } from '../util/log.js';
+import { UserError } from '../util/user-error.js';
 
 export interface JoinConfig {
   nodeName: string;
   nodeIps: string[];
   defaults: ClusterDefaults | undefined;
+  /** The encryption this agent was told to use, if it was told: it must be the cluster's. */
+  encryption?: EncryptionType;
+  /** Where the agent keeps its state (the WireGuard private key lives there). */
+  stateDir: string;
+  /** The WireGuard device's name, where not weft.wg (a lab's nodes share one /var/run/wireguard). */
+  wireguardDevice?: string;
   log: Logger;
 }
 
@@ -36,9 +44,20 @@ export async function joinCluster(store: Store, cfg: JoinConfig): Promise<Joined
   if (differ.length > 0) {
     log.warn("this agent's cluster settings are not the cluster's, which stand: they are fixed when the first agent joins (ClusterNetwork \"default\")", { differences: differ });
   }
+  const refused = encryptionMismatch(cfg.encryption, network.spec);
+  if (refused) throw new UserError(refused);
   const uplink = await findUplink(cfg.nodeIps);
-  const entry = BACKEND_REGISTRY[network.spec.backend.type];
-  const info: NodeInfo = { name: nodeName, ips: uplink.ips, backend: network.spec.backend.type, ...entry.published(nodeName) };
+  const entry = BACKEND_REGISTRY[transportOf(network.spec)];
+  const ctx = {
+    nodeName,
+    uplink,
+    settings: network.spec.backend,
+    clusterCidrs: network.spec.podCIDRs,
+    stateDir: cfg.stateDir,
+    ...(network.spec.encryption ? { encryption: network.spec.encryption } : {}),
+    ...(cfg.wireguardDevice ? { wireguardDevice: cfg.wireguardDevice } : {}),
+  };
+  const info: NodeInfo = { name: nodeName, ips: uplink.ips, backend: network.spec.backend.type, ...entry.published(ctx) };
   // The lease first: a block whose holder has no lease looks free to other nodes.
   await renewLease(store, nodeName, network.spec.leaseDurationSeconds);
   await registerNode(store, info);
@@ -54,8 +73,8 @@ export async function joinCluster(store: Store, cfg: JoinConfig): Promise<Joined
     for (const n of notes) log.warn(n);
   }
   await registerNode(store, info, blocks);
-  const backend = entry.create({ nodeName, uplink, blocks, settings: network.spec.backend });
+  const backend = entry.create({ ...ctx, blocks });
   await backend.setup();
-  log.info('joined the cluster', { node: nodeName, backend: backend.type, blocks, uplink: uplink.dev, underlay: uplink.ips, podMtu: backend.podMtu });
+  log.info('joined the cluster', { node: nodeName, backend: network.spec.backend.type, transport: backend.type, blocks, uplink: uplink.dev, underlay: uplink.ips, podMtu: backend.podMtu });
   return { nodeName, network, uplink, blocks, backend, info, notes };
 }

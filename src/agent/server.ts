@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { asCniError, CniError, ErrorCode } from '../cni/errors.js';
 import type { Logger } from '../util/log.js';
 import { printable } from '../util/printable.js';
-import { EXEC_PATH, HEALTH_PATH, MAX_REQUEST_BYTES, type HealthReply } from './api.js';
+import { EXEC_PATH, HEALTH_PATH, MAX_REQUEST_BYTES, ROTATE_KEY_PATH, type HealthReply, type RotateKeyReply } from './api.js';
 import { parseExecution, runExecution } from './exec.js';
 import type { CniService } from './cni-service.js';
 
@@ -69,6 +69,8 @@ export interface AgentServerOptions {
   socketPath: string;
   service: CniService;
   health: () => HealthReply;
+  /** Present where the node encrypts: a new key pair, published. */
+  rotateKey?: () => Promise<RotateKeyReply>;
   log: Logger;
 }
 
@@ -129,6 +131,14 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<Server
     try {
       if (req.method === 'GET' && req.url === HEALTH_PATH) {
         send(res, 200, opts.health());
+        return;
+      }
+      if (req.method === 'POST' && req.url === ROTATE_KEY_PATH) {
+        const reply: RotateKeyReply = opts.rotateKey
+          ? await opts.rotateKey().catch((err: Error): RotateKeyReply => ({ ok: false, error: err.message }))
+          : { ok: false, error: 'this node does not encrypt: the cluster was created without --encryption wireguard' };
+        if (!reply.ok) log.warn('key rotation failed', { error: reply.error });
+        send(res, reply.ok ? 200 : 409, reply);
         return;
       }
       if (req.method !== 'POST' || req.url !== EXEC_PATH) {

@@ -8,7 +8,8 @@ import { validateBlockSize } from '../cluster/blocks.js';
 import type { ClusterDefaults } from '../cluster/membership.js';
 import { checkDatastoreOptions } from '../datastore/open-store.js';
 import { AddressError, isValidAddress, parseCidr, type Cidr } from '../ipam/cidr.js';
-import { BACKENDS, IPAM_MODES, type BackendType, type IpamMode } from '../model/objects.js';
+import { BACKENDS, ENCRYPTIONS, IPAM_MODES, type BackendType, type EncryptionType, type IpamMode } from '../model/objects.js';
+import { DEFAULT_WIREGUARD_PORT } from '../datapath/backend-type.js';
 import { createLogger, type Logger, type LogLevel } from '../util/log.js';
 import { UserError } from '../util/user-error.js';
 
@@ -71,6 +72,9 @@ interface AgentOptions {
   backend?: string;
   vxlanVni: string;
   vxlanPort: string;
+  encryption?: string;
+  wireguardPort: string;
+  wireguardDevice?: string;
   leaseDuration: string;
   nodeGrace: string;
   leaveOnExit?: boolean;
@@ -114,6 +118,10 @@ function clusterConfig(o: AgentOptions): AgentClusterConfig {
     if (!isValidAddress(a)) throw new UserError(`--node-ip ${a}: not an IP address`);
     return a;
   });
+  // Empty: not given (a ConfigMap key left blank reaches the agent as an empty flag).
+  const encryption = o.encryption === undefined || o.encryption === '' ? undefined : o.encryption;
+  if (encryption !== undefined && !(ENCRYPTIONS as readonly string[]).includes(encryption)) throw new UserError(`--encryption ${encryption}: expected ${ENCRYPTIONS.join(' or ')}`);
+  if (o.wireguardDevice !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,14}$/.test(o.wireguardDevice)) throw new UserError(`--wireguard-device ${o.wireguardDevice}: expected an interface name of 1-15 letters, digits, ".", "_" or "-"`);
   let defaults: ClusterDefaults | undefined;
   if (o.clusterCidr.length > 0) {
     // Also comma-separated: one manifest value (a ConfigMap's) can carry both families.
@@ -134,6 +142,7 @@ function clusterConfig(o: AgentOptions): AgentClusterConfig {
     if (ipam === 'kubernetes' && o.datastore !== 'kubernetes') throw new UserError('--ipam kubernetes takes pod blocks from Node.spec.podCIDRs, which only --datastore kubernetes has: use --ipam cluster-pool');
     defaults = {
       podCIDRs: cidrs.map((c) => c.text),
+      ...(encryption === 'wireguard' ? { encryption: { type: 'wireguard' as const, port: intFlag('wireguard-port', o.wireguardPort, 1, 65535) } } : {}),
       ipam: ipam as IpamMode,
       blockSize,
       backend: { type: backend as BackendType, vni: intFlag('vxlan-vni', o.vxlanVni, 1, 16_777_215), port: intFlag('vxlan-port', o.vxlanPort, 1, 65535) },
@@ -143,7 +152,16 @@ function clusterConfig(o: AgentOptions): AgentClusterConfig {
   }
   const datastore = { ...(o.datastore !== undefined ? { datastore: o.datastore } : {}), ...(o.datastoreDir !== undefined ? { datastoreDir: o.datastoreDir } : {}), ...(o.etcdEndpoints !== undefined ? { etcdEndpoints: o.etcdEndpoints } : {}), ...(o.kubeconfig !== undefined ? { kubeconfig: o.kubeconfig } : {}) };
   checkDatastoreOptions(datastore);
-  return { datastore, nodeName: o.nodeName ?? hostname(), nodeIps, defaults, leaveOnExit: o.leaveOnExit === true, networkPolicy: o.networkPolicy };
+  return {
+    datastore,
+    nodeName: o.nodeName ?? hostname(),
+    nodeIps,
+    defaults,
+    ...(encryption !== undefined ? { encryption: encryption as EncryptionType } : {}),
+    ...(o.wireguardDevice !== undefined ? { wireguardDevice: o.wireguardDevice } : {}),
+    leaveOnExit: o.leaveOnExit === true,
+    networkPolicy: o.networkPolicy,
+  };
 }
 
 export function registerAgentCommand(program: Command): void {
@@ -168,6 +186,9 @@ export function registerAgentCommand(program: Command): void {
     .option('--ipam <mode>', 'first node only: kubernetes (pod blocks are Node.spec.podCIDRs; the default with --datastore kubernetes) or cluster-pool (Weft leases blocks of --cluster-cidr; the default otherwise)')
     .option('--vxlan-vni <n>', 'first node only: VXLAN network identifier', '1')
     .option('--vxlan-port <n>', 'first node only: VXLAN UDP port', '8472')
+    .option('--encryption <type>', 'none or wireguard: encrypt pod traffic between nodes (first node: sets it for the cluster, default none; any other node: refuses to start unless it is the cluster\'s)')
+    .option('--wireguard-port <n>', 'first node only: the UDP port of every node\'s WireGuard device', String(DEFAULT_WIREGUARD_PORT))
+    .option('--wireguard-device <name>', 'the WireGuard device\'s name (default weft.wg; nodes sharing one machine, as a lab\'s do, need one each)')
     .option('--lease-duration <s>', 'first node only: seconds an agent counts as alive without renewing its lease (reported; routes stay)', '40')
     .option('--node-grace <duration>', 'first node only: how long an agent may stay silent before its node counts as gone and is removed (e.g. 24h, 90m; 0 = never)', '24h')
     .option('--leave-on-exit', 'on SIGTERM, leave the cluster: peers drop this node and its blocks are freed (without it, a stopped agent\'s node keeps its routes)')

@@ -5,7 +5,7 @@ import { cliEntry } from '../util/built-file.js';
 import { BACKENDS, type BackendType } from '../model/objects.js';
 import { UserError } from '../util/user-error.js';
 import { gridLines, legendLines, parseFamilies, parsePorts } from './grid.js';
-import { labDatastoreStart, labDatastoreStop, labDown, labNodeAdd, labNodeRemove, labStatus, labUp, waitConverged, type LabStatus } from '../lab/lab.js';
+import { labDatastoreStart, labDatastoreStop, labDown, labNodeAdd, labNodeRemove, labNodeRotateKey, labStatus, labUp, waitConverged, type LabStatus } from '../lab/lab.js';
 import { loadLab } from '../lab/lab-state.js';
 import { labExec, labMatrix, labProbe, nsCreate, nsLabel, podCreate, podDelete, podLabel, type Family, type Matrix } from '../lab/lab-pods.js';
 import { parseLabelChanges, parsePodRef, parsePortSpec, resolveLabName, validateLabName } from '../lab/lab-state.js';
@@ -37,11 +37,16 @@ function parseProtoPort(text: string): { port: number; protocol: Protocol } {
 
 
 function printStatus(s: LabStatus): void {
-  out(`lab ${s.name}: ${s.nodes.length} nodes, ${s.backend} backend, ${s.datastore} datastore`);
+  out(`lab ${s.name}: ${s.nodes.length} nodes, ${s.encryption === 'none' ? `${s.backend} backend` : `encrypted (${s.encryption}; ${s.backend} backend unused)`}, ${s.datastore} datastore`);
   for (const n of s.nodes) {
     // A node whose agent is down keeps its routes: say how long it has been silent.
     out(`  ${n.name.padEnd(8)} ${n.agent.padEnd(7)} ${n.ips.join(' ').padEnd(34)} blocks ${n.blocks.join(' ') || '-'}  peers ${n.peers.join(',') || '-'}${n.agent === 'running' && !n.datastoreConnected ? '  (datastore unreachable)' : ''}`);
     if (n.agent === 'down') out(`           ! agent not seen for ${n.agentSilentSeconds !== undefined ? formatSilence(n.agentSilentSeconds) : 'ever'}; its routes and pods stay until the node is removed`);
+    const e = n.encryption;
+    if (e) {
+      const shaken = e.peers.map((p) => `${p.node} ${p.handshakeSecondsAgo !== undefined ? `${p.handshakeSecondsAgo}s ago` : 'no handshake yet'}`).join(', ');
+      out(`           ${e.type} ${e.device} (${e.implementation ?? 'not up'}) port ${e.port} key ${e.publicKey}; handshakes: ${shaken || '-'}`);
+    }
     for (const p of n.problems) out(`           ! ${p}`);
     for (const r of n.rejected) out(`           ! left out (not usable): ${r}`);
   }
@@ -88,15 +93,17 @@ export function registerLabCommands(program: Command): void {
     .addOption(labAlias())
     .option('--nodes <k>', 'number of nodes', '3')
     .option('--backend <type>', `${BACKENDS.join(' or ')}`, 'vxlan')
+    .option('--encryption <type>', 'none, or wireguard: pod traffic between nodes is encrypted (WireGuard carries it in place of the backend)', 'none')
     .option('--datastore <kind>', 'file, etcd (a real etcd in the lab) or kubernetes (the tests\' Kubernetes API stand-in; a built checkout)', 'file')
     .option('--lease-duration <s>', 'agent lease, seconds: how fast a silent agent is reported', '10')
     .option('--node-grace <duration>', 'how long an agent may stay silent before its node counts as gone (e.g. 24h; 0 = never)', '24h')
     .option('--agent-log-level <level>', 'the agents\' log level: info, or debug (adds each policy sync\'s timings)', 'info')
     .option('--json', 'machine-readable output')
-    .action(async (o: { lab?: string; nodes: string; backend: string; datastore: string; leaseDuration: string; nodeGrace: string; agentLogLevel: string; json?: boolean }) => {
+    .action(async (o: { lab?: string; nodes: string; backend: string; encryption: string; datastore: string; leaseDuration: string; nodeGrace: string; agentLogLevel: string; json?: boolean }) => {
       if (!o.lab) throw new UserError('--lab NAME is required (the lab to start; --name NAME works too)');
       const labName = o.lab;
       if (!(BACKENDS as readonly string[]).includes(o.backend)) throw new UserError(`--backend ${o.backend}: expected ${BACKENDS.join(' or ')}`);
+      if (o.encryption !== 'none' && o.encryption !== 'wireguard') throw new UserError(`--encryption ${o.encryption}: expected none or wireguard`);
       if (o.datastore !== 'file' && o.datastore !== 'etcd' && o.datastore !== 'kubernetes') throw new UserError(`--datastore ${o.datastore}: expected file, etcd or kubernetes`);
       if (o.agentLogLevel !== 'info' && o.agentLogLevel !== 'debug') throw new UserError(`--agent-log-level ${o.agentLogLevel}: expected info or debug`);
       const nodes = Number(o.nodes);
@@ -107,6 +114,7 @@ export function registerLabCommands(program: Command): void {
         name: labName,
         nodes,
         backend: o.backend as BackendType,
+        ...(o.encryption === 'wireguard' ? { encryption: 'wireguard' as const } : {}),
         datastore: o.datastore,
         cliEntry: cliEntry(),
         leaseDurationSeconds: lease,
@@ -167,6 +175,18 @@ export function registerLabCommands(program: Command): void {
       await labNodeRemove(resolveLabName(o.lab), nodeName);
       if (o.json) json({ removed: nodeName });
       else out(`${nodeName} removed`);
+    });
+
+  node
+    .command('rotate-key')
+    .description("the node's agent makes a new WireGuard key pair and publishes it; its peers follow (encrypted labs)")
+    .argument('<node>')
+    .option(...labOpt).addOption(labAlias())
+    .option('--json', 'machine-readable output')
+    .action(async (nodeName: string, o: { lab?: string; json?: boolean }) => {
+      const publicKey = await labNodeRotateKey(resolveLabName(o.lab), nodeName);
+      if (o.json) json({ node: nodeName, publicKey });
+      else out(`${nodeName}: new WireGuard public key ${publicKey} published; peers follow`);
     });
 
   const ds = lab.command('datastore').description("the lab's etcd: stop it and start it again, to see the cluster ride out an outage");

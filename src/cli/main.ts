@@ -8,6 +8,7 @@ import { registerHealthCommand } from './health-command.js';
 import { registerInstallCommands } from './install-command.js';
 import { registerApplyCommands } from './apply-command.js';
 import { registerLabCommands } from './lab-command.js';
+import { registerNodeCommands } from './node-command.js';
 import { registerPolicyCommands } from './policy-command.js';
 
 /** The whole `weft` command; `weft agent` alone loads only agent-program.ts (entry.ts). */
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
   registerCniCommands(program);
   registerDemoCommand(program);
   registerLabCommands(program);
+  registerNodeCommands(program);
   registerApplyCommands(program);
   registerPolicyCommands(program);
   // --name is an alias of --lab wherever a lab is named: one flag, whichever spelling is used.

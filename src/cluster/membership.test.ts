@@ -8,7 +8,7 @@ import type { ClusterNetworkObject, IPBlockObject, LeaseObject } from '../model/
 import { nodeAddressOf } from '../ipam/pool.js';
 import { candidateBlocks, validateBlockSize } from './blocks.js';
 import { isAlive } from './liveness.js';
-import { claimBlocks, claimBlocksReporting, ensureClusterNetwork, leaveCluster, RECLAIMED_FROM, registerNode, removeGoneNode, renewLease, settingsDiffer, type ClusterDefaults } from './membership.js';
+import { claimBlocks, claimBlocksReporting, encryptionMismatch, ensureClusterNetwork, leaveCluster, RECLAIMED_FROM, registerNode, removeGoneNode, renewLease, settingsDiffer, type ClusterDefaults } from './membership.js';
 import { parseCidr } from '../ipam/cidr.js';
 
 const defaults = (over: Partial<ClusterDefaults> = {}): ClusterDefaults => ({
@@ -166,5 +166,16 @@ describe('an agent whose settings are not the cluster\'s (pure)', () => {
     const vx = { type: 'vxlan' as const, vni: 1, port: 8472 };
     assert.deepEqual(settingsDiffer(defaults({ backend: vx }), { ...spec, backend: { port: 8472, type: 'vxlan', vni: 1 } }), []);
     assert.deepEqual(settingsDiffer(defaults({ backend: vx }), { ...spec, backend: { ...vx, port: 4789 } }), ['VXLAN port: 8472 here, 4789 in the cluster']);
+  });
+});
+
+describe('encryption is fixed with the cluster (pure)', () => {
+  const spec = (encryption?: { type: 'wireguard'; port: number }): ClusterNetworkObject['spec'] => ({ podCIDRs: ['10.244.0.0/16'], blockSize: { ipv4: 24, ipv6: 64 }, backend: { type: 'vxlan' }, leaseDurationSeconds: 40, ...(encryption ? { encryption } : {}) });
+  it('an agent told nothing follows the cluster; one told otherwise is refused, saying what to do', () => {
+    assert.equal(encryptionMismatch(undefined, spec({ type: 'wireguard', port: 51820 })), undefined);
+    assert.equal(encryptionMismatch('wireguard', spec({ type: 'wireguard', port: 51820 })), undefined);
+    assert.equal(encryptionMismatch('none', spec()), undefined);
+    assert.match(encryptionMismatch('wireguard', spec()) ?? '', /--encryption wireguard, but the cluster was created with encryption none: .* not turned on on a running cluster.*Start this agent with --encryption none/);
+    assert.match(encryptionMismatch('none', spec({ type: 'wireguard', port: 51820 })) ?? '', /not turned off on a running cluster/);
   });
 });

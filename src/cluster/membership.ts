@@ -6,6 +6,8 @@ import {
   WEFT_API,
   type BackendType,
   type ClusterNetworkObject,
+  type EncryptionSettings,
+  type EncryptionType,
   type IpamMode,
   type IPBlockObject,
   type LeaseObject,
@@ -29,6 +31,8 @@ export interface ClusterDefaults {
   ipam?: IpamMode;
   blockSize: { ipv4: number; ipv6: number };
   backend: { type: BackendType; vni?: number; port?: number };
+  /** Absent: none. */
+  encryption?: EncryptionSettings;
   leaseDurationSeconds: number;
   /** How long an agent may be silent before its node counts as gone (liveness.ts); 0 = never. */
   nodeGraceSeconds?: number;
@@ -49,9 +53,27 @@ export function settingsDiffer(mine: ClusterDefaults, cluster: ClusterNetworkObj
   note('backend', mine.backend.type, cluster.backend.type);
   note('VXLAN VNI', mine.backend.vni, cluster.backend.vni);
   note('VXLAN port', mine.backend.port, cluster.backend.port);
+  note('encryption', mine.encryption?.type ?? 'none', cluster.encryption?.type ?? 'none');
+  note('WireGuard port', mine.encryption?.port, cluster.encryption?.port);
   note('IPv4 block size', mine.blockSize.ipv4, cluster.blockSize.ipv4);
   note('IPv6 block size', mine.blockSize.ipv6, cluster.blockSize.ipv6);
   return out;
+}
+
+/**
+ * Refuses an agent whose encryption setting is not the cluster's (pure; `mine` undefined: the
+ * agent was given none). Encryption is fixed when the cluster is created: a node that encrypts
+ * in a cluster that does not (or the reverse) would reach none of its peers' pods, and a node
+ * that was asked to encrypt must never carry pod traffic in clear.
+ */
+export function encryptionMismatch(mine: EncryptionType | undefined, cluster: ClusterNetworkObject['spec']): string | undefined {
+  const theirs = cluster.encryption?.type ?? 'none';
+  if (mine === undefined || mine === theirs) return undefined;
+  return (
+    `--encryption ${mine}, but the cluster was created with encryption ${theirs}: encryption is fixed when the first agent creates the cluster, ` +
+    `and is not turned ${mine === 'none' ? 'off' : 'on'} on a running cluster (nodes would stop reaching each other's pods until all had switched). ` +
+    `Start this agent with --encryption ${theirs}, or without --encryption; to change it, recreate the cluster network (docs/encryption.md)`
+  );
 }
 
 /** Reads the cluster network, creating it from `defaults` if this is the first node. */
@@ -103,6 +125,8 @@ export interface NodeInfo {
   ips: string[];
   backend: BackendType;
   vxlanMac?: string;
+  /** Where the cluster encrypts: its WireGuard public key and endpoint. */
+  wireguard?: { publicKey: string; endpoint: string };
 }
 
 /**
@@ -121,6 +145,13 @@ function withWeftAnnotations(current: Record<string, string> | undefined, info: 
   const annotations: Record<string, string> = { ...(current ?? {}), [NODE_ANNOTATIONS.backend]: info.backend, [NODE_ANNOTATIONS.nodeIPs]: info.ips.join(',') };
   if (info.vxlanMac) annotations[NODE_ANNOTATIONS.vxlanMac] = info.vxlanMac;
   else delete annotations[NODE_ANNOTATIONS.vxlanMac];
+  if (info.wireguard) {
+    annotations[NODE_ANNOTATIONS.wireguardPublicKey] = info.wireguard.publicKey;
+    annotations[NODE_ANNOTATIONS.wireguardEndpoint] = info.wireguard.endpoint;
+  } else {
+    delete annotations[NODE_ANNOTATIONS.wireguardPublicKey];
+    delete annotations[NODE_ANNOTATIONS.wireguardEndpoint];
+  }
   // Empty until the node holds blocks: never absent, or peers would take spec.podCIDRs for them.
   if (blocksInAnnotation) annotations[NODE_ANNOTATIONS.podCIDRs] = podCIDRs?.join(',') ?? current?.[NODE_ANNOTATIONS.podCIDRs] ?? '';
   return annotations;

@@ -1,6 +1,7 @@
 import type { Peer } from '../datapath/peer.js';
 import { cidrContains, parseAddress, parseCidr, type Cidr } from '../ipam/cidr.js';
-import { NODE_ANNOTATIONS, nodePodCidrs, type NodeObject } from '../model/objects.js';
+import { WIREGUARD_KEY } from '../datapath/wireguard-key.js';
+import { NODE_ANNOTATIONS, nodePodCidrs, parseEndpoint, type NodeObject } from '../model/objects.js';
 import { compareText } from '../util/compare-text.js';
 
 export type { Peer };
@@ -53,6 +54,27 @@ function underlayProblem(ip: string, ranges: Cidr[], shape: ClusterShape): strin
   return undefined;
 }
 
+/** A node's WireGuard key and endpoint, where both are usable: the endpoint must be one of its checked addresses. */
+function wireguardOf(name: string, ann: Record<string, string>, ips: string[], problems: string[]): Peer['wireguard'] {
+  const publicKey = ann[NODE_ANNOTATIONS.wireguardPublicKey];
+  const endpoint = ann[NODE_ANNOTATIONS.wireguardEndpoint];
+  if (publicKey === undefined && endpoint === undefined) return undefined;
+  const ep = endpoint === undefined ? undefined : parseEndpoint(endpoint);
+  const why =
+    publicKey === undefined || !WIREGUARD_KEY.test(publicKey)
+      ? 'no usable WireGuard public key'
+      : !ep
+        ? 'no usable WireGuard endpoint'
+        : !ips.includes(ep.address)
+          ? `WireGuard endpoint ${endpoint}, which is not one of its addresses (${ips.join(', ') || 'none'})`
+          : undefined;
+  if (why) {
+    problems.push(`node ${name} gives ${why}: not a WireGuard peer`);
+    return undefined;
+  }
+  return { publicKey: publicKey as string, endpoint: endpoint as string };
+}
+
 export function peersFrom(nodes: NodeObject[], self: string, holders?: ReadonlyMap<string, string>, cluster?: ClusterShape): { peers: Peer[]; problems: string[] } {
   const peers: Peer[] = [];
   const problems: string[] = [];
@@ -77,7 +99,8 @@ export function peersFrom(nodes: NodeObject[], self: string, holders?: ReadonlyM
       else ips.push(ip);
     }
     ips.sort((a, b) => Number(a.includes(':')) - Number(b.includes(':')));
-    peers.push({ name, ips, blocks, vxlanMac: ann[NODE_ANNOTATIONS.vxlanMac], backend: ann[NODE_ANNOTATIONS.backend] });
+    const wireguard = wireguardOf(name, ann, ips, problems);
+    peers.push({ name, ips, blocks, vxlanMac: ann[NODE_ANNOTATIONS.vxlanMac], backend: ann[NODE_ANNOTATIONS.backend], ...(wireguard ? { wireguard } : {}) });
   }
   return { peers: peers.sort((a, b) => compareText(a.name, b.name)), problems };
 }

@@ -8,7 +8,8 @@
  */
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import type { BackendType } from './backend-type.js';
+import type { BackendPublished } from './backend.js';
+import type { TransportType } from './backend-type.js';
 import type { Peer } from './peer.js';
 
 export interface ContractNode {
@@ -27,7 +28,12 @@ export interface BackendOpResult {
   podMtu: number;
   problems: string[];
   changes: number;
+  /** What the node publishes on its Node object (the registry's `published`). */
+  published: BackendPublished;
 }
+
+/** Each transport's bytes of overhead on an IPv4 underlay: the pod MTU is the uplink's less this. */
+const OVERHEAD: Readonly<Record<TransportType, number>> = { vxlan: 50, 'host-gw': 0, wireguard: 60 };
 
 export interface BackendHarness {
   nodes: [ContractNode, ContractNode];
@@ -38,8 +44,19 @@ export interface BackendHarness {
 }
 
 
-/** Declares the contract's tests for one backend; `peer(n)` is n as its peers see it. */
-export function backendContract(type: BackendType, h: () => BackendHarness, peer: (n: ContractNode) => Peer): void {
+/** Declares the contract's tests for one backend (or WireGuard, which stands in for one). */
+export function backendContract(type: TransportType, h: () => BackendHarness): void {
+  const published = new Map<string, BackendPublished>();
+  const run = async (node: ContractNode, op: BackendOp, peers: Peer[]): Promise<BackendOpResult> => {
+    const r = await h().run(node, op, peers);
+    published.set(node.name, r.published);
+    return r;
+  };
+  /** n as its peers see it: its addresses, blocks and what it published. */
+  const peer = (n: ContractNode): Peer => {
+    const p = published.get(n.name) ?? {};
+    return { name: n.name, ips: n.ips, blocks: n.blocks, vxlanMac: p.vxlanMac, backend: type, wireguard: p.wireguard };
+  };
   const pingOnce = async (from: ContractNode, to: ContractNode, family: 0 | 1): Promise<boolean> =>
     (await h().exec(from, ['ping', family === 1 ? '-6' : '-4', '-c', '1', '-W', '1', '-I', from.podAddresses[family] as string, to.podAddresses[family] as string])).ok;
   /** Reachable: up to three tries (a first packet may wait on neighbour discovery). Unreachable: one try. */
@@ -64,18 +81,18 @@ export function backendContract(type: BackendType, h: () => BackendHarness, peer
 
   it(`${type}: set up twice without harm, and pods' MTU is the uplink's less the backend's overhead`, async () => {
     const [a, b] = h().nodes;
-    const first = await h().run(a, 'setup', []);
-    const again = await h().run(a, 'setup', []);
-    await h().run(b, 'setup', []);
+    const first = await run(a, 'setup', []);
+    const again = await run(a, 'setup', []);
+    await run(b, 'setup', []);
     assert.equal(again.podMtu, first.podMtu);
-    assert.equal(first.podMtu, a.uplinkMtu - (type === 'vxlan' ? 50 : 0));
+    assert.equal(first.podMtu, a.uplinkMtu - OVERHEAD[type]);
   });
 
   it(`${type}: reconciled towards each other, pods of both nodes reach each other in both families`, async () => {
     const [a, b] = h().nodes;
     assert.deepEqual([await unreachable(a, b, 0), await unreachable(b, a, 0), await unreachable(a, b, 1), await unreachable(b, a, 1)], [true, true, true, true], 'nothing routes before reconcile');
-    const ra = await h().run(a, 'reconcile', [peer(b)]);
-    const rb = await h().run(b, 'reconcile', [peer(a)]);
+    const ra = await run(a, 'reconcile', [peer(b)]);
+    const rb = await run(b, 'reconcile', [peer(a)]);
     assert.deepEqual([ra.problems, rb.problems], [[], []]);
     assert.ok(ra.changes > 0 && rb.changes > 0);
     assert.deepEqual(await routesTowards(a, b), [...b.blocks].sort());
@@ -84,17 +101,17 @@ export function backendContract(type: BackendType, h: () => BackendHarness, peer
 
   it(`${type}: a second reconcile changes nothing; a route deleted behind its back comes back`, async () => {
     const [a, b] = h().nodes;
-    assert.equal((await h().run(a, 'reconcile', [peer(b)])).changes, 0);
+    assert.equal((await run(a, 'reconcile', [peer(b)])).changes, 0);
     const del = await h().exec(a, ['ip', 'route', 'del', b.blocks[0] as string, 'proto', '77']);
     assert.ok(del.ok);
     assert.ok(await unreachable(a, b, 0));
-    assert.ok((await h().run(a, 'reconcile', [peer(b)])).changes > 0);
+    assert.ok((await run(a, 'reconcile', [peer(b)])).changes > 0);
     assert.equal(await ping(a, b, 0), true);
   });
 
   it(`${type}: a peer no longer listed is no longer routed to`, async () => {
     const [a, b] = h().nodes;
-    assert.ok((await h().run(a, 'reconcile', [])).changes > 0);
+    assert.ok((await run(a, 'reconcile', [])).changes > 0);
     assert.deepEqual(await routesTowards(a, b), []);
     assert.ok(await unreachable(a, b, 0));
     assert.ok(await unreachable(a, b, 1));
@@ -102,9 +119,9 @@ export function backendContract(type: BackendType, h: () => BackendHarness, peer
 
   it(`${type}: teardown leaves no link and no route of its own, and may run twice`, async () => {
     const [a, b] = h().nodes;
-    await h().run(a, 'reconcile', [peer(b)]);
-    await h().run(a, 'teardown', []);
-    await h().run(a, 'teardown', []);
+    await run(a, 'reconcile', [peer(b)]);
+    await run(a, 'teardown', []);
+    await run(a, 'teardown', []);
     const links = JSON.parse((await h().exec(a, ['ip', '-j', 'link', 'show'])).stdout) as Array<{ ifname: string }>;
     assert.deepEqual(links.map((l) => l.ifname).filter((n) => n.startsWith('weft')), []);
     for (const fam of ['-4', '-6']) assert.equal((await h().exec(a, ['ip', fam, 'route', 'show', 'proto', '77'])).stdout.trim(), '');

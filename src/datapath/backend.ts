@@ -3,14 +3,16 @@
  * backend type, chosen from an explicit registry (a new backend is one entry here and one run
  * of the backend contract suite, src/datapath/backend.contract.ts).
  */
-import type { BackendSettings, BackendType } from './backend-type.js';
+import { DEFAULT_WIREGUARD_PORT, type BackendSettings, type EncryptionSettings, type TransportType } from './backend-type.js';
 import { HostGwBackend } from './host-gw.js';
 import type { Peer } from './peer.js';
 import type { Uplink } from './uplink.js';
 import { VxlanBackend, vtepMac } from './vxlan.js';
+import { endpointOf, WIREGUARD_DEV, WireGuardBackend } from './wireguard.js';
+import { loadOrCreateKeyPair } from './wireguard-key.js';
 
 export interface Backend {
-  readonly type: BackendType;
+  readonly type: TransportType;
   /** The MTU pods get: the uplink's less this backend's overhead. */
   readonly podMtu: number;
   /** Creates what the backend needs before any peer (a device); idempotent. */
@@ -21,21 +23,42 @@ export interface Backend {
   teardown(): Promise<void>;
 }
 
+/** What a node publishes for its peers' backends (its VTEP MAC, its WireGuard key and endpoint). */
+export interface BackendPublished {
+  vxlanMac?: string;
+  wireguard?: { publicKey: string; endpoint: string };
+}
+
 export interface BackendContext {
   nodeName: string;
   uplink: Uplink;
   /** This node's own pod blocks. */
   blocks: string[];
   settings: BackendSettings;
+  /** Set when the cluster encrypts: the wireguard transport's. */
+  encryption?: EncryptionSettings;
+  /** The cluster's pod ranges. */
+  clusterCidrs: string[];
+  /** The agent's state dir (the WireGuard key lives there). */
+  stateDir: string;
+  /** The WireGuard device's name (default weft.wg; a lab gives each node its own). */
+  wireguardDevice?: string;
 }
 
-/** What this node publishes on its Node object for its peers' backends (e.g. its VTEP MAC). */
 export interface BackendEntry {
   create(ctx: BackendContext): Backend;
-  published(nodeName: string): { vxlanMac?: string };
+  /** What this node publishes on its Node object, known before it holds blocks (it registers first). */
+  published(ctx: Omit<BackendContext, 'blocks'>): BackendPublished;
 }
 
-export const BACKEND_REGISTRY: Readonly<Record<BackendType, BackendEntry>> = {
+/** The underlay address WireGuard peers send to: IPv4 where the node has one. */
+function wireguardEndpointIp(ctx: Omit<BackendContext, 'blocks'>): string {
+  const a = ctx.uplink.ips.find((x) => !x.includes(':')) ?? ctx.uplink.ips[0];
+  if (!a) throw new Error('WireGuard needs an underlay address on this node (--node-ip)');
+  return a;
+}
+
+export const BACKEND_REGISTRY: Readonly<Record<TransportType, BackendEntry>> = {
   vxlan: {
     create: (ctx) => {
       const v4 = ctx.uplink.ips.find((a) => !a.includes(':'));
@@ -50,10 +73,23 @@ export const BACKEND_REGISTRY: Readonly<Record<BackendType, BackendEntry>> = {
         blocks: ctx.blocks,
       });
     },
-    published: (nodeName) => ({ vxlanMac: vtepMac(nodeName) }),
+    published: (ctx) => ({ vxlanMac: vtepMac(ctx.nodeName) }),
   },
   'host-gw': {
     create: (ctx) => new HostGwBackend(ctx.uplink.mtu),
     published: () => ({}),
+  },
+  wireguard: {
+    create: (ctx) =>
+      new WireGuardBackend({
+        dev: ctx.wireguardDevice ?? WIREGUARD_DEV,
+        port: ctx.encryption?.port ?? DEFAULT_WIREGUARD_PORT,
+        stateDir: ctx.stateDir,
+        uplinkMtu: ctx.uplink.mtu,
+        endpointIp: wireguardEndpointIp(ctx),
+        blocks: ctx.blocks,
+        clusterCidrs: ctx.clusterCidrs,
+      }),
+    published: (ctx) => ({ wireguard: { publicKey: loadOrCreateKeyPair(ctx.stateDir).publicKey, endpoint: endpointOf(wireguardEndpointIp(ctx), ctx.encryption?.port ?? DEFAULT_WIREGUARD_PORT) } }),
   },
 };

@@ -48,6 +48,25 @@ describe('peers (pure)', () => {
   });
 });
 
+describe('peers (pure): WireGuard keys and endpoints', () => {
+  const wgKey = Buffer.alloc(32, 9).toString('base64');
+  const withWg = (name: string, ip: string, ann: Record<string, string>): NodeObject => {
+    const n = node(name, ['10.244.1.0/24'], ip);
+    n.metadata.annotations = { ...n.metadata.annotations, ...ann };
+    return n;
+  };
+  it('a node\'s key and endpoint, where the endpoint is one of its checked addresses; else left out and said why', () => {
+    const ok = peersFrom([withWg('b', '198.18.0.11', { 'weft.io/wireguard-public-key': wgKey, 'weft.io/wireguard-endpoint': '198.18.0.11:51820' })], 'me');
+    assert.deepEqual([ok.peers[0]?.wireguard, ok.problems], [{ publicKey: wgKey, endpoint: '198.18.0.11:51820' }, []]);
+    const elsewhere = peersFrom([withWg('b', '198.18.0.11', { 'weft.io/wireguard-public-key': wgKey, 'weft.io/wireguard-endpoint': '203.0.113.9:51820' })], 'me');
+    assert.equal(elsewhere.peers[0]?.wireguard, undefined);
+    assert.match(elsewhere.problems[0] ?? '', /node b gives WireGuard endpoint 203\.0\.113\.9:51820, which is not one of its addresses/);
+    const noKey = peersFrom([withWg('b', '198.18.0.11', { 'weft.io/wireguard-endpoint': '198.18.0.11:51820' })], 'me');
+    assert.match(noKey.problems[0] ?? '', /no usable WireGuard public key/);
+    assert.deepEqual(peersFrom([node('b', ['10.244.1.0/24'], '198.18.0.11')], 'me').problems, [], 'a node of an unencrypted cluster publishes neither');
+  });
+});
+
 describe('peers (pure): what a Node or IPBlock written past every check cannot do', () => {
   const shape = { podCIDRs: ['10.244.0.0/16', 'fd00:10:244::/56'], blockSize: { ipv4: 24, ipv6: 64 }, ownIps: ['198.18.0.10'] };
   it('a block outside the pod ranges or of another size is not routed, even where an IPBlock gives it; nor a bad underlay address', () => {

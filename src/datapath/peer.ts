@@ -8,5 +8,7 @@ export interface Peer {
   ips: string[];
   blocks: string[];
   vxlanMac: string | undefined;
+  /** Its WireGuard public key and endpoint (ip:port), where the cluster encrypts. */
+  wireguard?: { publicKey: string; endpoint: string } | undefined;
   backend: string | undefined;
 }

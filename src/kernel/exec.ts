@@ -80,6 +80,8 @@ const PACKAGE_OF: Readonly<Record<string, string>> = {
   unshare: 'apt-get install util-linux',
   nft: 'apt-get install nftables',
   tc: 'apt-get install iproute2',
+  wg: 'apt-get install wireguard-tools',
+  'wireguard-go': 'apt-get install wireguard-go',
 };
 
 export function run(file: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {

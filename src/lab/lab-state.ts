@@ -53,6 +53,8 @@ export interface LabState {
   dir: string;
   createdAt: string;
   backend: BackendType;
+  /** Absent: none. */
+  encryption?: 'wireguard';
   datastore: LabDatastore;
   clusterCidrs: string[];
   leaseDurationSeconds: number;

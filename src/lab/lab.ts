@@ -1,8 +1,9 @@
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { AGENT_NODE_FLAGS } from '../agent/api.js';
-import { getHealth, waitForAgent } from '../agent/health-client.js';
+import { AGENT_NODE_FLAGS, type ClusterStatus } from '../agent/api.js';
+import { getHealth, rotateKey, waitForAgent } from '../agent/health-client.js';
 import { admitted } from '../datastore/admitted-store.js';
 import { EtcdStore } from '../datastore/etcd-store.js';
 import { FileStore } from '../datastore/file-store.js';
@@ -15,7 +16,7 @@ import { install } from '../install/install.js';
 import { endProcess, startDaemon } from '../kernel/exec.js';
 import { processStartTime } from '../util/lock-file.js';
 import { ipBatch, ipc } from '../kernel/ip.js';
-import { deleteNamedNetns } from '../kernel/netns.js';
+import { deleteNamedNetns, netnsPids } from '../kernel/netns.js';
 import { SYSTEM_NAMESPACE, type BackendType, type LeaseObject, type NamespaceObject, type NodeObject } from '../model/objects.js';
 import { snapshotFingerprint } from '../policy/from-objects.js';
 import { readSnapshot } from '../policy/load.js';
@@ -32,6 +33,8 @@ export interface UpOptions {
   name: string;
   nodes: number;
   backend: BackendType;
+  /** Encryption between the nodes (absent: none). */
+  encryption?: 'wireguard';
   datastore: 'file' | 'etcd' | 'kubernetes';
   /** dist/weft.mjs: what the agents and pod servers run. */
   cliEntry: string;
@@ -179,6 +182,15 @@ async function waitForStore(state: LabState): Promise<void> {
 }
 
 /**
+ * A lab node's WireGuard device name. The nodes share this machine's /var/run/wireguard, where
+ * wireguard-go serves each device's configuration socket by name: one name per node (and per
+ * lab: labs run side by side).
+ */
+export function labWireguardDevice(node: LabNode): string {
+  return `weft.wg${createHash('sha256').update(node.netns).digest('hex').slice(0, 8)}`;
+}
+
+/**
  * Starts a node's agent. Lab agents leave the cluster when stopped (a node the lab stops is a
  * node leaving: peers drop it at once); `leaveOnExit: false` starts one as a DaemonSet does,
  * whose stop is a restart or an upgrade.
@@ -197,6 +209,7 @@ export async function startNodeAgent(state: LabState, node: LabNode, cliEntry: s
     ...node.ips.flatMap((a) => ['--node-ip', a]),
     ...state.clusterCidrs.flatMap((c) => ['--cluster-cidr', c]),
     '--backend', state.backend,
+    ...(state.encryption ? ['--encryption', state.encryption, '--wireguard-device', labWireguardDevice(node)] : []),
     '--lease-duration', String(state.leaseDurationSeconds),
     ...(state.nodeGraceSeconds !== undefined ? ['--node-grace', String(state.nodeGraceSeconds)] : []),
     ...(o.leaveOnExit === false ? [] : ['--leave-on-exit']),
@@ -276,6 +289,7 @@ export async function labUp(o: UpOptions): Promise<LabState> {
     dir,
     createdAt: new Date().toISOString(),
     backend: o.backend,
+    ...(o.encryption ? { encryption: o.encryption } : {}),
     datastore:
       o.datastore === 'file'
         ? { kind: 'file', dir: join(dir, 'datastore') }
@@ -316,7 +330,7 @@ export async function labUp(o: UpOptions): Promise<LabState> {
         await install({ binDir: node.binDir, confDir: node.confDir, socket: node.socket, name: `${prefix}-net`, chain: [] });
         state.nodes.push(node);
       }
-      say(`${o.nodes} node${o.nodes > 1 ? 's' : ''}, each a netns with its own weft agent (${o.backend} backend)`);
+      say(`${o.nodes} node${o.nodes > 1 ? 's' : ''}, each a netns with its own weft agent (${o.encryption ? `pod traffic between nodes encrypted by ${o.encryption}` : `${o.backend} backend`})`);
       // In order, so the ClusterNetwork comes from node-1 and blocks follow node order.
       for (const n of state.nodes) await startNodeAgent(state, n, o.cliEntry);
       saveLab(state);
@@ -390,6 +404,8 @@ export async function labNodeRemove(name: string, nodeName: string): Promise<voi
     }
     state.pods = state.pods.filter((x) => x.node !== nodeName);
     if (node.agentPid) await endProcess(node.agentPid, 10_000);
+    // What else runs in the node (a wireguard-go whose agent crashed) would keep its netns alive.
+    await Promise.all((await netnsPids(node.netns).catch(() => [] as number[])).map((p) => endProcess(p, 3000)));
     // A running agent deregisters as it leaves; one that crashed cannot: the lab does it for it.
     await withLabStore(state, (s) => leaveCluster(s, nodeName));
     // On Kubernetes the Node is not Weft's: a machine taken out is deleted by the cluster (here, the lab).
@@ -400,6 +416,19 @@ export async function labNodeRemove(name: string, nodeName: string): Promise<voi
     state.nodes = state.nodes.filter((n) => n !== node);
     saveLab(state);
   });
+}
+
+/** A lab node's agent makes and publishes a new WireGuard key pair; returns its public key. */
+export async function labNodeRotateKey(name: string, nodeName: string): Promise<string> {
+  const state = loadLab(name);
+  const node = state.nodes.find((n) => n.name === nodeName);
+  if (!node) throw new UserError(`no node ${nodeName} in lab ${name} (nodes: ${state.nodes.map((n) => n.name).join(', ')})`);
+  if (!state.encryption) throw new UserError(`lab ${name} does not encrypt: start it with --encryption wireguard`);
+  const r = await rotateKey(node.socket).catch((err: Error) => {
+    throw new UserError(`the agent of ${nodeName} does not answer: ${err.message}`);
+  });
+  if (!r.ok) throw new UserError(`${nodeName} did not rotate its key: ${r.error}`);
+  return r.publicKey;
 }
 
 /** Stops the lab's etcd (a datastore outage, on purpose). */
@@ -462,11 +491,14 @@ export interface LabNodeStatus {
   rejected: string[];
   datastoreConnected: boolean;
   mtu?: number;
+  /** Where the lab encrypts: the node's WireGuard data plane, key and peers. */
+  encryption?: NonNullable<ClusterStatus['encryption']>;
 }
 
 export interface LabStatus {
   name: string;
   backend: BackendType;
+  encryption: 'none' | 'wireguard';
   datastore: string;
   nodes: LabNodeStatus[];
   namespaces: Array<{ name: string; labels: Record<string, string> }>;
@@ -498,6 +530,7 @@ export async function labStatus(name: string): Promise<LabStatus> {
         rejected: h?.rejected ?? [],
         datastoreConnected: h?.cluster?.datastoreConnected ?? false,
         ...(h ? { mtu: h.mtu } : {}),
+        ...(h?.cluster?.encryption ? { encryption: h.cluster.encryption } : {}),
       };
     }),
   );
@@ -505,6 +538,7 @@ export async function labStatus(name: string): Promise<LabStatus> {
   return {
     name: state.name,
     backend: state.backend,
+    encryption: state.encryption ?? 'none',
     datastore: state.datastore.kind,
     nodes,
     namespaces,

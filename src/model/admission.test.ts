@@ -51,6 +51,11 @@ describe('admission of every kind Weft reads (pure)', () => {
     rejects(node({}, { 'weft.io/node-ips': '198.18.0.11 dev lo' }), /weft\.io\/node-ips/);
     rejects(node({}, { 'weft.io/vxlan-mac': '01:00:00:00:00:01' }), /unicast MAC/);
     rejects(node({}, { 'weft.io/backend': 'bgp' }), /Unsupported value: "bgp"/);
+    const wgKey = Buffer.alloc(32, 7).toString('base64');
+    admitObject(node({}, { 'weft.io/wireguard-public-key': wgKey, 'weft.io/wireguard-endpoint': '198.18.0.11:51820' }));
+    admitObject(node({}, { 'weft.io/wireguard-public-key': wgKey, 'weft.io/wireguard-endpoint': '[fd00:198:18::b]:51820' }));
+    rejects(node({}, { 'weft.io/wireguard-public-key': 'AAAA' }), /wireguard-public-key.*base64 of 32 bytes/);
+    for (const bad of ['198.18.0.11', 'fd00::1:51820', '[198.18.0.11]:51820', '198.18.0.11:0', '198.18.0.11:51820 dev lo', '999.1.1.1:1']) rejects(node({}, { 'weft.io/wireguard-endpoint': bad }), /wireguard-endpoint.*an address and a UDP port/);
     rejects({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1' }, status: { addresses: [{ type: 'InternalIP', address: '1.2.3' }] } }, /status\.addresses\[0\]\.address/);
   });
 
@@ -71,6 +76,9 @@ describe('admission of every kind Weft reads (pure)', () => {
     rejects(net({ podCIDRs: ['10.244.0.0/16'], blockSize: { ipv4: 24, ipv6: 64 }, backend: { type: 'vxlan', port: 0 }, leaseDurationSeconds: 40 }), /backend\.port/);
     admitObject(net({ podCIDRs: ['10.244.0.0/16'], blockSize: { ipv4: 24, ipv6: 64 }, backend: { type: 'vxlan' }, leaseDurationSeconds: 40, ipam: 'kubernetes' }));
     rejects(net({ podCIDRs: ['10.244.0.0/16'], blockSize: { ipv4: 24, ipv6: 64 }, backend: { type: 'vxlan' }, leaseDurationSeconds: 40, ipam: 'dhcp' }), /spec\.ipam: Unsupported value: "dhcp": supported values: "cluster-pool", "kubernetes"/);
+    admitObject(net({ podCIDRs: ['10.244.0.0/16'], blockSize: { ipv4: 24, ipv6: 64 }, backend: { type: 'vxlan' }, encryption: { type: 'wireguard', port: 51820 }, leaseDurationSeconds: 40 }));
+    rejects(net({ podCIDRs: ['10.244.0.0/16'], blockSize: { ipv4: 24, ipv6: 64 }, backend: { type: 'vxlan' }, encryption: { type: 'ipsec', port: 51820 }, leaseDurationSeconds: 40 }), /spec\.encryption\.type: Unsupported value: "ipsec"/);
+    rejects(net({ podCIDRs: ['10.244.0.0/16'], blockSize: { ipv4: 24, ipv6: 64 }, backend: { type: 'vxlan' }, encryption: { type: 'wireguard', port: 70000 }, leaseDurationSeconds: 40 }), /spec\.encryption\.port/);
     const lease = { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'n1', namespace: 'weft-system' }, spec: { renewTime: 'yesterday', leaseDurationSeconds: 10 } };
     rejects(lease, /spec\.renewTime: Invalid value: "yesterday"/);
   });

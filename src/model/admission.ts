@@ -7,7 +7,8 @@ import { UserError } from '../util/user-error.js';
 import { admitClusterPolicy } from './cluster-policy.js';
 import { FieldErrors, labelKeyProblem, labelValueProblem, PORT_RANGE_PROBLEM, portNameProblem, validPortNumber, type FieldPath } from './field-errors.js';
 import { admitNetworkPolicy, PORT_PROTOCOLS } from './network-policy.js';
-import { BACKENDS, blockName, IPAM_MODES, NODE_ANNOTATIONS, WEFT_API, type KObject, type NetworkPolicyObject, type WeftClusterPolicyObject } from './objects.js';
+import { WIREGUARD_KEY } from '../datapath/wireguard-key.js';
+import { BACKENDS, blockName, IPAM_MODES, NODE_ANNOTATIONS, parseEndpoint, WEFT_API, type KObject, type NetworkPolicyObject, type WeftClusterPolicyObject } from './objects.js';
 
 /**
  * Admission of every object Weft reads (pure): what the API server checks on create, for each
@@ -213,6 +214,10 @@ function admitNode(obj: KObject, errs: FieldErrors): KObject {
   if (backend !== undefined && !(BACKENDS as readonly string[]).includes(backend)) errs.unsupported(at(NODE_ANNOTATIONS.backend), backend, BACKENDS);
   const vmac = ann[NODE_ANNOTATIONS.vxlanMac];
   if (vmac !== undefined && (!mac.test(vmac) || parseInt(vmac.slice(0, 2), 16) & 1)) errs.invalid(at(NODE_ANNOTATIONS.vxlanMac), vmac, 'must be a unicast MAC address in lower case (e.g. 02:42:ac:11:00:02)');
+  const wgKey = ann[NODE_ANNOTATIONS.wireguardPublicKey];
+  if (wgKey !== undefined && !WIREGUARD_KEY.test(wgKey)) errs.invalid(at(NODE_ANNOTATIONS.wireguardPublicKey), wgKey, 'must be a WireGuard public key: base64 of 32 bytes, 44 characters');
+  const wgEndpoint = ann[NODE_ANNOTATIONS.wireguardEndpoint];
+  if (wgEndpoint !== undefined && parseEndpoint(wgEndpoint) === undefined) errs.invalid(at(NODE_ANNOTATIONS.wireguardEndpoint), wgEndpoint, 'must be an address and a UDP port: 192.0.2.1:51820 or [2001:db8::1]:51820');
   const blocks = ann[NODE_ANNOTATIONS.podCIDRs];
   if (blocks !== undefined && blocks !== '') {
     const list = blocks.split(',').map((c) => cidr(c, at(NODE_ANNOTATIONS.podCIDRs), errs));
@@ -310,6 +315,7 @@ const clusterNetworkSchema = weft({
   podCIDRs: z.array(z.string()),
   blockSize: z.strictObject({ ipv4: z.int(), ipv6: z.int() }),
   backend: z.strictObject({ type: z.string(), vni: z.optional(z.int()), port: z.optional(z.int()) }),
+  encryption: z.optional(z.strictObject({ type: z.string(), port: z.int() })),
   leaseDurationSeconds: z.int(),
   nodeGraceSeconds: z.optional(z.int()),
   ipam: z.optional(z.string()),
@@ -333,6 +339,8 @@ function admitClusterNetwork(obj: KObject, errs: FieldErrors): KObject {
   if (s.ipam !== undefined && !(IPAM_MODES as readonly string[]).includes(s.ipam)) errs.unsupported(['spec', 'ipam'], s.ipam, IPAM_MODES);
   if (s.backend.vni !== undefined && (s.backend.vni < 1 || s.backend.vni > 16_777_215)) errs.invalid(['spec', 'backend', 'vni'], s.backend.vni, 'must be between 1 and 16777215, inclusive');
   if (s.backend.port !== undefined && !validPortNumber(s.backend.port)) errs.invalid(['spec', 'backend', 'port'], s.backend.port, PORT_RANGE_PROBLEM);
+  if (s.encryption !== undefined && s.encryption.type !== 'wireguard') errs.unsupported(['spec', 'encryption', 'type'], s.encryption.type, ['wireguard']);
+  if (s.encryption !== undefined && !validPortNumber(s.encryption.port)) errs.invalid(['spec', 'encryption', 'port'], s.encryption.port, PORT_RANGE_PROBLEM);
   if (s.leaseDurationSeconds < 3 || s.leaseDurationSeconds > 3600) errs.invalid(['spec', 'leaseDurationSeconds'], s.leaseDurationSeconds, 'must be between 3 and 3600, inclusive');
   if (s.nodeGraceSeconds !== undefined && (s.nodeGraceSeconds < 0 || s.nodeGraceSeconds > 366 * 86_400)) errs.invalid(['spec', 'nodeGraceSeconds'], s.nodeGraceSeconds, 'must be between 0 (never) and 31622400 (a year), inclusive');
   return obj;

@@ -2,7 +2,8 @@ import type { Lease } from 'kubernetes-types/coordination/v1.js';
 import type { Namespace, Node, Pod } from 'kubernetes-types/core/v1.js';
 import type { ObjectMeta } from 'kubernetes-types/meta/v1.js';
 import type { NetworkPolicy } from 'kubernetes-types/networking/v1.js';
-import type { BackendSettings } from '../datapath/backend-type.js';
+import type { BackendSettings, EncryptionSettings } from '../datapath/backend-type.js';
+import { isValidAddress } from '../ipam/cidr.js';
 
 /**
  * Cluster objects. Kubernetes kinds keep their upstream shapes (kubernetes-types); Weft's own
@@ -34,7 +35,7 @@ export type NamespaceObject = Namespace & KObject;
 export type LeaseObject = Lease & KObject;
 export type NetworkPolicyObject = NetworkPolicy & KObject;
 
-export { BACKENDS, type BackendType } from '../datapath/backend-type.js';
+export { BACKENDS, ENCRYPTIONS, type BackendType, type EncryptionSettings, type EncryptionType } from '../datapath/backend-type.js';
 
 /** The cluster's pod network, one object named "default" (cluster-scoped). */
 export interface ClusterNetworkObject extends KObject {
@@ -45,6 +46,11 @@ export interface ClusterNetworkObject extends KObject {
     /** Prefix length of the block each node leases, per family. */
     blockSize: { ipv4: number; ipv6: number };
     backend: BackendSettings;
+    /**
+     * Encryption between nodes (absent: none): WireGuard then carries pod traffic between
+     * nodes in place of the backend. Fixed when the cluster is created.
+     */
+    encryption?: EncryptionSettings;
     /** How long an agent counts as alive without renewing its lease (reported, not acted on). */
     leaseDurationSeconds: number;
     /** How long an agent may stay silent before its node counts as gone; absent: 24 h, 0: never. */
@@ -135,7 +141,21 @@ export const NODE_ANNOTATIONS = {
    * Node's spec: on Kubernetes, spec.podCIDRs is the controller manager's (and immutable).
    */
   podCIDRs: 'weft.io/pod-cidrs',
+  /** Where the cluster encrypts: the node's WireGuard public key (never its private key). */
+  wireguardPublicKey: 'weft.io/wireguard-public-key',
+  /** …and where peers send to: address:port of its WireGuard device. */
+  wireguardEndpoint: 'weft.io/wireguard-endpoint',
 } as const;
+
+/** An endpoint `192.0.2.1:51820` or `[2001:db8::1]:51820` as address and port (pure); undefined when it is not one. */
+export function parseEndpoint(text: string): { address: string; port: number } | undefined {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|(\d{1,3}(?:\.\d{1,3}){3})):(\d{1,5})$/.exec(text);
+  if (!m) return undefined;
+  const address = (m[1] ?? m[2]) as string;
+  const port = Number(m[3]);
+  if (!isValidAddress(address) || port < 1 || port > 65535 || (m[1] !== undefined) !== address.includes(':')) return undefined;
+  return { address, port };
+}
 
 /** Annotations the node agent writes on the Pods it attaches. */
 export const POD_ANNOTATIONS = {
