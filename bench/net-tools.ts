@@ -1,4 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 
 /**
  * Measuring a path between two namespaces: TCP throughput (iperf3, first second omitted), TCP
@@ -16,6 +18,15 @@ export interface Figures {
   rrP50us: number[];
   rrP99us: number[];
   pingUs: number[];
+  /** CPU cores busy (the whole machine, from /proc/stat) per Gbit/s during the iperf3 run. */
+  coresPerGbps?: number[];
+}
+
+/** Busy and total jiffies of the whole machine (/proc/stat's first line). */
+function cpuJiffies(): { busy: number; total: number } {
+  const f = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: total - (f[3] ?? 0) - (f[4] ?? 0), total };
 }
 
 function inNs(ns: string, cmd: string[], timeoutMs = 60_000): { status: number | null; stdout: string; stderr: string } {
@@ -35,11 +46,18 @@ async function withServer<T>(ns: string, cmd: string[], fn: () => T): Promise<T>
 }
 
 export async function measure(p: Pair, seconds: number, f: Figures): Promise<void> {
-  const iperf = await withServer(p.server, ['iperf3', '-s', '-1', '-B', p.serverIp], () =>
-    inNs(p.client, ['iperf3', '-c', p.serverIp, '-t', String(seconds), '-O', '1', '-J']),
-  );
+  let cpu0 = cpuJiffies();
+  const iperf = await withServer(p.server, ['iperf3', '-s', '-1', '-B', p.serverIp], () => {
+    cpu0 = cpuJiffies();
+    return inNs(p.client, ['iperf3', '-c', p.serverIp, '-t', String(seconds), '-O', '1', '-J']);
+  });
+  const cpu1 = cpuJiffies();
   if (iperf.status !== 0) throw new Error(`${p.name}: iperf3 failed: ${iperf.stderr || iperf.stdout.slice(0, 300)}`);
-  f.gbps.push((JSON.parse(iperf.stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second / 1e9);
+  const gbps = (JSON.parse(iperf.stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second / 1e9;
+  f.gbps.push(gbps);
+  // Busy share of all CPUs, in cores: (busy / total jiffies) × CPUs.
+  const cores = ((cpu1.busy - cpu0.busy) / Math.max(1, cpu1.total - cpu0.total)) * cpus().length;
+  (f.coresPerGbps ??= []).push(cores / gbps);
 
   const rr = await withServer(p.server, ['sockperf', 'sr', '--tcp', '-i', p.serverIp, '-p', '11111'], () =>
     inNs(p.client, ['sockperf', 'pp', '--tcp', '-i', p.serverIp, '-p', '11111', '-t', String(seconds)]),

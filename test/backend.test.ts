@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe } from 'node:test';
@@ -10,6 +10,7 @@ import { backendContract, type BackendHarness, type ContractNode } from '../src/
 import { BACKENDS, type TransportType } from '../src/datapath/backend-type.js';
 import { endProcess } from '../src/kernel/exec.js';
 import { createNamedNetns, deleteNamedNetns, netnsPids } from '../src/kernel/netns.js';
+import { UAPI_DIR } from '../src/kernel/wireguard.js';
 import { randomPrefix } from '../src/lab/sandbox.js';
 import { privilegedSkip, ROOT } from './helpers/env.js';
 
@@ -98,6 +99,12 @@ for (const type of TRANSPORTS) {
       for (const n of nodes) await Promise.all((await netnsPids(netns(n)).catch(() => [] as number[])).map((p) => endProcess(p, 3000)));
       for (const n of nodes) await deleteNamedNetns(netns(n)).catch(() => undefined);
       rmSync(stateRoot, { recursive: true, force: true });
+      // wireguard-go's socket directory, when nothing else uses it.
+      try {
+        rmdirSync(UAPI_DIR);
+      } catch {
+        /* in use, or not there */
+      }
     });
 
     backendContract(type, () => harness);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { getHealth, waitForAgent } from '../src/agent/health-client.js';
 import { saveLab, type LabNode } from '../src/lab/lab-state.js';
-import { waitConverged } from '../src/lab/lab.js';
+import { labWireguardDevice, waitConverged } from '../src/lab/lab.js';
 import { ROOT, privilegedSkip } from './helpers/env.js';
 import { kill9, startLab, type TestLab } from './helpers/lab.js';
 import { missingBinaries, podmanConf } from './helpers/runtimes.js';
@@ -56,7 +56,8 @@ describe('the container image under podman (the API stand-in)', { skip }, () => 
     const built = await exec(join(ROOT, 'scripts', 'build-image.sh'), ['--tag', tag], 600_000, { WEFT_SKIP_BUILD: '1' });
     assert.equal(built.code, 0, `${built.stdout}\n${built.stderr}`);
     process.stderr.write(`image built in ${Date.now() - t0} ms: ${built.stdout.trim().split('\n').pop()}\n`);
-    lab = await startLab({ nodes: 2, backend: 'vxlan', datastore: 'kubernetes' });
+    // Encrypted: the image's wg and wireguard-go carry node-2's pod traffic once its agent runs.
+    lab = await startLab({ nodes: 2, backend: 'vxlan', datastore: 'kubernetes', encryption: 'wireguard' });
     await lab.ns('x');
   });
 
@@ -93,7 +94,7 @@ describe('the container image under podman (the API stand-in)', { skip }, () => 
       '-v', `${labDir}:${labDir}`, '-v', '/run/netns:/run/netns:rslave',
       '-e', 'NODE_OPTIONS=--max-semi-space-size=1 --v8-pool-size=1',
       tag, 'weft', 'agent', '--datastore=kubernetes', `--kubeconfig=${d.kind === 'kubernetes' ? (d.agentKubeconfig ?? d.kubeconfig) : ''}`, '--node-name=node-2',
-      ...n2.ips.map((ip) => `--node-ip=${ip}`), `--cluster-cidr=${state.clusterCidrs.join(',')}`, '--backend=vxlan', '--mtu=auto',
+      ...n2.ips.map((ip) => `--node-ip=${ip}`), `--cluster-cidr=${state.clusterCidrs.join(',')}`, '--backend=vxlan', '--encryption=wireguard', `--wireguard-device=${labWireguardDevice(n2)}`, '--mtu=auto',
       `--state-dir=${n2.stateDir}`, `--socket=${n2.socket}`,
     ]);
     assert.equal(run.code, 0, run.stderr);
@@ -101,7 +102,13 @@ describe('the container image under podman (the API stand-in)', { skip }, () => 
       throw new Error(`${err.message}\n${(await podman(['logs', container])).stderr}`);
     });
     await waitConverged(lab.state());
-    assert.deepEqual((await getHealth(n2.socket)).cluster?.peers, ['node-1']);
+    const health = await getHealth(n2.socket);
+    assert.deepEqual(health.cluster?.peers, ['node-1']);
+    // The data plane the lab's agents chose on this machine, now from the image's programs: a
+    // lab wireguard-go serves its socket outside the container, out of this agent's sight, so
+    // the agent made the device again with the image's (the same key, from the state dir).
+    const n1 = state.nodes.find((n) => n.name === 'node-1') as LabNode;
+    assert.equal(health.cluster?.encryption?.implementation, (await getHealth(n1.socket)).cluster?.encryption?.implementation);
 
     const b = await lab.pod({ namespace: 'x', name: 'b', node: 'node-2' });
     for (const family of [4, 6] as const) {

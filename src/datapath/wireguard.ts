@@ -11,9 +11,8 @@
  * 8 of UDP, 20 or 40 of outer IP.
  */
 import { join } from 'node:path';
-import { promises as fs } from 'node:fs';
 import { ip, ipBatch, ipc, type IpCommand } from '../kernel/ip.js';
-import { createKernelDevice, linkKind, startUserspaceDevice, uapiSocket, wgSetIdentity, wgSetPeers, wgSetPrivateKey, wgShow, WireGuardError, type WgDeviceState, type WgPeerChange, type WireGuardImplementation } from '../kernel/wireguard.js';
+import { createKernelDevice, linkKind, startUserspaceDevice, wgSetIdentity, wgSetPeers, wgSetPrivateKey, wgShow, WireGuardError, type WgDeviceState, type WgPeerChange, type WireGuardImplementation } from '../kernel/wireguard.js';
 import { nodeAddressOf } from '../ipam/pool.js';
 import { Mutex } from '../util/mutex.js';
 import type { Backend, BackendPublished } from './backend.js';
@@ -22,6 +21,8 @@ import { ROUTE_PROTO, weftRoutes } from './routes.js';
 import { keyFile, loadOrCreateKeyPair, storeNewKeyPair, type KeyPair } from './wireguard-key.js';
 
 export const WIREGUARD_DEV = 'weft.wg';
+/** wireguard-go's output, in the state dir. */
+export const WIREGUARD_GO_LOG = 'wireguard-go.log';
 export const WIREGUARD_OVERHEAD = { ipv4: 60, ipv6: 80 } as const;
 /**
  * Seconds between keepalives to each peer. Besides keeping stateful firewalls open, setting it
@@ -156,9 +157,7 @@ export class WireGuardBackend implements Backend {
       this.implementation = 'kernel';
       return;
     }
-    // A socket left by a wireguard-go that was killed would make `wg` talk to nothing.
-    await fs.rm(uapiSocket(dev), { force: true });
-    await startUserspaceDevice(dev, join(this.cfg.stateDir, 'wireguard-go.log'));
+    await startUserspaceDevice(dev, join(this.cfg.stateDir, WIREGUARD_GO_LOG));
     this.implementation = 'wireguard-go';
   }
 

@@ -4,6 +4,8 @@ import { compareVersions, SUPPORTED_VERSIONS, versionAtLeast } from '../cni/vers
 import { execPlugin, findPlugin } from '../cniruntime/invoke.js';
 import { removeWeftState } from '../datapath/cleanup.js';
 import { FORWARDING_SYSCTL } from '../datapath/datapath.js';
+import { WIREGUARD_GO_LOG } from '../datapath/wireguard.js';
+import { WIREGUARD_KEY_FILE } from '../datapath/wireguard-key.js';
 import { TEMP_PREFIX, writeFileAtomic } from '../util/atomic-file.js';
 import { writeSysctl } from '../kernel/sysctl.js';
 import { pidFileHolder } from '../util/lock-file.js';
@@ -135,7 +137,7 @@ export interface UninstallOptions {
 export const SYSCTLS_BEFORE_FILE = 'sysctls-before.json';
 
 /** What an agent keeps in its state dir (agent.ts, attachment-store.ts, ipam/, policy-controller.ts). */
-const STATE_ENTRIES = ['agent.pid', 'boot-id', 'policy-table.json', SYSCTLS_BEFORE_FILE, 'attachments', 'ipam'];
+const STATE_ENTRIES = ['agent.pid', 'boot-id', 'policy-table.json', SYSCTLS_BEFORE_FILE, 'attachments', 'ipam', WIREGUARD_KEY_FILE, WIREGUARD_GO_LOG];
 
 /**
  * Refuses, before anything is removed: a running agent (its pid file names a live process), a

@@ -6,7 +6,7 @@
  * path); peers with `wg set`, their public keys as arguments. A device's configuration is read back with `wg show … dump`,
  * whose private key is dropped at once.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { CommandError, run, startDaemon } from './exec.js';
 import { ip, isIpNotFound } from './ip.js';
@@ -151,6 +151,8 @@ export async function createKernelDevice(dev: string): Promise<boolean> {
  * until its device and configuration socket are there. Returns its pid.
  */
 export async function startUserspaceDevice(dev: string, logFile: string, timeoutMs = 10_000): Promise<number> {
+  // A socket left by a wireguard-go that was killed would be taken for the new one's.
+  rmSync(uapiSocket(dev), { force: true });
   const child = await startDaemon('wireguard-go', [dev], { env: { ...process.env, WG_PROCESS_FOREGROUND: '1' }, logFile, detached: true });
   const deadline = Date.now() + timeoutMs;
   for (;;) {

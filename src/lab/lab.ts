@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { AGENT_NODE_FLAGS, type ClusterStatus } from '../agent/api.js';
@@ -17,6 +17,7 @@ import { endProcess, startDaemon } from '../kernel/exec.js';
 import { processStartTime } from '../util/lock-file.js';
 import { ipBatch, ipc } from '../kernel/ip.js';
 import { deleteNamedNetns, netnsPids } from '../kernel/netns.js';
+import { UAPI_DIR } from '../kernel/wireguard.js';
 import { SYSTEM_NAMESPACE, type BackendType, type LeaseObject, type NamespaceObject, type NodeObject } from '../model/objects.js';
 import { snapshotFingerprint } from '../policy/from-objects.js';
 import { readSnapshot } from '../policy/load.js';
@@ -472,6 +473,13 @@ export async function labDown(name: string): Promise<{ namespaces: number; proce
   }
   const res = await destroyNamespaces(labPrefix(name));
   rmSync(dir, { recursive: true, force: true });
+  // wireguard-go's socket directory, which an encrypted lab's nodes made: removed only when empty
+  // (then nothing serves from it; a wireguard-go starting makes it again).
+  try {
+    rmdirSync(UAPI_DIR);
+  } catch {
+    /* in use, or not there */
+  }
   return res;
 }
 
