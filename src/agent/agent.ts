@@ -123,17 +123,26 @@ function clusterStatus(c: ClusterParts): ClusterStatus {
 }
 
 /**
- * A new WireGuard key pair for this node: set on its device, then published on its Node
- * object, which peers follow (datapath/wireguard.ts says why in this order).
+ * A new WireGuard key pair for this node: in force on its device, then published on its Node
+ * object, which peers follow (datapath/wireguard.ts says why in this order). Refused while a
+ * peer's agent is silent, unless forced: that peer would not learn the new key, and the two
+ * nodes' pods would not reach each other until its agent is back.
  */
-async function rotateNodeKey(c: ClusterParts, log: Logger): Promise<RotateKeyReply> {
+async function rotateNodeKey(c: ClusterParts, log: Logger, force: boolean): Promise<RotateKeyReply> {
   const wg = c.joined.backend;
   if (!(wg instanceof WireGuardBackend)) return { ok: false, error: 'this node does not encrypt: the cluster was created without --encryption wireguard' };
-  const published = await wg.rotateKey();
-  c.joined.info = { ...c.joined.info, ...published };
-  await registerNode(c.store, c.joined.info, c.joined.blocks);
+  const silent = c.liveness.status().silentAgents;
+  if (silent.length > 0 && !force) {
+    const who = silent.map((s) => `${s.node}${s.silentSeconds !== undefined ? ` (silent ${s.silentSeconds} s)` : ''}`).join(', ');
+    return { ok: false, error: `refused: the agent of ${who} is not running, so it would not learn the new key, and its pods and this node's could not reach each other until it is back; rotate once every agent runs, or force it` };
+  }
+  const published = await wg.rotateKey(async (p) => {
+    const info = { ...c.joined.info, ...p };
+    await registerNode(c.store, info, c.joined.blocks);
+    c.joined.info = info;
+  });
   const publicKey = published.wireguard?.publicKey ?? '';
-  log.info('rotated the WireGuard key pair: the new public key is published', { publicKey });
+  log.info('rotated the WireGuard key pair: the new public key is in force and published', { publicKey, ...(silent.length > 0 ? { forcedPastSilentAgents: silent.map((s) => s.node) } : {}) });
   return { ok: true, publicKey };
 }
 
@@ -292,7 +301,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       socketPath: cfg.socketPath,
       service,
       log,
-      ...(cluster ? { rotateKey: () => rotateNodeKey(cluster, log) } : {}),
+      ...(cluster ? { rotateKey: (force: boolean) => rotateNodeKey(cluster, log, force) } : {}),
       health: () => {
         const m = process.memoryUsage();
         return {

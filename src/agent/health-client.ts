@@ -26,9 +26,9 @@ export function getHealth(socket: string, timeoutMs = 2000): Promise<HealthReply
   return ask<HealthReply>(socket, 'GET', HEALTH_PATH, timeoutMs);
 }
 
-/** POST /v1/rotate-key: the node makes and publishes a new WireGuard key pair. */
-export function rotateKey(socket: string, timeoutMs = 15_000): Promise<RotateKeyReply> {
-  return ask<RotateKeyReply>(socket, 'POST', ROTATE_KEY_PATH, timeoutMs);
+/** POST /v1/rotate-key: the node makes and publishes a new WireGuard key pair (`force`: even while a peer's agent is silent). */
+export function rotateKey(socket: string, o: { force?: boolean; timeoutMs?: number } = {}): Promise<RotateKeyReply> {
+  return ask<RotateKeyReply>(socket, 'POST', `${ROTATE_KEY_PATH}${o.force ? '?force=true' : ''}`, o.timeoutMs ?? 15_000);
 }
 
 /** Polls until the agent answers, the process exits, or the deadline passes. */

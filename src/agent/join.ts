@@ -57,6 +57,9 @@ export async function joinCluster(store: Store, cfg: JoinConfig): Promise<Joined
     ...(network.spec.encryption ? { encryption: network.spec.encryption } : {}),
     ...(cfg.wireguardDevice ? { wireguardDevice: cfg.wireguardDevice } : {}),
   };
+  const prepared = entry.prepare?.(ctx);
+  for (const m of prepared?.info ?? []) log.info(m);
+  for (const m of prepared?.warn ?? []) log.warn(m);
   const info: NodeInfo = { name: nodeName, ips: uplink.ips, backend: network.spec.backend.type, ...entry.published(ctx) };
   // The lease first: a block whose holder has no lease looks free to other nodes.
   await renewLease(store, nodeName, network.spec.leaseDurationSeconds);

@@ -1,7 +1,9 @@
 /**
  * Keeps this node a member: renews its lease, and registers its Node object again should it
  * vanish while the agent runs (as kubelet does) — or, on Kubernetes, where the Node is the
- * kubelet's, puts Weft's annotations back should they go. Leaving, it deregisters the node (its
+ * kubelet's, puts Weft's annotations back should they go. On any store, annotations that are
+ * not what this node publishes (a WireGuard key whose publishing failed after a rotation) are
+ * written again. Leaving, it deregisters the node (its
  * blocks, lease, endpoints, and its Node or Weft's annotations on it go at once) so every peer
  * drops it without waiting.
  */
@@ -35,13 +37,18 @@ export class MembershipController implements Controller {
   }
 
   private async keepAlive(): Promise<void> {
-    const { nodeName, network, info, blocks } = this.node;
+    const { nodeName, network, blocks } = this.node;
     await renewLease(this.store, nodeName, network.spec.leaseDurationSeconds);
     if (this.nodes.connectedSince === undefined) return;
+    // Read after the awaits: a key rotation may have changed what this node publishes meanwhile.
+    const { info } = this.node;
     const mine = this.nodes.get(nodeName);
     if (weftOwnsNodes(this.store)) {
       if (!mine) {
         this.log.warn("this node's Node object is gone while its agent runs: registering it again (stop the agent to remove a node)");
+        await registerNode(this.store, info, blocks);
+      } else if (nodeNeedsAnnotations(mine, info, blocks, false)) {
+        this.log.warn("this node's Node object does not say what the node publishes (its addresses, its backend's or WireGuard's data): writing it again");
         await registerNode(this.store, info, blocks);
       }
     } else if (!mine) {

@@ -48,9 +48,9 @@ export class RoutesController implements Controller {
     const holders = network.spec.ipam === 'kubernetes' ? undefined : new Map(this.ipBlocks.items().map((b) => [b.spec.cidr, b.spec.node]));
     const shape = { podCIDRs: network.spec.podCIDRs, blockSize: network.spec.blockSize, ownIps: uplink.ips };
     const { peers, problems: peerProblems } = peersFrom(this.nodes.items(), nodeName, holders, shape);
-    const { problems, changes } = await backend.reconcile(peers);
+    const { problems, changes, routed } = await backend.reconcile(peers);
     // Published only once the kernel has them: "peers" in the health answer means "routed".
-    this.peers = peers;
+    this.peers = routed ? peers.filter((p) => routed.includes(p.name)) : peers;
     if (changes > 0) this.log.info('routes converged', { peers: peers.map((p) => p.name), changes });
     const now = this.networkObj.get('default');
     const changed = now && JSON.stringify(now.spec) !== JSON.stringify(network.spec) ? [`the cluster network changed after this node joined (now ${JSON.stringify(now.spec)}): this agent keeps the settings it joined with until it is restarted`] : [];

@@ -69,8 +69,8 @@ export interface AgentServerOptions {
   socketPath: string;
   service: CniService;
   health: () => HealthReply;
-  /** Present where the node encrypts: a new key pair, published. */
-  rotateKey?: () => Promise<RotateKeyReply>;
+  /** A new WireGuard key pair, published (`force`: even while a peer's agent is silent). */
+  rotateKey?: (force: boolean) => Promise<RotateKeyReply>;
   log: Logger;
 }
 
@@ -133,9 +133,11 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<Server
         send(res, 200, opts.health());
         return;
       }
-      if (req.method === 'POST' && req.url === ROTATE_KEY_PATH) {
+      const url = new URL(req.url ?? '/', 'http://agent');
+      if (req.method === 'POST' && url.pathname === ROTATE_KEY_PATH) {
+        const force = url.searchParams.get('force') === 'true';
         const reply: RotateKeyReply = opts.rotateKey
-          ? await opts.rotateKey().catch((err: Error): RotateKeyReply => ({ ok: false, error: err.message }))
+          ? await opts.rotateKey(force).catch((err: Error): RotateKeyReply => ({ ok: false, error: err.message }))
           : { ok: false, error: 'this node does not encrypt: the cluster was created without --encryption wireguard' };
         if (!reply.ok) log.warn('key rotation failed', { error: reply.error });
         send(res, reply.ok ? 200 : 409, reply);

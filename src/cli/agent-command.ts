@@ -121,7 +121,8 @@ function clusterConfig(o: AgentOptions): AgentClusterConfig {
   // Empty: not given (a ConfigMap key left blank reaches the agent as an empty flag).
   const encryption = o.encryption === undefined || o.encryption === '' ? undefined : o.encryption;
   if (encryption !== undefined && !(ENCRYPTIONS as readonly string[]).includes(encryption)) throw new UserError(`--encryption ${encryption}: expected ${ENCRYPTIONS.join(' or ')}`);
-  if (o.wireguardDevice !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,14}$/.test(o.wireguardDevice)) throw new UserError(`--wireguard-device ${o.wireguardDevice}: expected an interface name of 1-15 letters, digits, ".", "_" or "-"`);
+  // "weft." first: every link of that prefix is Weft's (what `uninstall --all` removes).
+  if (o.wireguardDevice !== undefined && !/^weft\.[A-Za-z0-9_-]{1,10}$/.test(o.wireguardDevice)) throw new UserError(`--wireguard-device ${o.wireguardDevice}: expected "weft." and 1-10 letters, digits, "_" or "-" (an interface name of at most 15 characters)`);
   let defaults: ClusterDefaults | undefined;
   if (o.clusterCidr.length > 0) {
     // Also comma-separated: one manifest value (a ConfigMap's) can carry both families.

@@ -182,9 +182,10 @@ export function registerLabCommands(program: Command): void {
     .description("the node's agent makes a new WireGuard key pair and publishes it; its peers follow (encrypted labs)")
     .argument('<node>')
     .option(...labOpt).addOption(labAlias())
+    .option('--force', "rotate even while another node's agent is not running")
     .option('--json', 'machine-readable output')
-    .action(async (nodeName: string, o: { lab?: string; json?: boolean }) => {
-      const publicKey = await labNodeRotateKey(resolveLabName(o.lab), nodeName);
+    .action(async (nodeName: string, o: { lab?: string; force?: boolean; json?: boolean }) => {
+      const publicKey = await labNodeRotateKey(resolveLabName(o.lab), nodeName, o.force === true);
       if (o.json) json({ node: nodeName, publicKey });
       else out(`${nodeName}: new WireGuard public key ${publicKey} published; peers follow`);
     });

@@ -14,9 +14,10 @@ export function registerNodeCommands(program: Command): void {
     .command('rotate-key')
     .description('make a new WireGuard key pair for this node and publish its public key (peers follow)')
     .option('--socket <path>', 'the agent socket', DEFAULT_SOCKET)
+    .option('--force', "rotate even while a peer's agent is not running (that peer and this node are cut off from each other until it is back)")
     .option('--json', 'machine-readable output')
-    .action(async (o: { socket: string; json?: boolean }) => {
-      const r = await rotateKey(o.socket).catch((err: Error) => {
+    .action(async (o: { socket: string; force?: boolean; json?: boolean }) => {
+      const r = await rotateKey(o.socket, { force: o.force === true }).catch((err: Error) => {
         throw new UserError(`no agent answers on ${o.socket}: ${err.message}`);
       });
       if (!r.ok) throw new UserError(`the key was not rotated: ${r.error}`);

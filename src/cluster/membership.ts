@@ -157,10 +157,13 @@ function withWeftAnnotations(current: Record<string, string> | undefined, info: 
   return annotations;
 }
 
-/** Whether a Node Weft does not own lacks (or has other) Weft annotations than this node's. */
-export function nodeNeedsAnnotations(node: NodeObject, info: NodeInfo, podCIDRs: string[]): boolean {
+/**
+ * Whether a Node lacks (or has other) Weft annotations than this node's. `blocksInAnnotation`:
+ * the blocks are listed in an annotation (a Node Weft does not own), not in its spec.
+ */
+export function nodeNeedsAnnotations(node: NodeObject, info: NodeInfo, podCIDRs: string[], blocksInAnnotation = true): boolean {
   const have = node.metadata.annotations ?? {};
-  const want = withWeftAnnotations(have, info, podCIDRs, true);
+  const want = withWeftAnnotations(have, info, podCIDRs, blocksInAnnotation);
   return WEFT_NODE_ANNOTATIONS.some((k) => have[k] !== want[k]);
 }
 

@@ -49,9 +49,19 @@ function underlayProblem(ip: string, ranges: Cidr[], shape: ClusterShape): strin
   }
   if (shape.ownIps.includes(ip)) return "is this node's own address";
   if (ranges.some((r) => cidrContains(r, a))) return "lies inside the cluster's pod ranges";
-  const special = a.family === 4 ? ['0.0.0.0/8', '127.0.0.0/8', '169.254.0.0/16', '224.0.0.0/4', '255.255.255.255/32'] : ['::/128', '::1/128', 'fe80::/10', 'ff00::/8'];
+  // IPv4-mapped IPv6 addresses too: ::ffff:127.0.0.1 is loopback by another name.
+  const special = a.family === 4 ? ['0.0.0.0/8', '127.0.0.0/8', '169.254.0.0/16', '224.0.0.0/4', '255.255.255.255/32'] : ['::/128', '::1/128', '::ffff:0:0/96', 'fe80::/10', 'ff00::/8'];
   if (special.map(parseCidr).some((r) => r.family === a.family && cidrContains(r, a))) return 'is not a unicast address another node can have';
   return undefined;
+}
+
+/** A CIDR's canonical text, or the text itself where it is not one (it then matches nothing canonical). */
+function canonicalCidr(text: string): string {
+  try {
+    return parseCidr(text).text;
+  } catch {
+    return text;
+  }
 }
 
 /** A node's WireGuard key and endpoint, where both are usable: the endpoint must be one of its checked addresses. */
@@ -83,9 +93,22 @@ export function peersFrom(nodes: NodeObject[], self: string, holders?: ReadonlyM
     const name = n.metadata.name;
     if (name === self) continue;
     const blocks: string[] = [];
+    // Without IPBlocks (ipam kubernetes), blocks a node lists in its annotation count only where
+    // its spec.podCIDRs (the controller manager's allocation, which a node cannot change) has them.
+    // Compared in canonical form: fd00:10:244:0::/64 and fd00:10:244::/64 are one block.
+    const allocated = holders === undefined && n.metadata.annotations?.[NODE_ANNOTATIONS.podCIDRs] !== undefined ? new Set((n.spec?.podCIDRs ?? []).map(canonicalCidr)) : undefined;
     for (const b of nodePodCidrs(n)) {
       const holder = holders?.get(b);
-      const why = holders !== undefined && holder !== name ? (holder ? `node ${holder} holds` : 'no IPBlock gives it') : cluster ? blockProblem(b, ranges, cluster) : undefined;
+      const why =
+        holders !== undefined && holder !== name
+          ? holder
+            ? `node ${holder} holds`
+            : 'no IPBlock gives it'
+          : allocated && !allocated.has(canonicalCidr(b))
+            ? "its Node's spec.podCIDRs (the cluster's allocation) does not hold"
+            : cluster
+              ? blockProblem(b, ranges, cluster)
+              : undefined;
       if (why) problems.push(`node ${name} lists pod block ${b}, which ${why}: not routed to ${name}`);
       else blocks.push(b);
     }
@@ -100,7 +123,8 @@ export function peersFrom(nodes: NodeObject[], self: string, holders?: ReadonlyM
     }
     ips.sort((a, b) => Number(a.includes(':')) - Number(b.includes(':')));
     const wireguard = wireguardOf(name, ann, ips, problems);
-    peers.push({ name, ips, blocks, vxlanMac: ann[NODE_ANNOTATIONS.vxlanMac], backend: ann[NODE_ANNOTATIONS.backend], ...(wireguard ? { wireguard } : {}) });
+    const createdAt = n.metadata.creationTimestamp;
+    peers.push({ name, ips, blocks, vxlanMac: ann[NODE_ANNOTATIONS.vxlanMac], backend: ann[NODE_ANNOTATIONS.backend], ...(createdAt ? { createdAt } : {}), ...(wireguard ? { wireguard } : {}) });
   }
   return { peers: peers.sort((a, b) => compareText(a.name, b.name)), problems };
 }

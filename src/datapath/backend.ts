@@ -9,7 +9,7 @@ import type { Peer } from './peer.js';
 import type { Uplink } from './uplink.js';
 import { VxlanBackend, vtepMac } from './vxlan.js';
 import { endpointOf, WIREGUARD_DEV, WireGuardBackend } from './wireguard.js';
-import { loadOrCreateKeyPair } from './wireguard-key.js';
+import { keyFile, loadOrCreateKeyPair } from './wireguard-key.js';
 
 export interface Backend {
   readonly type: TransportType;
@@ -17,8 +17,11 @@ export interface Backend {
   readonly podMtu: number;
   /** Creates what the backend needs before any peer (a device); idempotent. */
   setup(): Promise<void>;
-  /** Makes the kernel route to exactly these peers; returns what it refused and how many changes it made. */
-  reconcile(peers: Peer[]): Promise<{ problems: string[]; changes: number }>;
+  /**
+   * Makes the kernel route to exactly these peers; returns what it refused, how many changes it
+   * made and, where it left some peers out (WireGuard: a node without a key), the ones it routes.
+   */
+  reconcile(peers: Peer[]): Promise<{ problems: string[]; changes: number; routed?: string[] }>;
   /** Removes everything the backend made (the node leaves). */
   teardown(): Promise<void>;
 }
@@ -46,6 +49,8 @@ export interface BackendContext {
 }
 
 export interface BackendEntry {
+  /** Makes what the node needs before it publishes anything (WireGuard: its key); what it did, to log. */
+  prepare?(ctx: Omit<BackendContext, 'blocks'>): { info: string[]; warn: string[] };
   create(ctx: BackendContext): Backend;
   /** What this node publishes on its Node object, known before it holds blocks (it registers first). */
   published(ctx: Omit<BackendContext, 'blocks'>): BackendPublished;
@@ -80,6 +85,12 @@ export const BACKEND_REGISTRY: Readonly<Record<TransportType, BackendEntry>> = {
     published: () => ({}),
   },
   wireguard: {
+    prepare: (ctx) => {
+      const k = loadOrCreateKeyPair(ctx.stateDir);
+      const file = keyFile(ctx.stateDir);
+      if (k.replaced) return { info: [], warn: [`${file} held no usable WireGuard key: replaced by a new key pair (public key ${k.publicKey}); peers follow once it is published`] };
+      return { info: k.created ? [`made this node's WireGuard key pair in ${file} (public key ${k.publicKey})`] : [], warn: [] };
+    },
     create: (ctx) =>
       new WireGuardBackend({
         dev: ctx.wireguardDevice ?? WIREGUARD_DEV,

@@ -65,6 +65,17 @@ describe('peers (pure): WireGuard keys and endpoints', () => {
     assert.match(noKey.problems[0] ?? '', /no usable WireGuard public key/);
     assert.deepEqual(peersFrom([node('b', ['10.244.1.0/24'], '198.18.0.11')], 'me').problems, [], 'a node of an unencrypted cluster publishes neither');
   });
+
+  it('without IPBlocks (ipam kubernetes), a block a node annotates counts only where its spec.podCIDRs has it', () => {
+    const thief = node('thief', ['10.244.7.0/24'], '198.18.0.66');
+    thief.metadata.annotations = { ...thief.metadata.annotations, 'weft.io/pod-cidrs': '10.244.1.0/24,10.244.7.0/24' };
+    const { peers, problems } = peersFrom([thief], 'me');
+    assert.deepEqual(peers.map((p) => p.blocks), [['10.244.7.0/24']]);
+    assert.match(problems[0] ?? '', /node thief lists pod block 10\.244\.1\.0\/24, which its Node's spec\.podCIDRs .* does not hold/);
+    const v6 = node('v6', ['fd00:10:244:0::/64'], '198.18.0.67');
+    v6.metadata.annotations = { ...v6.metadata.annotations, 'weft.io/pod-cidrs': 'fd00:10:244::/64' };
+    assert.deepEqual(peersFrom([v6], 'me').peers.map((p) => p.blocks), [['fd00:10:244::/64']], 'one block in two spellings');
+  });
 });
 
 describe('peers (pure): what a Node or IPBlock written past every check cannot do', () => {
@@ -76,7 +87,7 @@ describe('peers (pure): what a Node or IPBlock written past every check cannot d
     assert.deepEqual(peers.map((p) => `${p.name} ${p.blocks.join(',')}`), ['forger 10.244.8.0/24']);
     assert.equal(problems.length, 3);
     assert.match(problems[0] ?? '', /0\.0\.0\.0\/0, which is not a \/24 block of the cluster/);
-    for (const [ips, why] of [['127.0.0.1', /not a unicast address/], ['198.18.0.10', /this node's own address/], ['10.244.3.1', /inside the cluster's pod ranges/], ['fe80::1', /not a unicast address/]] as const) {
+    for (const [ips, why] of [['127.0.0.1', /not a unicast address/], ['198.18.0.10', /this node's own address/], ['10.244.3.1', /inside the cluster's pod ranges/], ['fe80::1', /not a unicast address/], ['::ffff:127.0.0.1', /not a unicast address/]] as const) {
       const r = peersFrom([node('n', ['10.244.8.0/24'], ips)], 'me', new Map([['10.244.8.0/24', 'n']]), shape);
       assert.deepEqual(r.peers[0]?.ips, [], ips);
       assert.match(r.problems[0] ?? '', why);

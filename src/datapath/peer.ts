@@ -8,6 +8,8 @@ export interface Peer {
   ips: string[];
   blocks: string[];
   vxlanMac: string | undefined;
+  /** When its Node object was created (which node came first, where two claim one key). */
+  createdAt?: string | undefined;
   /** Its WireGuard public key and endpoint (ip:port), where the cluster encrypts. */
   wireguard?: { publicKey: string; endpoint: string } | undefined;
   backend: string | undefined;

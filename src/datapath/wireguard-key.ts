@@ -4,12 +4,14 @@
  * WireGuard's text form, base64 of 32 bytes.
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileDurable } from '../util/atomic-file.js';
+import { syncDir, writeFileDurable } from '../util/atomic-file.js';
 
 export const WIREGUARD_KEY_FILE = 'wireguard.key';
 export const keyFile = (stateDir: string): string => join(stateDir, WIREGUARD_KEY_FILE);
+/** A rotation's new key, until it is in force and published: then it replaces the key file. */
+export const stagedKeyFile = (stateDir: string): string => join(stateDir, `${WIREGUARD_KEY_FILE}.next`);
 
 /** A WireGuard key's text form: base64 of 32 bytes (44 characters, one "=" of padding). */
 export const WIREGUARD_KEY = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
@@ -52,7 +54,11 @@ export function loadOrCreateKeyPair(stateDir: string): KeyPair & { created: bool
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
-  if (text !== undefined && WIREGUARD_KEY.test(text)) return { privateKey: text, publicKey: publicKeyOf(text), created: false, replaced: false };
+  if (text !== undefined && WIREGUARD_KEY.test(text)) {
+    // Only the agent may read it, whoever made the file.
+    if ((statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
+    return { privateKey: text, publicKey: publicKeyOf(text), created: false, replaced: false };
+  }
   const pair = storeNewKeyPair(stateDir);
   return { ...pair, created: true, replaced: text !== undefined };
 }
@@ -63,4 +69,22 @@ export function storeNewKeyPair(stateDir: string): KeyPair {
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   writeFileDurable(keyFile(stateDir), pair.privateKey + '\n', 0o600);
   return pair;
+}
+
+/** A new key pair written to the staged file (0600), the key file untouched; its public key. */
+export function stageNewKeyPair(stateDir: string): string {
+  const pair = generateKeyPair();
+  writeFileDurable(stagedKeyFile(stateDir), pair.privateKey + '\n', 0o600);
+  return pair.publicKey;
+}
+
+/** The staged key becomes the node's key (an atomic rename, made durable). */
+export function commitStagedKey(stateDir: string): void {
+  renameSync(stagedKeyFile(stateDir), keyFile(stateDir));
+  syncDir(stateDir);
+}
+
+/** Drops a staged key that was not committed (a rotation that failed). */
+export function dropStagedKey(stateDir: string): void {
+  rmSync(stagedKeyFile(stateDir), { force: true });
 }

@@ -78,6 +78,16 @@ describe('WireGuard peers (pure)', () => {
     assert.match(problems[2] ?? '', /nodes x and y publish the same WireGuard public key/);
   });
 
+  it('one key on two nodes: the node whose Node is oldest keeps it; without creation times, neither', () => {
+    const older = { ...peer('victim', 5, ['10.244.3.0/24']), createdAt: '2026-11-01T00:00:00Z' };
+    const copier = { ...peer('copier', 5, ['10.244.4.0/24']), createdAt: '2026-11-29T00:00:00Z' };
+    const r = wireguardDesired([copier, older], key(1));
+    assert.deepEqual(r.state.peers.map((p) => p.name), ['victim']);
+    assert.match(r.problems[0] ?? '', /node copier is left out until it has its own \(node victim, whose Node is oldest, keeps it\)/);
+    const tie = wireguardDesired([{ ...copier, createdAt: older.createdAt }, older], key(1));
+    assert.deepEqual(tie.state.peers, []);
+  });
+
   it('changes: new and changed peers set whole, gone ones removed, unchanged ones untouched', () => {
     const want: WgPeerConfig[] = [
       { name: 'b', publicKey: key(2), endpoint: '198.18.0.2:51820', allowedIps: ['10.244.1.0/24'] },

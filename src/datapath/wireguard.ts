@@ -13,12 +13,13 @@
 import { join } from 'node:path';
 import { ip, ipBatch, ipc, type IpCommand } from '../kernel/ip.js';
 import { createKernelDevice, linkKind, startUserspaceDevice, wgSetIdentity, wgSetPeers, wgSetPrivateKey, wgShow, WireGuardError, type WgDeviceState, type WgPeerChange, type WireGuardImplementation } from '../kernel/wireguard.js';
+import { cidrContains, parseCidr } from '../ipam/cidr.js';
 import { nodeAddressOf } from '../ipam/pool.js';
 import { Mutex } from '../util/mutex.js';
 import type { Backend, BackendPublished } from './backend.js';
 import type { Peer } from './peer.js';
-import { ROUTE_PROTO, weftRoutes } from './routes.js';
-import { keyFile, loadOrCreateKeyPair, storeNewKeyPair, type KeyPair } from './wireguard-key.js';
+import { ROUTE_PROTO, weftRoutes, type ObservedRoute } from './routes.js';
+import { commitStagedKey, dropStagedKey, keyFile, loadOrCreateKeyPair, stagedKeyFile, stageNewKeyPair } from './wireguard-key.js';
 
 export const WIREGUARD_DEV = 'weft.wg';
 /** wireguard-go's output, in the state dir. */
@@ -63,14 +64,27 @@ export function endpointOf(ipAddr: string, port: number): string {
 }
 
 /**
+ * Which node keeps a public key several nodes publish (pure): the one whose Node object is
+ * oldest — a newer node copying a key (public, so anyone may) cannot push out the node that has
+ * it. Undefined where that cannot be told (a Node without a creation time, or a tie): none then.
+ */
+function keyOwner(claimants: Peer[]): string | undefined {
+  if (claimants.some((p) => p.createdAt === undefined)) return undefined;
+  const sorted = [...claimants].sort((a, b) => Date.parse(a.createdAt as string) - Date.parse(b.createdAt as string));
+  const [first, second] = sorted;
+  return first && second && Date.parse(first.createdAt as string) < Date.parse(second.createdAt as string) ? first.name : undefined;
+}
+
+/**
  * The peers and routes for these nodes (pure). A node without a key, one whose key is this
- * node's, and every node of a key two nodes claim are left out and reported: WireGuard keys
- * peers by public key, and one key for two nodes would hand one node's traffic to the other.
+ * node's, and a node whose key another node has too (all but the oldest of them) are left out
+ * and reported: WireGuard keys peers by public key, and one key for two nodes would hand one
+ * node's traffic to the other.
  */
 export function wireguardDesired(peers: Peer[], ownPublicKey: string): { state: WireGuardState; problems: string[] } {
   const problems: string[] = [];
-  const byKey = new Map<string, string[]>();
-  for (const p of peers) if (p.wireguard) byKey.set(p.wireguard.publicKey, [...(byKey.get(p.wireguard.publicKey) ?? []), p.name]);
+  const byKey = new Map<string, Peer[]>();
+  for (const p of peers) if (p.wireguard) byKey.set(p.wireguard.publicKey, [...(byKey.get(p.wireguard.publicKey) ?? []), p]);
   const state: WireGuardState = { peers: [], routes: [] };
   for (const p of peers) {
     const wg = p.wireguard;
@@ -82,10 +96,18 @@ export function wireguardDesired(peers: Peer[], ownPublicKey: string): { state: 
       problems.push(`node ${p.name} publishes this node's own WireGuard public key: not a peer`);
       continue;
     }
-    const holders = byKey.get(wg.publicKey) ?? [];
-    if (holders.length > 1) {
-      problems.push(`nodes ${holders.join(' and ')} publish the same WireGuard public key: none of them is a peer until each has its own (node ${p.name} left out)`);
-      continue;
+    const claimants = byKey.get(wg.publicKey) ?? [];
+    if (claimants.length > 1) {
+      const owner = keyOwner(claimants);
+      if (owner !== p.name) {
+        const names = claimants.map((x) => x.name).join(' and ');
+        problems.push(
+          owner
+            ? `nodes ${names} publish the same WireGuard public key: node ${p.name} is left out until it has its own (node ${owner}, whose Node is oldest, keeps it)`
+            : `nodes ${names} publish the same WireGuard public key: none of them is a peer until each has its own (node ${p.name} left out)`,
+        );
+        continue;
+      }
     }
     state.peers.push({ name: p.name, publicKey: wg.publicKey, endpoint: wg.endpoint, allowedIps: [...p.blocks].sort() });
     state.routes.push(...p.blocks);
@@ -110,6 +132,28 @@ export function peerChanges(want: WgPeerConfig[], have: WgDeviceState['peers']):
   return out;
 }
 
+/**
+ * Weft's routes into the pod ranges through another device than WireGuard's (pure): left by an
+ * unencrypted cluster this node was in before (recreated without `uninstall --all`). More
+ * specific than the unreachable catch-all, they would carry pod traffic in clear.
+ */
+export function clearRoutes(routes: ObservedRoute[], dev: string, clusterCidrs: string[]): ObservedRoute[] {
+  const ranges = clusterCidrs.map(parseCidr);
+  return routes.filter((r) => {
+    if (r.type !== 'unicast' || r.dev === dev || r.dev === undefined) return false;
+    const c = parseCidrOrUndefined(r.dst);
+    return c !== undefined && ranges.some((x) => x.family === c.family && x.prefix <= c.prefix && cidrContains(x, { family: c.family, value: c.network }));
+  });
+}
+
+function parseCidrOrUndefined(text: string): ReturnType<typeof parseCidr> | undefined {
+  try {
+    return parseCidr(text.includes('/') ? text : `${text}/${text.includes(':') ? 128 : 32}`);
+  } catch {
+    return undefined;
+  }
+}
+
 export interface WireGuardStatus {
   implementation: WireGuardImplementation | undefined;
   device: string;
@@ -122,7 +166,8 @@ export interface WireGuardStatus {
 export class WireGuardBackend implements Backend {
   readonly type = 'wireguard' as const;
   readonly podMtu: number;
-  private keys: KeyPair;
+  /** The public key in force (the private key stays in its file: `wg` reads it there). */
+  private publicKey: string;
   private implementation: WireGuardImplementation | undefined;
   private readonly mutex = new Mutex();
   private configured: WgPeerConfig[] = [];
@@ -130,11 +175,11 @@ export class WireGuardBackend implements Backend {
 
   constructor(private readonly cfg: WireGuardConfig) {
     this.podMtu = cfg.uplinkMtu - (cfg.endpointIp.includes(':') ? WIREGUARD_OVERHEAD.ipv6 : WIREGUARD_OVERHEAD.ipv4);
-    this.keys = loadOrCreateKeyPair(cfg.stateDir);
+    this.publicKey = loadOrCreateKeyPair(cfg.stateDir).publicKey;
   }
 
-  private published(): BackendPublished {
-    return { wireguard: { publicKey: this.keys.publicKey, endpoint: endpointOf(this.cfg.endpointIp, this.cfg.port) } };
+  private published(publicKey: string): BackendPublished {
+    return { wireguard: { publicKey, endpoint: endpointOf(this.cfg.endpointIp, this.cfg.port) } };
   }
 
   /**
@@ -148,7 +193,9 @@ export class WireGuardBackend implements Backend {
       this.implementation = 'kernel';
       return;
     }
-    if (kind === 'tun' && (await wgShow(dev).catch(() => undefined))) {
+    // A TUN of this name that no wireguard-go serves (none answers on its socket) is made again;
+    // an error reading it stops the start, rather than deleting a tunnel that may be working.
+    if (kind === 'tun' && (await wgShow(dev))) {
       this.implementation = 'wireguard-go';
       return;
     }
@@ -171,7 +218,7 @@ export class WireGuardBackend implements Backend {
     const have = await wgShow(c.dev);
     if (!have) throw new WireGuardError(c.dev, 'the device vanished while it was being set up');
     // The same key again would change nothing, but is not even sent.
-    if (have.publicKey !== this.keys.publicKey || have.listenPort !== c.port) await wgSetIdentity(c.dev, keyFile(c.stateDir), c.port);
+    if (have.publicKey !== this.publicKey || have.listenPort !== c.port) await wgSetIdentity(c.dev, keyFile(c.stateDir), c.port);
     const cmds: IpCommand[] = [ipc`link set dev ${c.dev} mtu ${this.podMtu} up`];
     for (const b of c.blocks) {
       const a = nodeAddressOf(b);
@@ -181,11 +228,11 @@ export class WireGuardBackend implements Backend {
     await ipBatch(cmds);
   }
 
-  reconcile(peers: Peer[]): Promise<{ problems: string[]; changes: number }> {
+  reconcile(peers: Peer[]): Promise<{ problems: string[]; changes: number; routed: string[] }> {
     return this.mutex.run(async () => {
       const c = this.cfg;
       let have = await wgShow(c.dev);
-      const { state: want, problems } = wireguardDesired(peers, this.keys.publicKey);
+      const { state: want, problems } = wireguardDesired(peers, this.publicKey);
       let changes = 0;
       if (!have) {
         // Gone behind the agent's back (deleted, or its wireguard-go killed): made again.
@@ -203,22 +250,42 @@ export class WireGuardBackend implements Backend {
       const haveCatch = new Set(routes.filter((r) => r.type === 'unreachable').map((r) => r.dst));
       const cmds: IpCommand[] = [];
       for (const r of c.clusterCidrs) if (!haveCatch.has(r)) cmds.push(ipc`route replace unreachable ${r} proto ${ROUTE_PROTO}`);
+      for (const r of clearRoutes(routes, c.dev, c.clusterCidrs)) cmds.push(ipc`route del ${r.dst} dev ${r.dev ?? ''} proto ${ROUTE_PROTO}`);
       for (const b of want.routes) if (!haveRoutes.has(b)) cmds.push(ipc`route replace ${b} dev ${c.dev} proto ${ROUTE_PROTO}`);
       for (const b of haveRoutes) if (!want.routes.includes(b)) cmds.push(ipc`route del ${b} dev ${c.dev} proto ${ROUTE_PROTO}`);
       // One peer's route the kernel refuses is reported, and must not hold back the others'.
       await ipBatch(cmds, { force: true }).catch((err: Error) => problems.push(`the kernel refused a route into ${c.dev}: ${err.message}`));
       this.lastDevice = (await wgShow(c.dev).catch(() => undefined)) ?? have;
-      return { problems, changes: changes + cmds.length };
+      return { problems, changes: changes + cmds.length, routed: want.peers.map((p) => p.name) };
     });
   }
 
-  /** A new key pair: stored, set on the device, returned for publishing. Peers follow from the Node object. */
-  rotateKey(): Promise<BackendPublished> {
+  /**
+   * A new key pair, in force on the device, then published (`publish`: the Node object, which
+   * peers follow); only then does it replace the key file. In this order only this node's
+   * outgoing packets wait, and only until a peer has the new key; publishing first would stop
+   * both directions. Should publishing fail, the device goes back to the old key, which the
+   * Node still names: a failed rotation changes nothing.
+   */
+  rotateKey(publish: (p: BackendPublished) => Promise<void>): Promise<BackendPublished> {
     return this.mutex.run(async () => {
-      const pair = storeNewKeyPair(this.cfg.stateDir);
-      this.keys = pair;
-      await wgSetPrivateKey(this.cfg.dev, keyFile(this.cfg.stateDir));
-      return this.published();
+      const { dev, stateDir } = this.cfg;
+      try {
+        const publicKey = stageNewKeyPair(stateDir);
+        await wgSetPrivateKey(dev, stagedKeyFile(stateDir));
+        const next = this.published(publicKey);
+        try {
+          await publish(next);
+        } catch (err) {
+          await wgSetPrivateKey(dev, keyFile(stateDir));
+          throw err;
+        }
+        commitStagedKey(stateDir);
+        this.publicKey = publicKey;
+        return next;
+      } finally {
+        dropStagedKey(stateDir);
+      }
     });
   }
 
@@ -227,7 +294,7 @@ export class WireGuardBackend implements Backend {
     return {
       implementation: this.implementation,
       device: this.cfg.dev,
-      publicKey: this.keys.publicKey,
+      publicKey: this.publicKey,
       port: this.cfg.port,
       peers: this.configured.map((p) => {
         const t = seen.get(p.publicKey) ?? 0;
@@ -236,11 +303,15 @@ export class WireGuardBackend implements Backend {
     };
   }
 
+  /**
+   * The node leaves: the device goes (and with it a wireguard-go serving it, and the routes into
+   * it). The unreachable routes stay: pods still on the node must not reach other nodes' pods in
+   * clear through the default route. `uninstall --all` removes them with the rest.
+   */
   async teardown(): Promise<void> {
     const c = this.cfg;
-    // Deleting the device ends a wireguard-go serving it, and the routes into it.
     await ip(['link', 'del', 'dev', c.dev]).catch(() => undefined);
-    const left = (await weftRoutes()).filter((r) => r.type === 'unreachable' || r.dev === c.dev);
+    const left = (await weftRoutes()).filter((r) => r.dev === c.dev);
     await ipBatch(left.map((r) => ipc`route del ${r.dst} proto ${ROUTE_PROTO}`), { force: true }).catch(() => undefined);
   }
 }

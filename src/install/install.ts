@@ -137,7 +137,7 @@ export interface UninstallOptions {
 export const SYSCTLS_BEFORE_FILE = 'sysctls-before.json';
 
 /** What an agent keeps in its state dir (agent.ts, attachment-store.ts, ipam/, policy-controller.ts). */
-const STATE_ENTRIES = ['agent.pid', 'boot-id', 'policy-table.json', SYSCTLS_BEFORE_FILE, 'attachments', 'ipam', WIREGUARD_KEY_FILE, WIREGUARD_GO_LOG];
+const STATE_ENTRIES = ['agent.pid', 'boot-id', 'policy-table.json', SYSCTLS_BEFORE_FILE, 'attachments', 'ipam', WIREGUARD_KEY_FILE, `${WIREGUARD_KEY_FILE}.next`, WIREGUARD_GO_LOG];
 
 /**
  * Refuses, before anything is removed: a running agent (its pid file names a live process), a

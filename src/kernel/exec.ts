@@ -210,7 +210,8 @@ export async function endProcess(pid: number, graceMs = 5000): Promise<void> {
 export async function startDaemon(file: string, args: readonly string[], opts: DaemonOptions = {}): Promise<import('node:child_process').ChildProcess> {
   const { openSync, closeSync } = await import('node:fs');
   const [cmd, cmdArgs] = daemonCommand(file, args, opts);
-  const fd = opts.logFile ? openSync(opts.logFile, 'a') : 'ignore';
+  // 0600: a daemon's output is the node's business, not every local user's.
+  const fd = opts.logFile ? openSync(opts.logFile, 'a', 0o600) : 'ignore';
   try {
     const child = spawn(cmd, cmdArgs, { stdio: ['ignore', fd, fd], env: opts.env ?? process.env, ...(opts.cwd ? { cwd: opts.cwd } : {}), detached: opts.detached === true });
     await new Promise<void>((resolve, reject) => {

@@ -8,7 +8,7 @@
  */
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { CommandError, run, startDaemon } from './exec.js';
+import { CommandError, endProcess, run, startDaemon } from './exec.js';
 import { ip, isIpNotFound } from './ip.js';
 
 /** Where wireguard-go serves a device's configuration (and where `wg` looks for it first). */
@@ -76,7 +76,10 @@ function wgFailed(dev: string, what: string, err: unknown): WireGuardError {
 
 /** The device's configuration, or undefined when there is no such WireGuard device. */
 export async function wgShow(dev: string): Promise<WgDeviceState | undefined> {
-  const r = await run('wg', ['show', dev, 'dump'], { allowFailure: true, timeoutMs: 5000 });
+  // The dump's first line holds the private key: an error made here carries none of the output.
+  const r = await run('wg', ['show', dev, 'dump'], { allowFailure: true, timeoutMs: 5000 }).catch((err: unknown) => {
+    throw new WireGuardError(dev, `wg show ${err instanceof CommandError && err.timedOut ? 'timed out' : 'failed'}`);
+  });
   if (r.exitCode !== 0) {
     if (/No such device|Unable to access interface|Protocol not supported/i.test(r.stderr)) return undefined;
     throw new WireGuardError(dev, `wg show: ${r.stderr.trim()}`);
@@ -153,12 +156,19 @@ export async function createKernelDevice(dev: string): Promise<boolean> {
 export async function startUserspaceDevice(dev: string, logFile: string, timeoutMs = 10_000): Promise<number> {
   // A socket left by a wireguard-go that was killed would be taken for the new one's.
   rmSync(uapiSocket(dev), { force: true });
-  const child = await startDaemon('wireguard-go', [dev], { env: { ...process.env, WG_PROCESS_FOREGROUND: '1' }, logFile, detached: true });
+  // Only what it needs of the agent's environment (LOG_LEVEL: its own verbosity, for debugging).
+  const env: NodeJS.ProcessEnv = { PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin', WG_PROCESS_FOREGROUND: '1', ...(process.env['LOG_LEVEL'] ? { LOG_LEVEL: process.env['LOG_LEVEL'] } : {}) };
+  const child = await startDaemon('wireguard-go', [dev], { env, logFile, detached: true });
+  const pid = child.pid;
+  if (pid === undefined) throw new WireGuardError(dev, 'wireguard-go did not start');
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (child.exitCode !== null) throw new WireGuardError(dev, `wireguard-go exited with ${child.exitCode} at start (log: ${logFile})`);
-    if (existsSync(uapiSocket(dev)) && (await linkKind(dev)) !== undefined) return child.pid as number;
-    if (Date.now() > deadline) throw new WireGuardError(dev, `wireguard-go did not bring it up within ${timeoutMs / 1000} s (log: ${logFile})`);
+    if (existsSync(uapiSocket(dev)) && (await linkKind(dev)) !== undefined) return pid;
+    if (Date.now() > deadline) {
+      await endProcess(pid, 2000); // not left running half-started
+      throw new WireGuardError(dev, `wireguard-go did not bring it up within ${timeoutMs / 1000} s (log: ${logFile})`);
+    }
     await new Promise((r) => setTimeout(r, 20));
   }
 }

@@ -420,12 +420,12 @@ export async function labNodeRemove(name: string, nodeName: string): Promise<voi
 }
 
 /** A lab node's agent makes and publishes a new WireGuard key pair; returns its public key. */
-export async function labNodeRotateKey(name: string, nodeName: string): Promise<string> {
+export async function labNodeRotateKey(name: string, nodeName: string, force = false): Promise<string> {
   const state = loadLab(name);
   const node = state.nodes.find((n) => n.name === nodeName);
   if (!node) throw new UserError(`no node ${nodeName} in lab ${name} (nodes: ${state.nodes.map((n) => n.name).join(', ')})`);
   if (!state.encryption) throw new UserError(`lab ${name} does not encrypt: start it with --encryption wireguard`);
-  const r = await rotateKey(node.socket).catch((err: Error) => {
+  const r = await rotateKey(node.socket, { force }).catch((err: Error) => {
     throw new UserError(`the agent of ${nodeName} does not answer: ${err.message}`);
   });
   if (!r.ok) throw new UserError(`${nodeName} did not rotate its key: ${r.error}`);
