@@ -1,3 +1,7 @@
+/**
+ * The agent socket's client side for tools: health (probes, `weft health`, the lab) and key
+ * rotation (`weft node rotate-key`), one JSON request each.
+ */
 import { request } from 'node:http';
 import { HEALTH_PATH, ROTATE_KEY_PATH, type HealthReply, type RotateKeyReply } from './api.js';
 

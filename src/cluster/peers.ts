@@ -1,11 +1,3 @@
-import type { Peer } from '../datapath/peer.js';
-import { cidrContains, parseAddress, parseCidr, type Cidr } from '../ipam/cidr.js';
-import { WIREGUARD_KEY } from '../datapath/wireguard-key.js';
-import { NODE_ANNOTATIONS, nodePodCidrs, parseEndpoint, type NodeObject } from '../model/objects.js';
-import { compareText } from '../util/compare-text.js';
-
-export type { Peer };
-
 /**
  * The other nodes this node must reach (pure): every node with pod blocks, except itself, with
  * what its peers' backends need from it — whatever its agent is doing. A node's routes stay
@@ -17,9 +9,21 @@ export type { Peer };
  *     Node's podCIDRs count only where that node holds the block;
  *   - with `cluster`, a block must lie inside the cluster's pod ranges and be of the cluster's
  *     block size (never 0.0.0.0/0, never an underlay /32), and an underlay address must be a
- *     unicast address outside the pod ranges that is not this node's own.
+ *     unicast address outside the pod ranges that is not this node's own;
+ *   - with ipam kubernetes (no IPBlocks), blocks a Node annotates count only where its
+ *     spec.podCIDRs has them;
+ *   - a WireGuard endpoint must be one of the node's checked underlay addresses.
  * What is left out is reported.
  */
+import type { Peer } from '../datapath/peer.js';
+import { cidrContains, parseAddress, parseCidr, type Cidr } from '../ipam/cidr.js';
+import { WIREGUARD_KEY } from '../datapath/wireguard-key.js';
+import { NODE_ANNOTATIONS, nodePodCidrs, parseEndpoint, type NodeObject } from '../model/objects.js';
+import { compareText } from '../util/compare-text.js';
+
+export type { Peer };
+
+/** The cluster's shape, which a peer's blocks and addresses are checked against. */
 export interface ClusterShape {
   podCIDRs: string[];
   blockSize: { ipv4: number; ipv6: number };

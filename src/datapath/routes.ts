@@ -1,3 +1,4 @@
+/** Weft's own routes in this netns, found by their protocol number, as the backends read them. */
 import { ipc, ipJsonBatch, ip } from '../kernel/ip.js';
 
 /** Routes Weft installs are marked with their own protocol number, so it only ever touches its own. */
