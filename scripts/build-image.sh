@@ -39,6 +39,10 @@ if [ ! -f "$ROOTFS" ]; then
     "$SUITE" "$ROOTFS.tmp" \
     "deb http://deb.debian.org/debian $SUITE main" "deb http://deb.debian.org/debian-security $SUITE-security main"
   mv "$ROOTFS.tmp" "$ROOTFS"
+  # Older root filesystems (another month, another package list) are not used again.
+  for old in "$CACHE"/rootfs-*.tar; do
+    [ "$old" = "$ROOTFS" ] || { say "removing the stale $old"; rm -f "$old"; }
+  done
 fi
 
 CTX=$(mktemp -d)
