@@ -31,6 +31,8 @@ export const WIREGUARD_OVERHEAD = { ipv4: 60, ipv6: 80 } as const;
  * new session is up one round trip after the new key is seen, not when traffic next asks.
  */
 export const PERSISTENT_KEEPALIVE = 25;
+/** How long a replaced peer stays after its successor takes its blocks: its in-flight packets go out. */
+const PEER_DRAIN_MS = 50;
 
 export interface WireGuardConfig {
   dev: string;
@@ -241,8 +243,15 @@ export class WireGuardBackend implements Backend {
         changes++;
       }
       const peerCmds = peerChanges(want.peers, have?.peers ?? []);
-      // Removals first: a node's new key takes over the allowed IPs its old key had.
-      await wgSetPeers(c.dev, [...peerCmds.filter((x) => 'remove' in x), ...peerCmds.filter((x) => !('remove' in x))]);
+      const adds = peerCmds.filter((x) => !('remove' in x));
+      const removals = peerCmds.filter((x) => 'remove' in x);
+      // New and changed peers first: a node's new key takes its blocks over from its old key at
+      // once, so new packets wait for the new session. The old key's peer goes a moment later:
+      // removing a peer drops what it is still encrypting or sending (a packet lost per rotation
+      // was seen in CI when it went in the same step).
+      await wgSetPeers(c.dev, adds);
+      if (adds.length > 0 && removals.length > 0) await new Promise((r) => setTimeout(r, PEER_DRAIN_MS));
+      await wgSetPeers(c.dev, removals);
       changes += peerCmds.length;
       this.configured = want.peers;
       const routes = await weftRoutes();
