@@ -264,7 +264,8 @@ export class WireGuardBackend implements Backend {
       for (const b of haveRoutes) if (!want.routes.includes(b)) cmds.push(ipc`route del ${b} dev ${c.dev} proto ${ROUTE_PROTO}`);
       // One peer's route the kernel refuses is reported, and must not hold back the others'.
       await ipBatch(cmds, { force: true }).catch((err: Error) => problems.push(`the kernel refused a route into ${c.dev}: ${err.message}`));
-      this.lastDevice = (await wgShow(c.dev).catch(() => undefined)) ?? have;
+      // Read again only when the peers changed: a sync that changed nothing runs one `wg`, not two.
+      this.lastDevice = peerCmds.length > 0 ? ((await wgShow(c.dev).catch(() => undefined)) ?? have) : have;
       return { problems, changes: changes + cmds.length, routed: want.peers.map((p) => p.name) };
     });
   }
