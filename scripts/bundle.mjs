@@ -1,7 +1,7 @@
 // The build after tsc: the CLI bundled (dist/weft.mjs and a few chunks: `weft agent` loads only
 // its own, see entry.ts; within a chunk no module resolution, the fastest thing node loads); the CNI plugin — a C forwarder (native/weft-cni.c) — compiled
 // with the constants it shares with the agent generated from the TypeScript, one source of truth;
-// the agent's rtnetlink helper (native/weft-netlink.c) and its nftables helper (native/weft-nft.c).
+// the agent's rtnetlink helper (native/weft-netlink.c), its flow reader (native/weft-nflog.c) and its nftables helper (native/weft-nft.c).
 import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -86,7 +86,7 @@ writeFileSync(
 const cc = process.env.CC ?? 'cc';
 // The plugin forwarder and the agent's rtnetlink helper (libc only), and the agent's nftables
 // helper (libnftables, the library `nft` itself is built on).
-for (const [name, libs] of [['weft-cni', []], ['weft-netlink', []], ['weft-nft', ['-lnftables']]]) {
+for (const [name, libs] of [['weft-cni', []], ['weft-netlink', []], ['weft-nflog', []], ['weft-nft', ['-lnftables']]]) {
   // Without libnftables' headers the agent runs `nft` processes instead (it probes the helper).
   if (name === 'weft-nft' && !existsSync('/usr/include/nftables/libnftables.h')) {
     console.warn('bundle: libnftables-dev is not installed: dist/weft-nft not built (the agent will use nft processes)');

@@ -81,7 +81,7 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
 fi
 
 if [ "${WEFT_SKIP_BUILD:-}" != "1" ]; then
-  if [ ! -f dist/weft.mjs ] || [ ! -f dist/weft-cni ] || [ ! -f dist/weft-netlink ] || [ ! -f dist/weft-nft ] || [ -n "$(find src native scripts package.json tsconfig.json -newer dist/weft.mjs -print -quit)" ] || [ -n "${FORCE_BUILD:-}" ]; then
+  if [ ! -f dist/weft.mjs ] || [ ! -f dist/weft-cni ] || [ ! -f dist/weft-netlink ] || [ ! -f dist/weft-nflog ] || [ ! -f dist/weft-nft ] || [ -n "$(find src native scripts package.json tsconfig.json -newer dist/weft.mjs -print -quit)" ] || [ -n "${FORCE_BUILD:-}" ]; then
     say "building (tsc type-check, esbuild bundle of the CLI, cc of the CNI plugin)"
     npm run --silent build
   fi

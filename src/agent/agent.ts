@@ -22,7 +22,7 @@ import { pidFileHolder, processStartTime } from '../util/lock-file.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { SYSCTLS_BEFORE_FILE } from '../install/install.js';
 import type { Logger } from '../util/log.js';
-import type { ClusterStatus, RotateKeyReply } from './api.js';
+import type { ClusterStatus, HealthReply, RotateKeyReply } from './api.js';
 import { WireGuardBackend } from '../datapath/wireguard.js';
 import { registerNode } from '../cluster/membership.js';
 import { AttachmentStore } from './attachment-store.js';
@@ -36,6 +36,13 @@ import { RoutesController } from './routes-controller.js';
 import { CniService, type CniServiceDeps } from './cni-service.js';
 import { APPLIED_TABLE_FILE, PolicyController } from './policy-controller.js';
 import { startAgentServer } from './server.js';
+import { FlowsController } from './flows-controller.js';
+import { AgentMetrics } from './metrics.js';
+import { startMetricsServer } from './metrics-server.js';
+import { WEFT_VERSION } from '../util/version.js';
+import { findNflogReader } from '../kernel/nflog.js';
+
+const metricsUrl = (a: { host: string; port: number }): string => `http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}/metrics`;
 
 /** On Kubernetes, how long an ADD waits for its Pod to be visible (then fails: try again later). */
 const POD_WAIT_MS = 5_000;
@@ -69,6 +76,13 @@ export interface AgentConfig {
    */
   nftHelper?: string | false;
   pauseAt?: CniServiceDeps['pauseAt'];
+  /**
+   * Flow recording (with policy): how many records the node keeps, or false for none. Default
+   * on with 4096 records when the reader (dist/weft-nflog) is built.
+   */
+  flows?: { capacity: number } | false;
+  /** Where Prometheus scrapes the agent (--metrics-address); absent: no metrics listener. */
+  metricsAddress?: { host: string; port: number };
 }
 
 export interface RunningAgent {
@@ -216,6 +230,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
   await fs.mkdir(cfg.stateDir, { recursive: true, mode: 0o700 });
   const pidFile = await lockStateDir(cfg.stateDir);
   let server: Server | undefined;
+  let metricsServer: Server | undefined;
   let store: Store | undefined;
   let informers: InformerSet | undefined;
   const started: Controller[] = [];
@@ -265,9 +280,19 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
         await helper.close();
       }
     }
+    // Fed by the CNI service's socket, the policy loop and the flow reader; read at each scrape.
+    let metrics: AgentMetrics | undefined;
+    let metricsState: HealthReply['metrics'];
+    // Flows come from the policy table's log rules: recorded where policy is enforced.
+    const readerPath = policyOn && cfg.flows !== false ? findNflogReader() : undefined;
+    if (policyOn && cfg.flows !== false && !readerPath) log.warn('the flow reader (dist/weft-nflog) is not built: flows are not recorded');
     const policy =
       cluster && policyOn
-        ? new PolicyController({ store: cluster.store, informers: cluster.informers, nodeName: cluster.joined.nodeName, localBlocks: cluster.joined.blocks, records, log: log.child({ controller: 'policy' }), stateDir: cfg.stateDir, nft, ...(cluster.store.backend === 'kubernetes' ? { podWaitMs: POD_WAIT_MS } : {}) })
+        ? new PolicyController({ store: cluster.store, informers: cluster.informers, nodeName: cluster.joined.nodeName, localBlocks: cluster.joined.blocks, records, log: log.child({ controller: 'policy' }), stateDir: cfg.stateDir, nft, flows: readerPath !== undefined, onSync: (ok, seconds) => metrics?.policySync(ok, seconds), ...(cluster.store.backend === 'kubernetes' ? { podWaitMs: POD_WAIT_MS } : {}) })
+        : undefined;
+    const flows =
+      cluster && policy && readerPath
+        ? new FlowsController({ nodeName: cluster.joined.nodeName, capacity: cfg.flows ? cfg.flows.capacity : 4096, readerPath, snapshot: () => policy.snapshot, log: log.child({ controller: 'flows' }), onRecord: (r) => metrics?.flowRecord(r) })
         : undefined;
     const service = new CniService({
       ipam,
@@ -289,7 +314,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     // Stopped in reverse: the endpoints loop first (nothing re-publishes a pod after the node
     // deregistered), then membership (leaving, peers drop the node before its datapath goes),
     // then policy, masquerade, liveness and routes, which tear down what they made.
-    const controllers: Controller[] = cluster ? [cluster.routes, cluster.liveness, cluster.masquerade, ...(policy ? [policy] : []), cluster.membership, cluster.endpoints] : [];
+    const controllers: Controller[] = cluster ? [cluster.routes, cluster.liveness, cluster.masquerade, ...(flows ? [flows] : []), ...(policy ? [policy] : []), cluster.membership, cluster.endpoints] : [];
     // Pods leave the node through masquerade from their first packet.
     await cluster?.masquerade.prepare();
     cluster?.informers.start();
@@ -297,24 +322,41 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       c.start();
       started.push(c);
     }
+    const health = (): HealthReply => {
+      const m = process.memoryUsage();
+      return {
+        ok: true,
+        pools: ipam.status(),
+        attachments: records.size,
+        memory: { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external },
+        mtu,
+        ...(cluster ? { cluster: clusterStatus(cluster), rejected: cluster.informers.rejected() } : {}),
+        ...(policy ? { policy: policy.status() } : {}),
+        ...(flows ? { flows: flows.status() } : {}),
+        ...(metricsState ? { metrics: metricsState } : {}),
+      };
+    };
+    metrics = new AgentMetrics({ node: cluster?.joined.nodeName ?? 'single-node', version: WEFT_VERSION, health, policy: policy !== undefined, ...(cluster ? { watchRestarts: () => cluster.informers.watchRestarts() } : {}) });
     server = await startAgentServer({
       socketPath: cfg.socketPath,
       service,
       log,
       ...(cluster ? { rotateKey: (force: boolean) => rotateNodeKey(cluster, log, force) } : {}),
-      health: () => {
-        const m = process.memoryUsage();
-        return {
-          ok: true,
-          pools: ipam.status(),
-          attachments: records.size,
-          memory: { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external },
-          mtu,
-          ...(cluster ? { cluster: clusterStatus(cluster), rejected: cluster.informers.rejected() } : {}),
-          ...(policy ? { policy: policy.status() } : {}),
-        };
-      },
+      ...(flows ? { flows } : {}),
+      health,
+      metrics: () => metrics,
     });
+    if (cfg.metricsAddress) {
+      // Metrics are not worth a node without pod networking: a port taken is said loudly
+      // (log, health) and the agent serves on; the socket still answers GET /metrics.
+      try {
+        metricsServer = await startMetricsServer(cfg.metricsAddress, metrics, log);
+        metricsState = { url: metricsUrl(cfg.metricsAddress) };
+      } catch (err) {
+        metricsState = { error: (err as Error).message };
+        log.error('no metrics listener', { error: (err as Error).message });
+      }
+    }
     log.info('agent ready', {
       socket: cfg.socketPath,
       stateDir: cfg.stateDir,
@@ -324,8 +366,10 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       reservations: ipam.reservations().length,
       podLinks: runner.name,
       ...(policy ? { policyTable: nft.name } : {}),
+      ...(metricsState?.url ? { metrics: metricsState.url } : {}),
     });
     const srv = server;
+    const msrv = metricsServer;
     return {
       service,
       ipam,
@@ -337,6 +381,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
           srv.close(() => resolve());
           srv.closeAllConnections();
         });
+        if (msrv) await new Promise<void>((resolve) => msrv.close(() => resolve()));
         await shutdown(cfg.cluster?.leaveOnExit ?? false);
         await fs.rm(cfg.socketPath, { force: true });
         await fs.rm(pidFile, { force: true });
@@ -344,6 +389,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     };
   } catch (err) {
     server?.close();
+    metricsServer?.close();
     await shutdown(false);
     await fs.rm(pidFile, { force: true });
     throw err;

@@ -24,6 +24,11 @@ import { FILE_ID, type HeldNetns } from '../kernel/netns.js';
  */
 export const EXEC_PATH = '/v1/exec';
 export const HEALTH_PATH = '/v1/health';
+/**
+ * GET: the node's flow records, one JSON object per line (src/observe/flow.ts). `?since=MS`
+ * (ms since the epoch) only those from then; `?follow=1` keeps the answer open with each new one.
+ */
+export const FLOWS_PATH = '/v1/flows';
 /** POST: the node makes a new WireGuard key pair and publishes it (`weft node rotate-key`). */
 export const ROTATE_KEY_PATH = '/v1/rotate-key';
 
@@ -90,6 +95,20 @@ export interface CniReply {
   result?: Result;
 }
 
+/** Flow recording on a node (health's `flows`). */
+export interface FlowsStatus {
+  reader: 'starting' | 'running' | 'restarting' | 'stopped';
+  records: number;
+  capacity: number;
+  seen: number;
+  /** Records the ring overwrote. */
+  overwritten: number;
+  /** Messages the kernel dropped because the reader was behind (its socket buffer full). */
+  kernelLost: number;
+  readerRestarts: number;
+  error?: string;
+}
+
 export interface HealthReply {
   ok: boolean;
   pools: Array<{ family: number; cidr: string; size: string; used: number; free: string }>;
@@ -100,6 +119,9 @@ export interface HealthReply {
   cluster?: ClusterStatus;
   /** Present when the agent enforces network policy. */
   policy?: PolicyStatus;
+  flows?: FlowsStatus;
+  /** Where Prometheus scrapes this agent, or why it cannot. */
+  metrics?: { url?: string; error?: string };
   mtu: number;
   /** Objects in the datastore this agent leaves out because they are not usable, one line each. */
   rejected?: string[];

@@ -11,6 +11,7 @@ import { writeFileAtomic } from '../util/atomic-file.js';
 import type { NamespaceObject, NetworkPolicyObject, NodeObject, PodObject, WeftClusterPolicyObject, WeftEndpointObject } from '../model/objects.js';
 import { allowChain, CompileCache, compilePolicy, generationInForce, needsNewGeneration, POLICY_TABLE, VERSION_SET, versionInForce, withGeneration, withVersions, type LocalAttachment } from '../policy/compile.js';
 import { buildSnapshot, snapshotFingerprint, type LocalEndpoint } from '../policy/from-objects.js';
+import type { Snapshot } from '../policy/ir.js';
 import { roundMs, type Logger } from '../util/log.js';
 import { Runner } from '../util/runner.js';
 import type { PolicyStatus } from './api.js';
@@ -44,6 +45,10 @@ export interface PolicyControllerConfig {
    * Absent: a pod without one is taken as the agent's records describe it (the lab).
    */
   podWaitMs?: number;
+  /** Flow recording: the table logs drops and new connections to NFLOG (compile.ts). */
+  flows?: boolean;
+  /** Told of each sync that wrote or checked the table: whether it worked, and how long it took. */
+  onSync?: (ok: boolean, seconds: number) => void;
 }
 
 /** The table last applied, and its generation (in the state dir; dropped with a reboot). */
@@ -91,6 +96,7 @@ export class PolicyController implements Controller {
   });
   private enforced = new Set<string>();
   private state: PolicyStatus = { syncs: 0, problems: [] };
+  private lastSnapshot: Snapshot | undefined;
   /** Pods fetched at ADD before their informer event arrived. */
   private readonly early = new Map<string, PodObject>();
 
@@ -105,7 +111,7 @@ export class PolicyController implements Controller {
     this.policies = informers.of('NetworkPolicy');
     this.clusterPolicies = informers.of('WeftClusterPolicy');
     this.nodes = informers.of('Node');
-    this.runner = new Runner(() => this.sync(), { name: 'policy', minIntervalMs: 0, resyncMs: 30_000, log });
+    this.runner = new Runner(() => this.timedSync(), { name: 'policy', minIntervalMs: 0, resyncMs: 30_000, log });
   }
 
   private get informers(): Array<Informer<NamespaceObject | PodObject | WeftEndpointObject | NetworkPolicyObject | WeftClusterPolicyObject | NodeObject>> {
@@ -261,10 +267,22 @@ export class PolicyController implements Controller {
     return { endpoints, attachments };
   }
 
-  private async sync(): Promise<void> {
+  private async timedSync(): Promise<void> {
+    const t0 = performance.now();
+    try {
+      const wrote = await this.sync();
+      if (wrote) this.cfg.onSync?.(true, (performance.now() - t0) / 1000);
+    } catch (err) {
+      this.cfg.onSync?.(false, (performance.now() - t0) / 1000);
+      throw err;
+    }
+  }
+
+  /** One sync; false when it could not run yet (caches not filled). */
+  private async sync(): Promise<boolean> {
     // Nothing before every cache is filled and a table in force is adopted: an empty cache
     // means "no policies", and writing that would open every pod.
-    if (!this.ready) return;
+    if (!this.ready) return false;
     const started = Date.now();
     const t0 = performance.now();
     const local = this.localView();
@@ -291,8 +309,9 @@ export class PolicyController implements Controller {
       nodes: this.nodes.items(),
       local: { node: this.cfg.nodeName, endpoints: local.endpoints },
     });
+    this.lastSnapshot = snapshot;
     const t1 = performance.now();
-    let table = compilePolicy({ snapshot, localBlocks: this.cfg.localBlocks, attachments: local.attachments, generation: this.generation, versions: this.versions, cache: this.compileCache });
+    let table = compilePolicy({ snapshot, localBlocks: this.cfg.localBlocks, attachments: local.attachments, generation: this.generation, versions: this.versions, cache: this.compileCache, flows: this.cfg.flows === true });
     const full = !this.applied || Date.now() - this.lastFull >= FULL_EVERY_MS;
     let changes = full ? undefined : diffScript(this.applied as NftTable, table);
     if (changes === undefined || changes.length > 0) {
@@ -335,11 +354,17 @@ export class PolicyController implements Controller {
     });
     if (JSON.stringify(problems) !== JSON.stringify(this.state.problems)) for (const p of problems) this.cfg.log.error(p);
     this.state = { fingerprint, syncs: this.state.syncs + 1, size: tableSize(table), lastSyncMs: Date.now() - started, problems };
+    return true;
   }
 
   private async replace(table: NftTable): Promise<void> {
     await this.nft.apply(fullScript(table));
     this.lastFull = Date.now();
+  }
+
+  /** The snapshot of the last sync: what the table in force was compiled from. */
+  get snapshot(): Snapshot | undefined {
+    return this.lastSnapshot;
   }
 
   flush(): Promise<void> {

@@ -5,7 +5,11 @@ import { dirname, join } from 'node:path';
 import { asCniError, CniError, ErrorCode } from '../cni/errors.js';
 import type { Logger } from '../util/log.js';
 import { printable } from '../util/printable.js';
-import { EXEC_PATH, HEALTH_PATH, MAX_REQUEST_BYTES, ROTATE_KEY_PATH, type HealthReply, type RotateKeyReply } from './api.js';
+import type { FlowListener } from '../observe/flow-ring.js';
+import type { AgentMetrics } from './metrics.js';
+import { METRICS_PATH } from './metrics-server.js';
+import type { FlowRecord } from '../observe/flow.js';
+import { EXEC_PATH, FLOWS_PATH, HEALTH_PATH, MAX_REQUEST_BYTES, ROTATE_KEY_PATH, type HealthReply, type RotateKeyReply } from './api.js';
 import { parseExecution, runExecution } from './exec.js';
 import type { CniService } from './cni-service.js';
 
@@ -71,7 +75,50 @@ export interface AgentServerOptions {
   health: () => HealthReply;
   /** A new WireGuard key pair, published (`force`: even while a peer's agent is silent). */
   rotateKey?: (force: boolean) => Promise<RotateKeyReply>;
+  /** The agent's metrics: fed with each CNI request, and served on the socket too (GET /metrics). */
+  metrics?: () => AgentMetrics | undefined;
+  /** The node's flow records (absent: flow recording is off). */
+  flows?: { list(sinceMs?: number): FlowRecord[]; subscribe(l: FlowListener): () => void };
   log: Logger;
+}
+
+/** A follower that reads slower than flows come is cut off past this much unsent output. */
+const FOLLOW_BACKLOG_BYTES = 4 << 20;
+/** An empty line this often keeps a quiet follow stream from looking dead to proxies and clients. */
+const FOLLOW_HEARTBEAT_MS = 15_000;
+
+function serveFlows(req: IncomingMessage, res: ServerResponse, url: URL, flows: AgentServerOptions['flows']): void {
+  if (!flows) {
+    send(res, 404, { error: 'flow recording is off on this node (the agent runs with --flows off)' });
+    return;
+  }
+  const sinceText = url.searchParams.get('since');
+  const since = sinceText === null ? undefined : Number(sinceText);
+  if (since !== undefined && !Number.isFinite(since)) {
+    send(res, 400, { error: `since=${printable(sinceText ?? '')}: expected milliseconds since the epoch` });
+    return;
+  }
+  const follow = url.searchParams.get('follow') === '1';
+  res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+  const line = (r: FlowRecord): string => `${JSON.stringify(r)}\n`;
+  const now = flows.list(since);
+  if (!follow) {
+    res.end(now.map(line).join(''));
+    return;
+  }
+  // Following has no end: the socket's busy timeout does not apply, the heartbeat keeps it honest.
+  req.socket.setTimeout(0);
+  res.write(now.map(line).join('') || '\n');
+  const unsubscribe = flows.subscribe((r) => {
+    res.write(line(r));
+    if (res.writableLength > FOLLOW_BACKLOG_BYTES) res.destroy();
+  });
+  const heartbeat = setInterval(() => res.write('\n'), FOLLOW_HEARTBEAT_MS);
+  const end = (): void => {
+    unsubscribe();
+    clearInterval(heartbeat);
+  };
+  res.once('close', end);
 }
 
 /** Is something answering on this unix socket? */
@@ -134,6 +181,17 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<Server
         return;
       }
       const url = new URL(req.url ?? '/', 'http://agent');
+      const metrics = opts.metrics?.();
+      if (req.method === 'GET' && url.pathname === METRICS_PATH && metrics) {
+        const text = await metrics.text();
+        res.writeHead(200, { 'content-type': metrics.contentType, 'content-length': Buffer.byteLength(text) });
+        res.end(text);
+        return;
+      }
+      if (req.method === 'GET' && url.pathname === FLOWS_PATH) {
+        serveFlows(req, res, url, opts.flows);
+        return;
+      }
       if (req.method === 'POST' && url.pathname === ROTATE_KEY_PATH) {
         const force = url.searchParams.get('force') === 'true';
         const reply: RotateKeyReply = opts.rotateKey
@@ -154,7 +212,11 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<Server
       if (e && (e.code === ErrorCode.Internal || e.code === ErrorCode.KernelFailure)) {
         log.error('request failed', { code: e.code, msg: e.message, stack: e.cause instanceof Error ? e.cause.stack : e.stack });
       }
-      log.debug('request', { command: execution.env['CNI_COMMAND'], containerId: execution.env['CNI_CONTAINERID'], exit: out.exitCode, ms: Number(process.hrtime.bigint() - started) / 1e6 });
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      log.debug('request', { command: execution.env['CNI_COMMAND'], containerId: execution.env['CNI_CONTAINERID'], exit: out.exitCode, ms });
+      // The verb as a label only when it is one (a bogus CNI_COMMAND must not mint series).
+      const verb = execution.env['CNI_COMMAND'] ?? '';
+      metrics?.cniRequest(['ADD', 'DEL', 'CHECK', 'GC', 'STATUS', 'VERSION'].includes(verb) ? verb : 'other', out.exitCode === 0, ms / 1000);
       answer(res, 200, out.exitCode, out.stdout);
     } catch (err) {
       // The request itself was unusable (too large, not JSON, not the forwarder's shape).

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { DEFAULT_METRICS_ADDRESS, parseMetricsAddress } from '../agent/metrics-server.js';
 import { DEFAULT_SOCKET } from '../agent/api.js';
 import { startAgent } from '../agent/agent.js';
 import { ADD_PHASES, type AddPhase } from '../agent/cni-service.js';
@@ -81,6 +82,9 @@ interface AgentOptions {
   networkPolicy: boolean;
   netlinkHelper: boolean;
   nftHelper: boolean;
+  flows: string;
+  flowBuffer: string;
+  metricsAddress: string;
 }
 
 function intFlag(name: string, v: string, min: number, max: number): number {
@@ -196,6 +200,9 @@ export function registerAgentCommand(program: Command): void {
     .option('--no-network-policy', 'in a cluster: do not enforce NetworkPolicy and WeftClusterPolicy (every pod reaches every pod)')
     .option('--no-netlink-helper', 'make pod links with `ip` processes instead of the rtnetlink helper (dist/weft-netlink)')
     .option('--no-nft-helper', 'apply the policy table with an `nft` process per change instead of the nftables helper (dist/weft-nft)')
+    .option('--flows <on|off>', 'in a cluster with policy: record flows (drops with their deciding rule, new connections) for `weft flows`', 'on')
+    .option('--flow-buffer <n>', 'flow records each node keeps (the oldest make room)', '4096')
+    .option('--metrics-address <addr>', 'where Prometheus scrapes the agent (GET /metrics), ADDRESS:PORT; "" for no metrics listener', DEFAULT_METRICS_ADDRESS)
     .action(async (o: AgentOptions) => {
       const level = o.logLevel as LogLevel;
       if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new UserError(`--log-level ${o.logLevel}: expected debug, info, warn or error`);
@@ -205,6 +212,9 @@ export function registerAgentCommand(program: Command): void {
       const podCidrs = cluster ? undefined : parsePodCidrs(o.podCidr);
       const mtu = o.mtu !== undefined && o.mtu !== 'auto' ? parseMtu(o.mtu) : undefined;
       const pauseAt = testPauseFromEnv(process.env['WEFT_TEST_PAUSE_ADD']);
+      if (o.flows !== 'on' && o.flows !== 'off') throw new UserError(`--flows ${o.flows}: expected on or off`);
+      const metricsAddress = parseMetricsAddress(o.metricsAddress);
+      const flows = o.flows === 'on' ? { capacity: intFlag('flow-buffer', o.flowBuffer, 16, 1_000_000) } : (false as const);
       let agent;
       try {
         agent = await startAgent({
@@ -217,6 +227,8 @@ export function registerAgentCommand(program: Command): void {
           ...(pauseAt ? { pauseAt } : {}),
           ...(o.netlinkHelper === false ? { netlinkHelper: false as const } : {}),
           ...(o.nftHelper === false ? { nftHelper: false as const } : {}),
+          flows,
+          ...(metricsAddress ? { metricsAddress } : {}),
         });
       } catch (err) {
         if (err instanceof AddressError) throw new UserError(err.message);

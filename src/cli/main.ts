@@ -4,6 +4,7 @@ import { registerAgentCommand } from './agent-command.js';
 import { newProgram, withExitOverride } from './run.js';
 import { registerCniCommands } from './cni-command.js';
 import { registerDemoCommand } from './demo-command.js';
+import { registerFlowsCommand } from './flows-command.js';
 import { registerHealthCommand } from './health-command.js';
 import { registerInstallCommands } from './install-command.js';
 import { registerApplyCommands } from './apply-command.js';
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerNodeCommands(program);
   registerApplyCommands(program);
   registerPolicyCommands(program);
+  registerFlowsCommand(program);
   // --name is an alias of --lab wherever a lab is named: one flag, whichever spelling is used.
   program.hook('preAction', (_root, action) => {
     const o = action.opts<{ lab?: string; name?: string }>();

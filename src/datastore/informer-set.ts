@@ -41,6 +41,11 @@ export class InformerSet {
   }
 
   /** Stored objects left out because they are not usable, one line each, over every kind. */
+  /** Every informer's watch restarts, added up. */
+  watchRestarts(): number {
+    return [...this.informers.values()].reduce((n, i) => n + i.watchRestarts, 0);
+  }
+
   rejected(): string[] {
     return [...new Set([...this.informers.values()].flatMap((i) => i.rejected()))].sort();
   }

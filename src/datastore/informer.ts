@@ -19,6 +19,8 @@ export class Informer<T extends KObject> {
   /** ms timestamp of the last successful (re)list, or undefined while disconnected. */
   connectedSince: number | undefined;
   private stopped = false;
+  /** Times the list + watch started over (compacted, or the datastore lost): a metric. */
+  watchRestarts = 0;
 
   constructor(
     private readonly store: Store,
@@ -97,6 +99,7 @@ export class Informer<T extends KObject> {
         }
       } catch (err) {
         if (signal.aborted) return;
+        this.watchRestarts++;
         if (isStoreError(err, 'Gone')) {
           this.log.info('watch compacted; listing again', { kind: this.kind });
           await new Promise((r) => setTimeout(r, 50)); // never a tight loop, whatever the store says

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { AGENT_NODE_FLAGS, type ClusterStatus } from '../agent/api.js';
+import { AGENT_NODE_FLAGS, type ClusterStatus, type HealthReply } from '../agent/api.js';
 import { getHealth, rotateKey, waitForAgent } from '../agent/health-client.js';
 import { admitted } from '../datastore/admitted-store.js';
 import { EtcdStore } from '../datastore/etcd-store.js';
@@ -501,6 +501,13 @@ export interface LabNodeStatus {
   mtu?: number;
   /** Where the lab encrypts: the node's WireGuard data plane, key and peers. */
   encryption?: NonNullable<ClusterStatus['encryption']>;
+  /**
+   * Where Prometheus scrapes the node's agent: a URL inside the node's network namespace
+   * (`ip netns exec NETNS curl URL`); the agent socket answers GET /metrics too.
+   */
+  metrics?: { url: string; netns: string; socket: string };
+  /** Flow recording on the node: records held, capacity, losses. */
+  flows?: HealthReply['flows'];
 }
 
 export interface LabStatus {
@@ -539,6 +546,8 @@ export async function labStatus(name: string): Promise<LabStatus> {
         datastoreConnected: h?.cluster?.datastoreConnected ?? false,
         ...(h ? { mtu: h.mtu } : {}),
         ...(h?.cluster?.encryption ? { encryption: h.cluster.encryption } : {}),
+        ...(h?.metrics?.url ? { metrics: { url: h.metrics.url, netns: n.netns, socket: n.socket } } : {}),
+        ...(h?.flows ? { flows: h.flows } : {}),
       };
     }),
   );

@@ -81,6 +81,12 @@ export function nftHex32(n: number): string {
  * Anything but printable ASCII without quotes and backslashes becomes "?", so any text — a
  * policy's name, a rule's name with a NUL in it — makes a valid comment.
  */
+/** A log statement's prefix: Weft's own words, which must fit the kernel's 127 bytes whole. */
+export function nftLogPrefix(text: string): string {
+  if (!/^[A-Za-z0-9 _.:/-]{1,127}$/.test(text)) throw new NftTokenError('log prefix', text, 'expected 1-127 letters, digits, spaces and _.:/-');
+  return `prefix "${text}"`;
+}
+
 export function nftComment(text: string): string {
   const clean = String(text).replace(/[^\x20-\x7e]|["\\]/g, (c) => (c === '"' ? "'" : '?'));
   return `comment "${clean.length <= 120 ? clean : `${clean.slice(0, 117)}...`}"`;

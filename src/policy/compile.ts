@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { parseCidrMasked } from '../ipam/cidr.js';
 import type { NftChain, NftSet, NftTable } from '../nftables/ruleset.js';
-import { nftAddr, nftCidr, nftComment, nftHex32, nftIfname, nftPort } from '../nftables/tokens.js';
+import { nftAddr, nftCidr, nftComment, nftHex32, nftIfname, nftLogPrefix, nftPort } from '../nftables/tokens.js';
 import type { ClusterPolicy, Endpoint, Peer, Policy, PortMatch, Protocol, Snapshot } from './ir.js';
 import { endpointKey, orderedClusterPolicies } from './ir.js';
 import { clusterPolicySelects, policySelects } from './evaluate.js';
@@ -61,6 +61,8 @@ export interface CompileInput {
   attachments: LocalAttachment[];
   /** What the previous compile left: sets over unchanged endpoints are taken from it. */
   cache?: CompileCache;
+  /** Flow recording: drops and new connections are sent to NFLOG (see FLOW_GROUPS). */
+  flows?: boolean;
 }
 
 /**
@@ -357,7 +359,7 @@ class Builder {
     if (!this.chains.has(name)) {
       const rules = this.memoChain(c, d, () =>
         c[d].flatMap((r) => {
-          const verdict = r.action === 'Allow' ? `goto ${allowChain(d)}` : r.action === 'Deny' ? 'counter drop' : `goto np_${d === 'ingress' ? 'in' : 'out'}`;
+          const verdict = r.action === 'Allow' ? `goto ${allowChain(d)}` : r.action === 'Deny' ? `counter goto ${dropChain('denied', d)}` : `goto np_${d === 'ingress' ? 'in' : 'out'}`;
           return this.ruleLines(r.peers, r.ports, d, verdict, `cluster ${c.name} ${d}[${r.index}]${r.name ? ` ${r.name}` : ''} ${r.action}`);
         }),
       );
@@ -398,11 +400,79 @@ export function generationInForce(chainJson: unknown[]): number | undefined {
   return undefined;
 }
 
+/**
+ * Why the policy table drops a packet: every drop goes through one chain per reason and
+ * direction, so its counter is the drop count by reason (metrics) and, with flow recording,
+ * its first rule sends the packet to NFLOG (a flow record; the agent finds the deciding rule).
+ *   isolated: a NetworkPolicy isolates the pod and no rule allows
+ *   denied:   a WeftClusterPolicy rule denies
+ *   unknown:  a local pod address with no policy entry (not yet attached, or spoofed)
+ */
+export type DropReason = 'isolated' | 'denied' | 'unknown';
+export const DROP_REASONS: readonly DropReason[] = ['isolated', 'denied', 'unknown'];
+export const dropChain = (reason: DropReason, d: Dir): string => `drop_${reason}_${d === 'ingress' ? 'in' : 'out'}`;
+
+/**
+ * The NFLOG groups of flow recording (per netns; read by native/weft-nflog.c). Numbers far from
+ * the low ones other tools (ulogd, tcpdump users) pick by default.
+ */
+export const FLOW_GROUPS = { drop: 4710, forward: 4711, kernel: 4712 } as const;
+/** How much of a packet NFLOG copies: enough for an ICMPv6 error's inner IPv6 header and ports. */
+export const FLOW_SNAPLEN = 160;
+/** Log prefixes: what the agent reads back (src/observe/nflog-line.ts). */
+export const dropPrefix = (reason: DropReason, d: Dir): string => `weft drop ${reason} ${d}`;
+export const FORWARD_PREFIX = 'weft new';
+
+/**
+ * The drop chains, and with flow recording the chains that report new connections and the
+ * kernel's own refusals. Each report is rate-limited in the kernel, so a flood costs a bounded
+ * number of messages: drops 100/s per reason and direction (a burst of 200), new connections
+ * 2000/s (a burst of 4000), the kernel's ICMP errors 100/s. New connections are reported once,
+ * after every policy chain accepted them (priority 20), so an allowed flow is one record, not
+ * one per packet; a dropped connection is reported at each dropped packet (a retry is a record).
+ */
+function observeChains(families: Family[], flows: boolean): NftChain[] {
+  const log = (group: number, prefix?: string): string => `log${prefix ? ` ${nftLogPrefix(prefix)}` : ''} group ${group} snaplen ${FLOW_SNAPLEN}`;
+  const drops = DROP_REASONS.flatMap((reason) =>
+    (['ingress', 'egress'] as const).map((d) => ({
+      name: dropChain(reason, d),
+      rules: [...(flows ? [`limit rate 100/second burst 200 packets ${log(FLOW_GROUPS.drop, dropPrefix(reason, d))}`] : []), 'counter drop'],
+    })),
+  );
+  if (!flows) return drops;
+  const newConn = (f: Family, field: 'saddr' | 'daddr'): string => `${ipKw(f)} ${field} @local${f} limit rate 2000/second burst 4000 packets ${log(FLOW_GROUPS.forward, FORWARD_PREFIX)} accept`;
+  const icmpErrors = families.map((f) =>
+    f === 4
+      ? `ip daddr @local4 icmp type destination-unreachable limit rate 100/second burst 200 packets ${log(FLOW_GROUPS.kernel)}`
+      : `ip6 daddr @local6 icmpv6 type { destination-unreachable, packet-too-big } limit rate 100/second burst 200 packets ${log(FLOW_GROUPS.kernel)}`,
+  );
+  return [
+    ...drops,
+    // Forwarded: from or to a local pod (a pod-to-pod connection on one node is reported once).
+    { name: 'flows_fwd', base: 'type filter hook forward priority 20; policy accept;', rules: ['ct state != new accept', ...families.flatMap((f) => [newConn(f, 'saddr'), newConn(f, 'daddr')])] },
+    // To this node from a local pod.
+    { name: 'flows_input', base: 'type filter hook input priority 20; policy accept;', rules: ['ct state != new accept', ...families.map((f) => newConn(f, 'saddr'))] },
+    // The kernel refusing a local pod's packet (no route, no neighbour, too big): its ICMP error.
+    { name: 'flows_output', base: 'type filter hook output priority 20; policy accept;', rules: icmpErrors },
+  ];
+}
+
+/** A drop chain's counter (its `counter drop` rule), from `nft -j list chain`: packets and bytes. */
+export function dropCounter(chainJson: unknown[]): { packets: number; bytes: number } | undefined {
+  for (const item of chainJson) {
+    for (const e of (item as { rule?: { expr?: unknown[] } }).rule?.expr ?? []) {
+      const c = (e as { counter?: { packets?: unknown; bytes?: unknown } }).counter;
+      if (c && typeof c.packets === 'number' && typeof c.bytes === 'number') return { packets: c.packets, bytes: c.bytes };
+    }
+  }
+  return undefined;
+}
+
 function baseChains(families: Family[], gen: number): NftChain[] {
   const ifKey = (d: Dir): string => (d === 'ingress' ? 'oifname' : 'iifname');
   const field = (d: Dir): string => (d === 'ingress' ? 'daddr' : 'saddr');
   const dispatch = (stage: 'ep' | 'np', d: Dir): string[] => families.map((f) => `${ifKey(d)} . ${ipKw(f)} ${field(d)} vmap @${mapName(stage, d, f)}`);
-  const unknown = (d: Dir): string[] => families.map((f) => `${ipKw(f)} ${field(d)} @local${f} counter drop ${nftComment(`a local pod address without policy (not yet attached, or spoofed): ${d}`)}`);
+  const unknown = (d: Dir): string[] => families.map((f) => `${ipKw(f)} ${field(d)} @local${f} counter goto ${dropChain('unknown', d)} ${nftComment(`a local pod address without policy (not yet attached, or spoofed): ${d}`)}`);
   const replies = 'ct direction reply accept';
   const related = 'ct state related accept';
   return [
@@ -411,8 +481,8 @@ function baseChains(families: Family[], gen: number): NftChain[] {
     { name: 'ingress_fwd', base: 'type filter hook forward priority 10; policy accept;', rules: [replies, related, judged('ingress', gen), ...dispatch('ep', 'ingress'), ...unknown('ingress')] },
     { name: 'egress', rules: [judged('egress', gen), ...dispatch('ep', 'egress'), ...unknown('egress')] },
     // Where a WeftClusterPolicy's Pass sends a packet: the pod's NetworkPolicy stage.
-    { name: 'np_in', rules: [...dispatch('np', 'ingress'), 'counter drop'] },
-    { name: 'np_out', rules: [...dispatch('np', 'egress'), 'counter drop'] },
+    { name: 'np_in', rules: [...dispatch('np', 'ingress'), `counter goto ${dropChain('isolated', 'ingress')}`] },
+    { name: 'np_out', rules: [...dispatch('np', 'egress'), `counter goto ${dropChain('isolated', 'egress')}`] },
     // Where every rule that allows goes: the connection remembers this table's verdict.
     { name: allowChain('ingress'), rules: [remember('ingress', gen)] },
     { name: allowChain('egress'), rules: [remember('egress', gen)] },
@@ -521,7 +591,7 @@ export function compilePolicy(input: CompileInput): NftTable {
         npVerdict = `goto ${name}`;
         perEndpoint.push({
           name,
-          rules: [...nps.map((p) => `jump ${b.policyChainFor(p, d)}`), `counter drop ${nftComment(`${ep ? endpointKey(ep) : att.hostIf} ${d}: isolated by ${nps.map((p) => `${p.namespace}/${p.name}`).join(', ')}; no rule allows`)}`],
+          rules: [...nps.map((p) => `jump ${b.policyChainFor(p, d)}`), `counter goto ${dropChain('isolated', d)} ${nftComment(`${ep ? endpointKey(ep) : att.hostIf} ${d}: isolated by ${nps.map((p) => `${p.namespace}/${p.name}`).join(', ')}; no rule allows`)}`],
         });
       }
       let epVerdict = npVerdict;
@@ -550,6 +620,6 @@ export function compilePolicy(input: CompileInput): NftTable {
   }
   sets.push(versionSet(input.versions ?? [1]));
   sets.push(...[...b.sets.values()].sort((x, y) => (x.name < y.name ? -1 : 1)));
-  const chains = [...baseChains(families, gen), ...perEndpoint, ...[...b.chains.values()].sort((x, y) => (x.name < y.name ? -1 : 1))];
+  const chains = [...baseChains(families, gen), ...observeChains(families, input.flows === true), ...perEndpoint, ...[...b.chains.values()].sort((x, y) => (x.name < y.name ? -1 : 1))];
   return { family: 'inet', name: POLICY_TABLE, sets, chains };
 }

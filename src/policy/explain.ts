@@ -103,8 +103,8 @@ function describeEnd(h: Host): string {
   return h.address;
 }
 
-/** One direction's verdict, one line, then the misses. */
-function directionLines(s: Snapshot, v: DirectionVerdict, other: Host): string[] {
+/** One direction's verdict, one line, then the misses (also what flow records say of a drop). */
+export function directionLines(s: Snapshot, v: DirectionVerdict, other: Host): string[] {
   const at = v.direction === 'egress' ? `egress from ${v.subject ?? describeHost(other)}` : `ingress to ${v.subject ?? describeHost(other)}`;
   const verdict = v.allowed ? 'allowed' : 'BLOCKED';
   const passed = v.passedBy ? [`      first ${describeRule(s, v.passedBy)} — passed on to NetworkPolicies`] : [];
