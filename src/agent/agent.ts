@@ -36,6 +36,7 @@ import { RoutesController } from './routes-controller.js';
 import { CniService, type CniServiceDeps } from './cni-service.js';
 import { APPLIED_TABLE_FILE, PolicyController } from './policy-controller.js';
 import { startAgentServer } from './server.js';
+import { doctorView } from './doctor-view.js';
 
 /** On Kubernetes, how long an ADD waits for its Pod to be visible (then fails: try again later). */
 const POD_WAIT_MS = 5_000;
@@ -302,6 +303,15 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       service,
       log,
       ...(cluster ? { rotateKey: (force: boolean) => rotateNodeKey(cluster, log, force) } : {}),
+      doctor: () =>
+        doctorView({
+          stateDir: cfg.stateDir,
+          podMtu: mtu,
+          records,
+          ipam,
+          ...(cluster ? { cluster: { joined: cluster.joined, peers: () => cluster.routes.routedPeers(), leases: () => cluster.informers.of<LeaseObject>('Lease', SYSTEM_NAMESPACE).items() } } : {}),
+          ...(policy ? { policyInForce: () => policy.inForce() } : {}),
+        }),
       health: () => {
         const m = process.memoryUsage();
         return {

@@ -4,6 +4,7 @@ import { registerAgentCommand } from './agent-command.js';
 import { newProgram, withExitOverride } from './run.js';
 import { registerCniCommands } from './cni-command.js';
 import { registerDemoCommand } from './demo-command.js';
+import { registerDoctorCommand } from './doctor-command.js';
 import { registerHealthCommand } from './health-command.js';
 import { registerInstallCommands } from './install-command.js';
 import { registerApplyCommands } from './apply-command.js';
@@ -16,6 +17,7 @@ export function buildProgram(): Command {
   const program = newProgram();
   registerAgentCommand(program);
   registerHealthCommand(program);
+  registerDoctorCommand(program);
   registerInstallCommands(program);
   registerCniCommands(program);
   registerDemoCommand(program);
