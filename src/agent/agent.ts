@@ -43,6 +43,7 @@ import { WEFT_VERSION } from '../util/version.js';
 import { findNflogReader } from '../kernel/nflog.js';
 
 const metricsUrl = (a: { host: string; port: number }): string => `http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}/metrics`;
+import { doctorView } from './doctor-view.js';
 
 /** On Kubernetes, how long an ADD waits for its Pod to be visible (then fails: try again later). */
 const POD_WAIT_MS = 5_000;
@@ -345,6 +346,15 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       ...(flows ? { flows } : {}),
       health,
       metrics: () => metrics,
+      doctor: () =>
+        doctorView({
+          stateDir: cfg.stateDir,
+          podMtu: mtu,
+          records,
+          ipam,
+          ...(cluster ? { cluster: { joined: cluster.joined, peers: () => cluster.routes.routedPeers(), leases: () => cluster.informers.of<LeaseObject>('Lease', SYSTEM_NAMESPACE).items() } } : {}),
+          ...(policy ? { policyInForce: () => policy.inForce() } : {}),
+        }),
     });
     if (cfg.metricsAddress) {
       // Metrics are not worth a node without pod networking: a port taken is said loudly

@@ -1,9 +1,10 @@
 /**
- * The agent socket's client side for tools: health (probes, `weft health`, the lab) and key
- * rotation (`weft node rotate-key`), one JSON request each.
+ * The agent socket's client side for tools: health (probes, `weft health`, the lab), key
+ * rotation (`weft node rotate-key`) and what doctor compares (`weft doctor`), one JSON request each.
  */
 import { request } from 'node:http';
 import { HEALTH_PATH, ROTATE_KEY_PATH, type HealthReply, type RotateKeyReply } from './api.js';
+import { DOCTOR_PATH, type DoctorView } from './doctor-view.js';
 
 /** One request to an agent socket, its JSON answer; rejects when nothing answers. */
 function ask<T>(socket: string, method: 'GET' | 'POST', path: string, timeoutMs: number): Promise<T> {
@@ -28,6 +29,11 @@ function ask<T>(socket: string, method: 'GET' | 'POST', path: string, timeoutMs:
 /** GET /v1/health on an agent socket; rejects when nothing answers. */
 export function getHealth(socket: string, timeoutMs = 2000): Promise<HealthReply> {
   return ask<HealthReply>(socket, 'GET', HEALTH_PATH, timeoutMs);
+}
+
+/** GET /v1/doctor: what the agent expects its node's kernel to hold. */
+export function getDoctorView(socket: string, timeoutMs = 5000): Promise<DoctorView> {
+  return ask<DoctorView>(socket, 'GET', DOCTOR_PATH, timeoutMs);
 }
 
 /** POST /v1/rotate-key: the node makes and publishes a new WireGuard key pair (`force`: even while a peer's agent is silent). */

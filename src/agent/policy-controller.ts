@@ -253,6 +253,12 @@ export class PolicyController implements Controller {
     return { ...this.state, problems: [...this.state.problems] };
   }
 
+  /** The table last applied: its generation and highest version (what the kernel should show). */
+  inForce(): { generation: number; version: number } | undefined {
+    const version = this.appliedVersions[this.appliedVersions.length - 1];
+    return this.applied && version !== undefined ? { generation: this.appliedGeneration, version } : undefined;
+  }
+
   private localView(): { endpoints: LocalEndpoint[]; attachments: LocalAttachment[] } {
     const ready = this.cfg.records.list().filter((r) => r.state === 'ready' && r.addresses.length > 0);
     const endpoints: LocalEndpoint[] = [];

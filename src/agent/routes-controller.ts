@@ -63,6 +63,11 @@ export class RoutesController implements Controller {
     return { peers: this.peers.map((p) => p.name), problems: this.problems };
   }
 
+  /** The peers routed, whole (`weft doctor` derives the kernel state they need). */
+  routedPeers(): Peer[] {
+    return [...this.peers];
+  }
+
   flush(): Promise<void> {
     return this.runner.flush();
   }

@@ -12,6 +12,7 @@ import type { FlowRecord } from '../observe/flow.js';
 import { EXEC_PATH, FLOWS_PATH, HEALTH_PATH, MAX_REQUEST_BYTES, ROTATE_KEY_PATH, type HealthReply, type RotateKeyReply } from './api.js';
 import { parseExecution, runExecution } from './exec.js';
 import type { CniService } from './cni-service.js';
+import { DOCTOR_PATH, type DoctorView } from './doctor-view.js';
 
 /**
  * The agent's side of the plugin socket: HTTP/1.1, one JSON request per CNI call.
@@ -79,6 +80,8 @@ export interface AgentServerOptions {
   metrics?: () => AgentMetrics | undefined;
   /** The node's flow records (absent: flow recording is off). */
   flows?: { list(sinceMs?: number): FlowRecord[]; subscribe(l: FlowListener): () => void };
+  /** What the node's kernel should hold, for `weft doctor`. */
+  doctor?: () => DoctorView;
   log: Logger;
 }
 
@@ -178,6 +181,10 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<Server
     try {
       if (req.method === 'GET' && req.url === HEALTH_PATH) {
         send(res, 200, opts.health());
+        return;
+      }
+      if (req.method === 'GET' && req.url === DOCTOR_PATH && opts.doctor) {
+        send(res, 200, opts.doctor());
         return;
       }
       const url = new URL(req.url ?? '/', 'http://agent');

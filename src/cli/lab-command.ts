@@ -5,7 +5,7 @@ import { cliEntry } from '../util/built-file.js';
 import { BACKENDS, type BackendType } from '../model/objects.js';
 import { UserError } from '../util/user-error.js';
 import { gridLines, legendLines, parseFamilies, parsePorts } from './grid.js';
-import { labDatastoreStart, labDatastoreStop, labDown, labNodeAdd, labNodeRemove, labNodeRotateKey, labStatus, labUp, waitConverged, type LabStatus } from '../lab/lab.js';
+import { labDatastoreStart, labDatastoreStop, labDown, labNodeAdd, labNodeRemove, labNodeRestart, labNodeRotateKey, labStatus, labUp, waitConverged, type LabStatus } from '../lab/lab.js';
 import { loadLab } from '../lab/lab-state.js';
 import { labExec, labMatrix, labProbe, nsCreate, nsLabel, podCreate, podDelete, podLabel, type Family, type Matrix } from '../lab/lab-pods.js';
 import { parseLabelChanges, parsePodRef, parsePortSpec, resolveLabName, validateLabName } from '../lab/lab-state.js';
@@ -175,6 +175,18 @@ export function registerLabCommands(program: Command): void {
       await labNodeRemove(resolveLabName(o.lab), nodeName);
       if (o.json) json({ removed: nodeName });
       else out(`${nodeName} removed`);
+    });
+
+  node
+    .command('restart')
+    .description("(re)starts the node's agent as a supervisor would (no leaving): it adopts the kernel state and repairs what drifted")
+    .argument('<node>')
+    .option(...labOpt).addOption(labAlias())
+    .option('--json', 'machine-readable output')
+    .action(async (nodeName: string, o: { lab?: string; json?: boolean }) => {
+      const { wasRunning } = await labNodeRestart(resolveLabName(o.lab), nodeName, cliEntry());
+      if (o.json) json({ node: nodeName, restarted: wasRunning, started: !wasRunning });
+      else out(`${nodeName}: agent ${wasRunning ? 'restarted' : 'started'}`);
     });
 
   node

@@ -5,6 +5,7 @@ import { newProgram, withExitOverride } from './run.js';
 import { registerCniCommands } from './cni-command.js';
 import { registerDemoCommand } from './demo-command.js';
 import { registerFlowsCommand } from './flows-command.js';
+import { registerDoctorCommand } from './doctor-command.js';
 import { registerHealthCommand } from './health-command.js';
 import { registerInstallCommands } from './install-command.js';
 import { registerApplyCommands } from './apply-command.js';
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
   const program = newProgram();
   registerAgentCommand(program);
   registerHealthCommand(program);
+  registerDoctorCommand(program);
   registerInstallCommands(program);
   registerCniCommands(program);
   registerDemoCommand(program);

@@ -8,8 +8,10 @@ export interface FdbEntry {
   permanent: boolean;
 }
 
-export async function fdbShow(dev: string): Promise<FdbEntry[]> {
-  const r = await run('bridge', ['-j', 'fdb', 'show', 'dev', dev], { timeoutMs: 10_000 });
+/** The device's FDB, in this netns or inside `netns` (a path the caller controls). */
+export async function fdbShow(dev: string, netns?: string): Promise<FdbEntry[]> {
+  const args = ['-j', 'fdb', 'show', 'dev', dev];
+  const r = netns === undefined ? await run('bridge', args, { timeoutMs: 10_000 }) : await run('nsenter', [`--net=${netns}`, '--', 'bridge', ...args], { timeoutMs: 10_000 });
   const list = JSON.parse(r.stdout || '[]') as Array<{ mac: string; dst?: string; state?: string; flags?: string[] }>;
   return list.map((e) => ({ mac: e.mac, dst: e.dst, permanent: e.state === 'permanent' }));
 }

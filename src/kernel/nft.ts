@@ -37,9 +37,17 @@ export async function nftApply(script: string): Promise<void> {
   }
 }
 
+/**
+ * An `nft` listing, in this netns or inside `netns` (a path the caller controls: a lab node's
+ * /run/netns/NAME, for `weft doctor`).
+ */
+function nftRead(args: string[], netns: string | undefined, allowFailure: boolean): ReturnType<typeof run> {
+  return netns === undefined ? run('nft', args, { allowFailure, timeoutMs: 10_000 }) : run('nsenter', [`--net=${netns}`, '--', 'nft', ...args], { allowFailure, timeoutMs: 10_000 });
+}
+
 /** `nft -j list table FAMILY NAME`, or undefined when the table does not exist. */
-export async function nftListTable(family: string, name: string): Promise<unknown[] | undefined> {
-  const r = await run('nft', ['-j', 'list', 'table', family, name], { allowFailure: true, timeoutMs: 10_000 });
+export async function nftListTable(family: string, name: string, netns?: string): Promise<unknown[] | undefined> {
+  const r = await nftRead(['-j', 'list', 'table', family, name], netns, true);
   if (r.exitCode !== 0) {
     if (/No such file or directory|does not exist/.test(r.stderr)) return undefined;
     throw new NftError(`nft -j list table ${family} ${name} failed: ${r.stderr.trim()}`, r.stderr);
@@ -49,8 +57,8 @@ export async function nftListTable(family: string, name: string): Promise<unknow
 }
 
 /** Every table in this netns, as family and name. */
-export async function nftListTables(): Promise<Array<{ family: string; name: string }>> {
-  const r = await run('nft', ['-j', 'list', 'tables'], { timeoutMs: 10_000 });
+export async function nftListTables(netns?: string): Promise<Array<{ family: string; name: string }>> {
+  const r = await nftRead(['-j', 'list', 'tables'], netns, false);
   const items = (JSON.parse(r.stdout) as { nftables?: Array<{ table?: { family?: unknown; name?: unknown } }> }).nftables ?? [];
   return items.flatMap((i) => (typeof i.table?.family === 'string' && typeof i.table.name === 'string' ? [{ family: i.table.family, name: i.table.name }] : []));
 }
@@ -63,8 +71,8 @@ export async function nftDeleteTable(family: string, name: string): Promise<void
 }
 
 /** `nft -j list set|chain FAMILY TABLE NAME` as JSON, or undefined when it does not exist. */
-async function nftListObject(what: 'set' | 'chain', family: string, table: string, name: string): Promise<unknown[] | undefined> {
-  const r = await run('nft', ['-j', 'list', what, family, table, name], { allowFailure: true, timeoutMs: 10_000 });
+async function nftListObject(what: 'set' | 'chain', family: string, table: string, name: string, netns?: string): Promise<unknown[] | undefined> {
+  const r = await nftRead(['-j', 'list', what, family, table, name], netns, true);
   if (r.exitCode !== 0) {
     if (/No such file or directory|does not exist/.test(r.stderr)) return undefined;
     throw new NftError(`nft -j list ${what} ${family} ${table} ${name} failed: ${r.stderr.trim()}`, r.stderr);
@@ -73,8 +81,8 @@ async function nftListObject(what: 'set' | 'chain', family: string, table: strin
 }
 
 /** A set and its elements as `nft -j` lists them, or undefined when it does not exist. */
-export const nftListSet = (family: string, table: string, set: string): Promise<unknown[] | undefined> => nftListObject('set', family, table, set);
+export const nftListSet = (family: string, table: string, set: string, netns?: string): Promise<unknown[] | undefined> => nftListObject('set', family, table, set, netns);
 
 /** A chain's rules as `nft -j` lists them, or undefined when it does not exist. */
-export const nftListChain = (family: string, table: string, chain: string): Promise<unknown[] | undefined> => nftListObject('chain', family, table, chain);
+export const nftListChain = (family: string, table: string, chain: string, netns?: string): Promise<unknown[] | undefined> => nftListObject('chain', family, table, chain, netns);
 

@@ -84,3 +84,13 @@ export async function sysctlIn(netnsPath: string, key: string, value: string): P
   const { run } = await import('./exec.js');
   await run('nsenter', [`--net=${netnsPath}`, '--', 'sysctl', '-q', '-w', `${key}=${value}`]);
 }
+
+/** Reads a sysctl inside another netns (a lab node's, for `weft doctor`), with procps' sysctl. */
+export async function readSysctlIn(netnsPath: string, key: string): Promise<string> {
+  pathOf(key);
+  const { run } = await import('./exec.js');
+  const r = await run('nsenter', [`--net=${netnsPath}`, '--', 'sysctl', '-n', key]).catch((err: Error) => {
+    throw new SysctlError(key, `cannot read sysctl ${key} in netns ${netnsPath}: ${err.message}`, { cause: err });
+  });
+  return r.stdout.trim();
+}

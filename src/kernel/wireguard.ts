@@ -75,9 +75,10 @@ function wgFailed(dev: string, what: string, err: unknown): WireGuardError {
 }
 
 /** The device's configuration, or undefined when there is no such WireGuard device. */
-export async function wgShow(dev: string): Promise<WgDeviceState | undefined> {
+export async function wgShow(dev: string, netns?: string): Promise<WgDeviceState | undefined> {
   // The dump's first line holds the private key: an error made here carries none of the output.
-  const r = await run('wg', ['show', dev, 'dump'], { allowFailure: true, timeoutMs: 5000 }).catch((err: unknown) => {
+  const [file, args] = netns === undefined ? ['wg', ['show', dev, 'dump']] : ['nsenter', [`--net=${netns}`, '--', 'wg', 'show', dev, 'dump']];
+  const r = await run(file, args, { allowFailure: true, timeoutMs: 5000 }).catch((err: unknown) => {
     throw new WireGuardError(dev, `wg show ${err instanceof CommandError && err.timedOut ? 'timed out' : 'failed'}`);
   });
   if (r.exitCode !== 0) {

@@ -419,6 +419,30 @@ export async function labNodeRemove(name: string, nodeName: string): Promise<voi
   });
 }
 
+/**
+ * A node's agent started again — or for the first time since it stopped — as a supervisor does:
+ * a running one is ended with SIGKILL, never SIGTERM, on which a lab agent leaves the cluster
+ * (the agent is built to be killed anywhere: the new one adopts the kernel state and rewrites
+ * only what drifted — a policy table changed behind its back, missing routes). Returns whether
+ * an agent was running.
+ */
+export async function labNodeRestart(name: string, nodeName: string, cliEntry: string): Promise<{ wasRunning: boolean }> {
+  return labLock(name).run(async () => {
+    const state = loadLab(name);
+    const node = state.nodes.find((n) => n.name === nodeName);
+    if (!node) throw new UserError(`no node ${nodeName} in lab ${name} (nodes: ${state.nodes.map((n) => n.name).join(', ')})`);
+    const pid = node.agentPid;
+    const wasRunning = pid !== undefined && processStartTime(pid) !== undefined;
+    if (wasRunning) {
+      process.kill(pid as number, 'SIGKILL');
+      await endProcess(pid as number, 5000);
+    }
+    await startNodeAgent(state, node, cliEntry);
+    saveLab(state);
+    return { wasRunning };
+  });
+}
+
 /** A lab node's agent makes and publishes a new WireGuard key pair; returns its public key. */
 export async function labNodeRotateKey(name: string, nodeName: string, force = false): Promise<string> {
   const state = loadLab(name);
