@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { reportNames, summaryLine, tableHeader, tableRow, type CheckResult } from '../lab/connectivity-plan.js';
 import { runConnectivityTest } from '../lab/connectivity.js';
-import { resolveLabName } from '../lab/lab-state.js';
+import { loadLab, resolveLabName } from '../lab/lab-state.js';
 import { cliEntry } from '../util/built-file.js';
 import { UserError } from '../util/user-error.js';
 import { labAlias, labOpt } from './lab-command.js';
@@ -49,6 +49,7 @@ export function registerConnectivityCommands(program: Command): void {
     .action(async (o: { lab?: string; timeout: string; json?: boolean }) => {
       const timeoutMs = parseTimeout(o.timeout);
       const lab = resolveLabName(o.lab);
+      loadLab(lab); // no such lab: said before any table starts
       // Ctrl-C: no new check starts, what the run made is still removed; a second one says so.
       const abort = new AbortController();
       const onSigint = (): void => {
