@@ -142,4 +142,23 @@ describe('weft connectivity test (1-node lab)', { skip, timeout: 3 * 60_000 }, (
     assert.match(report.checks.at(-1)?.target ?? '', /2 pods/);
     assert.deepEqual(await leftovers(lab), []);
   });
+
+  it('lab ns delete (what the cleanup uses): refused while pods are in it, then takes its policies with it', async () => {
+    assert.ok(lab);
+    await lab.ns('tmp');
+    await lab.pod({ namespace: 'tmp', name: 'a' });
+    const refused = weft(['lab', 'ns', 'delete', 'tmp', '--lab', lab.name]);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /still has pods \(tmp\/a\)/);
+    assert.equal(weft(['lab', 'pod', 'delete', 'tmp/a', '--lab', lab.name]).code, 0);
+    const policy = JSON.stringify({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: 'p', namespace: 'tmp' }, spec: { podSelector: {} } });
+    const applied = spawnSync(process.execPath, [CLI, 'apply', '-f', '-', '--lab', lab.name], { input: policy, encoding: 'utf8' });
+    assert.equal(applied.status, 0, applied.stderr);
+    const r = weft(['lab', 'ns', 'delete', 'tmp', '--lab', lab.name]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), 'namespace tmp deleted (and 1 NetworkPolicy in it)');
+    const left = await withLabStore(lab.state(), async (store) => [...(await store.list('NetworkPolicy', 'tmp')).items, ...(await store.list('Namespace')).items.filter((n) => n.metadata.name === 'tmp')]);
+    assert.deepEqual(left, []);
+    assert.equal(weft(['lab', 'ns', 'delete', 'tmp', '--lab', lab.name]).code, 2, 'a namespace that is not there');
+  });
 });
