@@ -7,7 +7,7 @@ import { UserError } from '../util/user-error.js';
 import { gridLines, legendLines, parseFamilies, parsePorts } from './grid.js';
 import { labDatastoreStart, labDatastoreStop, labDown, labNodeAdd, labNodeRemove, labNodeRestart, labNodeRotateKey, labStatus, labUp, waitConverged, type LabStatus } from '../lab/lab.js';
 import { loadLab } from '../lab/lab-state.js';
-import { labExec, labMatrix, labProbe, nsCreate, nsLabel, podCreate, podDelete, podLabel, type Family, type Matrix } from '../lab/lab-pods.js';
+import { labExec, labMatrix, labProbe, nsCreate, nsDelete, nsLabel, podCreate, podDelete, podLabel, type Family, type Matrix } from '../lab/lab-pods.js';
 import { parseLabelChanges, parsePodRef, parsePortSpec, resolveLabName, validateLabName } from '../lab/lab-state.js';
 import { runPodServer, type PortSpec, type Protocol } from '../lab/pod-server.js';
 
@@ -237,6 +237,17 @@ export function registerLabCommands(program: Command): void {
       const obj = await nsLabel(resolveLabName(o.lab), namespace, set, remove);
       if (o.json) json(obj);
       else out(`namespace ${namespace} labels: ${Object.entries(obj.metadata.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(', ')}`);
+    });
+
+  ns.command('delete')
+    .description('delete a namespace and the NetworkPolicies in it (delete its pods first)')
+    .argument('<namespace>')
+    .option(...labOpt).addOption(labAlias())
+    .option('--json', 'machine-readable output')
+    .action(async (namespace: string, o: { lab?: string; json?: boolean }) => {
+      const r = await nsDelete(resolveLabName(o.lab), namespace);
+      if (o.json) json({ namespace, deleted: true, policies: r.policies });
+      else out(`namespace ${namespace} deleted${r.policies ? ` (and ${r.policies} NetworkPolic${r.policies === 1 ? 'y' : 'ies'} in it)` : ''}`);
     });
 
   const pod = lab.command('pod').description('pods of a lab');

@@ -3,6 +3,7 @@ import { UserError } from '../util/user-error.js';
 import { registerAgentCommand } from './agent-command.js';
 import { newProgram, withExitOverride } from './run.js';
 import { registerCniCommands } from './cni-command.js';
+import { registerConnectivityCommands } from './connectivity-command.js';
 import { registerDemoCommand } from './demo-command.js';
 import { registerFlowsCommand } from './flows-command.js';
 import { registerDoctorCommand } from './doctor-command.js';
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerApplyCommands(program);
   registerPolicyCommands(program);
   registerFlowsCommand(program);
+  registerConnectivityCommands(program);
   // --name is an alias of --lab wherever a lab is named: one flag, whichever spelling is used.
   program.hook('preAction', (_root, action) => {
     const o = action.opts<{ lab?: string; name?: string }>();

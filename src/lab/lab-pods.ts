@@ -9,7 +9,7 @@ import { endProcess, startDaemon } from '../kernel/exec.js';
 import { runInNetns } from '../kernel/interactive.js';
 import { ipBatch, ipc } from '../kernel/ip.js';
 import { createNamedNetns, deleteNamedNetns } from '../kernel/netns.js';
-import type { KObject, NamespaceObject, PodObject } from '../model/objects.js';
+import type { KObject, NamespaceObject, NetworkPolicyObject, PodObject } from '../model/objects.js';
 import { UserError } from '../util/user-error.js';
 import { waitPolicyConverged, withLabStore } from './lab.js';
 import { labLock, loadLab, saveLab, type LabNode, type LabPod, type LabState } from './lab-state.js';
@@ -63,6 +63,26 @@ export async function nsLabel(labName: string, ns: string, set: Record<string, s
   );
   await waitPolicyConverged(state);
   return obj;
+}
+
+/**
+ * Deletes a namespace and, as Kubernetes does, the NetworkPolicies in it. Its pods go first
+ * (`lab pod delete`: each is a netns and a process, not only an object); returns how many
+ * policies went with it.
+ */
+export async function nsDelete(labName: string, ns: string): Promise<{ policies: number }> {
+  const state = loadLab(labName);
+  const left = state.pods.filter((p) => p.namespace === ns).map((p) => `${p.namespace}/${p.name}`);
+  if (left.length) throw new UserError(`namespace ${ns} still has pods (${left.join(', ')}): \`weft lab pod delete\` them first`);
+  const policies = await withLabStore(state, async (store) => {
+    if (!(await store.get('Namespace', ns))) throw new UserError(`namespace ${ns} does not exist`);
+    const items = (await store.list<NetworkPolicyObject>('NetworkPolicy', ns)).items;
+    for (const p of items) await store.delete('NetworkPolicy', p.metadata.name, ns);
+    await store.delete('Namespace', ns);
+    return items.length;
+  });
+  await waitPolicyConverged(state);
+  return { policies };
 }
 
 function runtimeFor(node: LabNode): CniRuntime {
