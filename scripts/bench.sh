@@ -1,5 +1,5 @@
 #!/bin/sh
-# One command per benchmark (root): ./scripts/bench.sh cni|cni-lab|forwarder|links|datapath|memory|cluster|encryption|policy|kube-startup [flags]
+# One command per benchmark (root): ./scripts/bench.sh cni|cni-lab|forwarder|links|datapath|memory|cluster|encryption|flows|policy|kube-startup [flags]
 # Installs what it needs on first use, builds, runs; results go to stdout (see docs/benchmarks.md).
 set -eu
 cd "$(dirname "$0")/.."
@@ -13,9 +13,10 @@ case "$which" in
   memory) script=agent-memory ;;
   cluster) script=cluster ;;
   encryption) script=encryption ;;
+  flows) script=flows ;;
   policy) script=policy ;;
   kube-startup) script=kube-startup ;;
-  *) echo "usage: $0 cni|cni-lab|forwarder|links|datapath|memory|cluster|encryption|policy|kube-startup [flags]" >&2; exit 2 ;;
+  *) echo "usage: $0 cni|cni-lab|forwarder|links|datapath|memory|cluster|encryption|flows|policy|kube-startup [flags]" >&2; exit 2 ;;
 esac
 shift
 ./scripts/setup.sh

@@ -64,7 +64,8 @@ function endOf(s: Snapshot | undefined, address: string, port: number | undefine
     end.pod = endpointKey(h.endpoint);
     end.namespace = h.endpoint.namespace;
     if (h.endpoint.node) end.node = h.endpoint.node;
-    if (Object.keys(h.endpoint.labels).length) end.labels = { ...h.endpoint.labels };
+    // Shared with the snapshot, not copied: a ring of thousands of records holds one copy of each pod's labels.
+    if (Object.keys(h.endpoint.labels).length) end.labels = h.endpoint.labels;
   } else if (h.kind === 'node') end.node = h.node.name;
   return end;
 }

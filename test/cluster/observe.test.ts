@@ -230,7 +230,7 @@ describe('flows and metrics in a lab', { skip }, () => {
 
     // The Grafana dashboard reads only metrics an agent exports.
     const exported = new Set([...n1, ...n2].map((s) => s.name));
-    const dashboard = JSON.parse(readFileSync(join(ROOT, 'deploy', 'grafana-dashboard.json'), 'utf8')) as { panels: Array<{ title: string; targets: Array<{ expr: string }> }> };
+    const dashboard = JSON.parse(readFileSync(join(ROOT, 'deploy', 'grafana', 'weft-dashboard.json'), 'utf8')) as { panels: Array<{ title: string; targets: Array<{ expr: string }> }> };
     assert.ok(dashboard.panels.length >= 10);
     for (const p of dashboard.panels) {
       for (const t of p.targets) {
