@@ -10,6 +10,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { getHealth } from '../src/agent/health-client.js';
 import { labDown, labUp } from '../src/lab/lab.js';
 import { nsCreate, podCreate } from '../src/lab/lab-pods.js';
@@ -40,6 +41,20 @@ async function lab(name: string, flows: boolean): Promise<Pair> {
   spawnSync('rm', ['-f', file]);
   if (r.status !== 0) throw new Error(`apply in ${name}: ${r.stderr}`);
   return { name: flows ? 'flow recording on' : 'flow recording off', client: a.netns, server: far.netns, serverIp: far.addresses[0] as string };
+}
+
+/** One metric's value, from the agent socket's GET /metrics. */
+function metricOnSocket(socket: string, name: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath: socket, path: '/metrics' }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve(Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(body)?.[1] ?? Number.NaN)));
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 /** Sequential TCP connections (connect, read the answer, close) for `seconds`: how many per second. */
@@ -76,6 +91,7 @@ async function main(): Promise<void> {
       }
     }
     const flows = await Promise.all(loadLab(names[0] as string).nodes.map(async (n) => (await getHealth(n.socket)).flows));
+    const unrecorded = await Promise.all(loadLab(names[0] as string).nodes.map((n) => metricOnSocket(n.socket, 'weft_flows_unrecorded_total')));
     const rss = async (l: string): Promise<string> => (await Promise.all(loadLab(l).nodes.map(async (n) => ((await getHealth(n.socket)).memory?.rss ?? 0) / 1048576))).map((x) => x.toFixed(1)).join(', ');
     const f = (p: Pair): Figures & { cps: number[] } => figures.get(p.name) as Figures & { cps: number[] };
     const ratio = (a: number[], b: number[]): string => (median(a) / median(b)).toFixed(3);
@@ -90,7 +106,7 @@ async function main(): Promise<void> {
       }),
       '',
       `on ÷ off: throughput ${ratio(f(on).gbps, f(off).gbps)}×, RR p50 ${ratio(f(on).rrP50us, f(off).rrP50us)}× (lower is better), connections/s ${ratio(f(on).cps, f(off).cps)}×`,
-      `records made with recording on (node-1, node-2): ${flows.map((x) => x?.seen ?? 0).join(', ')}; kernel messages lost: ${flows.map((x) => x?.kernelLost ?? 0).join(', ')}; ring overwrites: ${flows.map((x) => x?.overwritten ?? 0).join(', ')}`,
+      `records made with recording on (node-1, node-2): ${flows.map((x) => x?.seen ?? 0).join(', ')}; kernel messages lost: ${flows.map((x) => x?.kernelLost ?? 0).join(', ')}; ring overwrites: ${flows.map((x) => x?.overwritten ?? 0).join(', ')}; new connections past the record limit: ${unrecorded.join(', ')}`,
       `agent RSS after the runs (MiB): on ${await rss(names[0] as string)}; off ${await rss(names[1] as string)}`,
     ];
     process.stdout.write(lines.join('\n') + '\n');

@@ -8,7 +8,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { nftListChain } from '../kernel/nft.js';
-import { DROP_REASONS as TABLE_DROP_REASONS, dropChain, dropCounter, POLICY_TABLE } from '../policy/compile.js';
+import { chainCounterSum, DROP_REASONS as TABLE_DROP_REASONS, dropChain, dropCounter, POLICY_TABLE, UNRECORDED_CHAINS } from '../policy/compile.js';
 import type { FlowRecord } from '../observe/flow.js';
 import type { FlowsStatus, HealthReply, PolicyStatus } from './api.js';
 
@@ -113,6 +113,19 @@ export class AgentMetrics {
       new Counter({ name: 'weft_datastore_watch_restarts_total', help: 'Times a watch on the datastore started over (compacted, or the datastore lost)', registers: [r], collect() { this.reset(); this.inc(restarts()); } });
     }
     const flows = (): FlowsStatus | undefined => health().flows;
+    if (src.policy) {
+      new Counter({
+        name: 'weft_flows_unrecorded_total',
+        help: 'New connections of local pods not recorded: past the per-second record limit (the kernel\'s counters)',
+        registers: [r],
+        async collect() {
+          this.reset();
+          if (!flows()) return;
+          const sums = await Promise.all(UNRECORDED_CHAINS.map(async (c) => chainCounterSum((await nftListChain('inet', POLICY_TABLE, c).catch(() => undefined)) ?? [])));
+          this.inc(sums.reduce((a, b) => a + b, 0));
+        },
+      });
+    }
     this.flowRecords = new Counter({ name: 'weft_flow_records_total', help: 'Flow records made, by verdict and drop reason', labelNames: ['verdict', 'reason'], registers: [r] });
     new Gauge({ name: 'weft_flow_buffer_records', help: 'Flow records the node holds now (its ring)', registers: [r], collect() { this.set(flows()?.records ?? 0); } });
     new Gauge({ name: 'weft_flow_buffer_capacity', help: 'Flow records the node keeps at most', registers: [r], collect() { this.set(flows()?.capacity ?? 0); } });

@@ -422,12 +422,33 @@ export const FLOW_SNAPLEN = 160;
 /** Log prefixes: what the agent reads back (src/observe/nflog-line.ts). */
 export const dropPrefix = (reason: DropReason, d: Dir): string => `weft drop ${reason} ${d}`;
 export const FORWARD_PREFIX = 'weft new';
+/**
+ * New connections recorded per second and node, at most: each record costs the agent ~8 µs of
+ * decoding plus the kernel's message, so a connection storm is sampled rather than taxed
+ * (docs/benchmarks.md §9).
+ */
+export const NEW_CONNECTION_RECORDS_PER_SECOND = 1000;
+/** The chains whose counters are the new connections left unrecorded (past the limit). */
+export const UNRECORDED_CHAINS = ['flows_fwd', 'flows_input'] as const;
+
+/** Every counter of a chain, added up (`nft -j list chain`): packets. */
+export function chainCounterSum(chainJson: unknown[]): number {
+  let n = 0;
+  for (const item of chainJson) {
+    for (const e of (item as { rule?: { expr?: unknown[] } }).rule?.expr ?? []) {
+      const c = (e as { counter?: { packets?: unknown } }).counter;
+      if (c && typeof c.packets === 'number') n += c.packets;
+    }
+  }
+  return n;
+}
 
 /**
  * The drop chains, and with flow recording the chains that report new connections and the
  * kernel's own refusals. Each report is rate-limited in the kernel, so a flood costs a bounded
  * number of messages: drops 100/s per reason and direction (a burst of 200), new connections
- * 2000/s (a burst of 4000), the kernel's ICMP errors 100/s. New connections are reported once,
+ * NEW_CONNECTION_RECORDS_PER_SECOND (a burst of twice that; those past it are counted in the
+ * chain, see unrecordedConnections), the kernel's ICMP errors 100/s. New connections are reported once,
  * after every policy chain accepted them (priority 20), so an allowed flow is one record, not
  * one per packet; a dropped connection is reported at each dropped packet (a retry is a record).
  */
@@ -440,7 +461,9 @@ function observeChains(families: Family[], flows: boolean): NftChain[] {
     })),
   );
   if (!flows) return drops;
-  const newConn = (f: Family, field: 'saddr' | 'daddr'): string => `${ipKw(f)} ${field} @local${f} limit rate 2000/second burst 4000 packets ${log(FLOW_GROUPS.forward, FORWARD_PREFIX)} accept`;
+  const newConn = (f: Family, field: 'saddr' | 'daddr'): string => `${ipKw(f)} ${field} @local${f} limit rate ${NEW_CONNECTION_RECORDS_PER_SECOND}/second burst ${2 * NEW_CONNECTION_RECORDS_PER_SECOND} packets ${log(FLOW_GROUPS.forward, FORWARD_PREFIX)} accept`;
+  // Past the limit: counted, so the records left out are a number, not a guess.
+  const unrecorded = (f: Family, field: 'saddr' | 'daddr'): string => `${ipKw(f)} ${field} @local${f} counter accept`;
   const icmpErrors = families.map((f) =>
     f === 4
       ? `ip daddr @local4 icmp type destination-unreachable limit rate 100/second burst 200 packets ${log(FLOW_GROUPS.kernel)}`
@@ -449,9 +472,9 @@ function observeChains(families: Family[], flows: boolean): NftChain[] {
   return [
     ...drops,
     // Forwarded: from or to a local pod (a pod-to-pod connection on one node is reported once).
-    { name: 'flows_fwd', base: 'type filter hook forward priority 20; policy accept;', rules: ['ct state != new accept', ...families.flatMap((f) => [newConn(f, 'saddr'), newConn(f, 'daddr')])] },
+    { name: 'flows_fwd', base: 'type filter hook forward priority 20; policy accept;', rules: ['ct state != new accept', ...families.flatMap((f) => [newConn(f, 'saddr'), newConn(f, 'daddr')]), ...families.flatMap((f) => [unrecorded(f, 'saddr'), unrecorded(f, 'daddr')])] },
     // To this node from a local pod.
-    { name: 'flows_input', base: 'type filter hook input priority 20; policy accept;', rules: ['ct state != new accept', ...families.map((f) => newConn(f, 'saddr'))] },
+    { name: 'flows_input', base: 'type filter hook input priority 20; policy accept;', rules: ['ct state != new accept', ...families.map((f) => newConn(f, 'saddr')), ...families.map((f) => unrecorded(f, 'saddr'))] },
     // The kernel refusing a local pod's packet (no route, no neighbour, too big): its ICMP error.
     { name: 'flows_output', base: 'type filter hook output priority 20; policy accept;', rules: icmpErrors },
   ];

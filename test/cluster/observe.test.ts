@@ -227,6 +227,7 @@ describe('flows and metrics in a lab', { skip }, () => {
     assert.ok((sampleValue(n1, 'weft_flow_records_total', { verdict: 'dropped', reason: 'host-unreachable' }) ?? 0) >= 1);
     assert.ok((sampleValue(n1, 'weft_policy_sync_duration_seconds_count', { result: 'success' }) ?? 0) >= 1);
     assert.equal(sampleValue(n1, 'weft_flows_lost_total', { source: 'kernel' }), 0);
+    assert.equal(sampleValue(n1, 'weft_flows_unrecorded_total'), 0, 'no connection past the record limit here');
 
     // The Grafana dashboard reads only metrics an agent exports.
     const exported = new Set([...n1, ...n2].map((s) => s.name));
