@@ -54,6 +54,7 @@ input, select, button { font: inherit; }
 #detail { grid-column: 1 / -1; }
 #detail .title { font-weight: 600; font-size: 14px; margin-bottom: 4px; }
 #detail .fact { margin: 2px 0; }
+#detail .fact .labels { display: inline-flex; margin: 0; }
 #detail pre { background: #1d232c; color: #e8edf4; padding: 8px 10px; border-radius: 5px; white-space: pre-wrap; margin: 6px 0 0; }
 .muted { color: var(--muted); }
 .blocked-word { color: var(--bad); font-weight: 700; } .allowed-word { color: var(--ok); font-weight: 700; }
