@@ -85,6 +85,7 @@ export class FlowFeed {
     while (!signal.aborted) {
       const sinceMs = f.lastTime !== undefined ? Date.parse(f.lastTime) : Date.now() - this.o.historyMs;
       await readFlows(f.socket, (r) => this.take(f, r), { sinceMs, follow: true, signal }).catch(() => undefined);
+      if (signal.aborted) return;
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, this.o.retryMs);
         signal.addEventListener('abort', () => {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { request } from 'node:http';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -65,6 +66,22 @@ function startUi(lab: string): Promise<{ child: ChildProcess; url: string }> {
       clearTimeout(timer);
       reject(new Error(`weft ui exited (${code}): ${out}${err}`));
     });
+  });
+}
+
+/** A request to the UI with a Host header of our choosing (fetch would set its own). */
+function get(url: string, o: { host?: string; method?: string } = {}): Promise<{ status: number; body: string; headers: Record<string, string | string[] | undefined> }> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = request({ host: u.hostname, port: u.port, path: `${u.pathname}${u.search}`, method: o.method ?? 'GET', headers: { host: o.host ?? u.host } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
+    });
+    req.setTimeout(WAIT_MS, () => req.destroy(new Error(`no answer from ${url}`)));
+    req.on('error', reject);
+    req.end();
   });
 }
 
@@ -180,6 +197,23 @@ describe('weft ui in Chromium', { skip }, () => {
     assert.equal(probe.ok, false);
     await page.locator('tr.flow.dropped[data-src="x/c"][data-dst="x/b"]').first().waitFor({ timeout: WAIT_MS });
     assert.equal(loads, 1);
+  });
+
+  it('answers only requests addressed to it, only GET; a bad query is a 400 saying what is wrong', async () => {
+    const base = ui?.url as string;
+    const html = await get(base);
+    assert.equal(html.status, 200);
+    assert.match(String(html.headers['content-security-policy']), /^default-src 'none'; style-src 'sha256-[^']+'; script-src 'sha256-[^']+'; connect-src 'self'/);
+    assert.equal((await get(base, { host: 'rebound.example:80' })).status, 403);
+    assert.equal((await get(`${base}api/topology`, { host: 'rebound.example' })).status, 403);
+    assert.equal((await get(`${base}api/topology`, { method: 'POST' })).status, 405);
+    assert.equal((await get(`${base}nothing`)).status, 404);
+    const bad = await get(`${base}api/trace?src=x/a&dst=x/nope&port=80&protocol=TCP`);
+    assert.equal(bad.status, 400);
+    assert.match((JSON.parse(bad.body) as { error: string }).error, /no pod x\/nope with an address in the datastore \(pods: x\/a, x\/b, x\/c\)/);
+    assert.equal((await get(`${base}api/matrix?port=99999&protocol=TCP`)).status, 400);
+    const topo = JSON.parse((await get(`${base}api/topology`)).body) as { nodes: Array<{ name: string }> };
+    assert.deepEqual(topo.nodes.map((n) => n.name), ['node-1', 'node-2']);
   });
 
   it('Ctrl-C stops it', async () => {
