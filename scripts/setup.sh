@@ -60,8 +60,9 @@ fi
 # (raw ICMPv6, which Node.js cannot send); gcc and libc6-dev to compile the CNI plugin and the
 # agent's rtnetlink helper (native/*.c, libc only), libnftables-dev for its nftables helper;
 # wireguard-go and wireguard-tools for encryption between nodes (this kernel has no WireGuard
-# module), tcpdump for the test that checks what an eavesdropper sees.
-PACKAGES="iproute2 util-linux procps iputils-ping nftables etcd-server etcd-client openssl containernetworking-plugins iptables containerd runc podman busybox-static iperf3 sockperf time python3-minimal gcc libc6-dev libnftables-dev mmdebstrap wireguard-go wireguard-tools tcpdump"
+# module), tcpdump for the test that checks what an eavesdropper sees; chromium for the test that
+# drives `weft ui`'s page in a real headless browser (through playwright-core).
+PACKAGES="iproute2 util-linux procps iputils-ping nftables etcd-server etcd-client openssl containernetworking-plugins iptables containerd runc podman busybox-static iperf3 sockperf time python3-minimal gcc libc6-dev libnftables-dev mmdebstrap wireguard-go wireguard-tools tcpdump chromium"
 MISSING=""
 for p in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || MISSING="$MISSING $p"

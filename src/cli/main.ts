@@ -13,6 +13,7 @@ import { registerApplyCommands } from './apply-command.js';
 import { registerLabCommands } from './lab-command.js';
 import { registerNodeCommands } from './node-command.js';
 import { registerPolicyCommands } from './policy-command.js';
+import { registerUiCommand } from './ui-command.js';
 
 /** The whole `weft` command; `weft agent` alone loads only agent-program.ts (entry.ts). */
 export function buildProgram(): Command {
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerPolicyCommands(program);
   registerFlowsCommand(program);
   registerConnectivityCommands(program);
+  registerUiCommand(program);
   // --name is an alias of --lab wherever a lab is named: one flag, whichever spelling is used.
   program.hook('preAction', (_root, action) => {
     const o = action.opts<{ lab?: string; name?: string }>();
