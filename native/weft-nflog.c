@@ -72,7 +72,8 @@ static int configure(int fd, uint16_t group, unsigned short type, const void *da
   for (;;) {
     ssize_t got = recv(fd, ack, sizeof ack, 0);
     if (got < 0) return -1;
-    for (struct nlmsghdr *h = (struct nlmsghdr *)ack; NLMSG_OK(h, (size_t)got); h = NLMSG_NEXT(h, got)) {
+    /* `got` stays signed: NLMSG_NEXT may take it below zero, which must end the walk. */
+    for (struct nlmsghdr *h = (struct nlmsghdr *)ack; NLMSG_OK(h, got); h = NLMSG_NEXT(h, got)) {
       if (h->nlmsg_seq != seq || h->nlmsg_type != NLMSG_ERROR) continue;
       int err = ((struct nlmsgerr *)NLMSG_DATA(h))->error;
       if (err == 0) return 0;
@@ -96,11 +97,19 @@ static void put_hex(const unsigned char *p, size_t len) {
 
 static void put_ifname(const struct nlattr *a) {
   char name[IF_NAMESIZE];
-  if (a && if_indextoname(ntohl(*(const uint32_t *)((const char *)a + NLA_HDRLEN)), name)) fputs(name, stdout);
-  else putchar('-');
+  uint32_t index;
+  if (a && a->nla_len >= NLA_HDRLEN + sizeof index) {
+    memcpy(&index, (const char *)a + NLA_HDRLEN, sizeof index);
+    if (if_indextoname(ntohl(index), name)) {
+      fputs(name, stdout);
+      return;
+    }
+  }
+  putchar('-');
 }
 
 static void packet(const struct nlmsghdr *h) {
+  if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct nfgenmsg))) return;
   const struct nfgenmsg *g = NLMSG_DATA(h);
   const struct nlattr *attr[NFULA_MAX + 1] = {0};
   const char *p = (const char *)g + NLMSG_ALIGN(sizeof *g);
@@ -190,7 +199,7 @@ int main(int argc, char **argv) {
       if (errno == EAGAIN || errno == EINTR) continue;
       return fail("netlink receive");
     }
-    for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)got); h = NLMSG_NEXT(h, got)) {
+    for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, got); h = NLMSG_NEXT(h, got)) {
       if (h->nlmsg_type == ((NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET)) packet(h);
     }
     if (fflush(stdout) == EOF) return 0;

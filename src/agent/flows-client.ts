@@ -48,7 +48,15 @@ export function readFlows(socket: string, onRecord: (r: FlowRecord) => void, o: 
         for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
           const line = buffered.slice(0, nl).trim();
           buffered = buffered.slice(nl + 1);
-          if (line) onRecord(JSON.parse(line) as FlowRecord);
+          if (!line) continue;
+          let record: FlowRecord;
+          try {
+            record = JSON.parse(line) as FlowRecord;
+          } catch {
+            r.destroy(new Error(`the agent on ${socket} sent a line that is not JSON: ${line.slice(0, 80)}`));
+            return;
+          }
+          onRecord(record);
         }
       });
       res.on('end', () => resolve());

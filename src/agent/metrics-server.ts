@@ -47,6 +47,8 @@ export async function startMetricsServer(address: { host: string; port: number }
       },
     );
   });
+  // Scrapers are few: a flood of connections is refused, not served.
+  server.maxConnections = 16;
   server.keepAliveTimeout = 5_000;
   server.headersTimeout = 5_000;
   server.requestTimeout = 10_000;

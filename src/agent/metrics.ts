@@ -3,12 +3,13 @@
  * state when scraped (pods, IPAM, policy table size, peers, datastore, flow ring) and whose
  * counters and histograms the agent feeds as things happen (CNI requests, policy syncs, flow
  * records). Labels are bounded: verbs, results, reasons, directions, pools — never a pod, an
- * address or a port. Policy drops come from the kernel's own counters of the drop chains, read
- * at each scrape, so they are exact (flow records are rate-limited; these are not).
+ * address or a port. Policy drops come from the kernel's own counters of the drop chains (at
+ * most one reading a second, kept monotonic across table rewrites: KernelCounters), so they
+ * count every drop (flow records are rate-limited; these are not).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { nftListChain } from '../kernel/nft.js';
-import { chainCounterSum, DROP_REASONS as TABLE_DROP_REASONS, dropChain, dropCounter, POLICY_TABLE, UNRECORDED_CHAINS } from '../policy/compile.js';
+import { chainCounterSum, DROP_REASONS as TABLE_DROP_REASONS, dropChain, POLICY_TABLE, UNRECORDED_CHAINS } from '../policy/compile.js';
 import type { FlowRecord } from '../observe/flow.js';
 import type { FlowsStatus, HealthReply, PolicyStatus } from './api.js';
 
@@ -23,6 +24,41 @@ export interface MetricsSources {
 }
 
 const TABLE_REASON_LABEL = { isolated: 'policy-isolated', denied: 'policy-denied', unknown: 'unknown-address' } as const;
+
+/**
+ * The policy table's kernel counters, read for metrics: one reading at a time shared by
+ * concurrent scrapes and kept for a second (a scrape flood starts no more `nft` processes), and
+ * made monotonic — a whole-table rewrite (every 5 minutes, or after drift) starts the kernel's
+ * counters at zero, so a reading below the last adds the last to a base kept here.
+ */
+class KernelCounters {
+  private reading: Promise<Map<string, number>> | undefined;
+  private at = 0;
+  private readonly last = new Map<string, number>();
+  private readonly base = new Map<string, number>();
+
+  constructor(private readonly chains: readonly string[]) {}
+
+  read(): Promise<Map<string, number>> {
+    if (this.reading && Date.now() - this.at < 1000) return this.reading;
+    this.at = Date.now();
+    this.reading = (async () => {
+      const out = new Map<string, number>();
+      await Promise.all(
+        this.chains.map(async (c) => {
+          const json = await nftListChain('inet', POLICY_TABLE, c).catch(() => undefined);
+          const now = json ? chainCounterSum(json) : 0;
+          const last = this.last.get(c) ?? 0;
+          if (now < last) this.base.set(c, (this.base.get(c) ?? 0) + last);
+          this.last.set(c, now);
+          out.set(c, (this.base.get(c) ?? 0) + now);
+        }),
+      );
+      return out;
+    })();
+    return this.reading;
+  }
+}
 
 export class AgentMetrics {
   readonly registry = new Registry();
@@ -84,6 +120,8 @@ export class AgentMetrics {
     new Gauge({ name: 'weft_policy_rules', help: 'Rules in the policy table in force', registers: [r], collect() { this.set(policy()?.size?.rules ?? 0); } });
     new Gauge({ name: 'weft_policy_set_elements', help: 'Set and map elements in the policy table in force', registers: [r], collect() { this.set(policy()?.size?.elements ?? 0); } });
     new Gauge({ name: 'weft_policy_problems', help: 'Policy objects ignored because they are invalid', registers: [r], collect() { this.set(policy()?.problems.length ?? 0); } });
+    const dropChains = TABLE_DROP_REASONS.flatMap((reason) => (['ingress', 'egress'] as const).map((d) => ({ chain: dropChain(reason, d), labels: { reason: TABLE_REASON_LABEL[reason], direction: d } })));
+    const kernel = new KernelCounters([...dropChains.map((c) => c.chain), ...UNRECORDED_CHAINS]);
     if (src.policy) {
       new Counter({
         name: 'weft_policy_drops_total',
@@ -91,16 +129,10 @@ export class AgentMetrics {
         labelNames: ['reason', 'direction'],
         registers: [r],
         async collect() {
+          const counts = await kernel.read();
+          // Reset and set in one synchronous step: a concurrent scrape never adds twice.
           this.reset();
-          await Promise.all(
-            TABLE_DROP_REASONS.flatMap((reason) =>
-              (['ingress', 'egress'] as const).map(async (d) => {
-                const json = await nftListChain('inet', POLICY_TABLE, dropChain(reason, d)).catch(() => undefined);
-                const c = json ? dropCounter(json) : undefined;
-                if (c) this.inc({ reason: TABLE_REASON_LABEL[reason], direction: d }, c.packets);
-              }),
-            ),
-          );
+          for (const c of dropChains) this.inc(c.labels, counts.get(c.chain) ?? 0);
         },
       });
     }
@@ -119,10 +151,9 @@ export class AgentMetrics {
         help: 'New connections of local pods not recorded: past the per-second record limit (the kernel\'s counters)',
         registers: [r],
         async collect() {
+          const counts = flows() ? await kernel.read() : new Map<string, number>();
           this.reset();
-          if (!flows()) return;
-          const sums = await Promise.all(UNRECORDED_CHAINS.map(async (c) => chainCounterSum((await nftListChain('inet', POLICY_TABLE, c).catch(() => undefined)) ?? [])));
-          this.inc(sums.reduce((a, b) => a + b, 0));
+          this.inc(UNRECORDED_CHAINS.reduce((n, c) => n + (counts.get(c) ?? 0), 0));
         },
       });
     }

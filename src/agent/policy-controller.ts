@@ -315,7 +315,6 @@ export class PolicyController implements Controller {
       nodes: this.nodes.items(),
       local: { node: this.cfg.nodeName, endpoints: local.endpoints },
     });
-    this.lastSnapshot = snapshot;
     const t1 = performance.now();
     let table = compilePolicy({ snapshot, localBlocks: this.cfg.localBlocks, attachments: local.attachments, generation: this.generation, versions: this.versions, cache: this.compileCache, flows: this.cfg.flows === true });
     const full = !this.applied || Date.now() - this.lastFull >= FULL_EVERY_MS;
@@ -348,6 +347,8 @@ export class PolicyController implements Controller {
       await this.replace(table);
     }
     this.applied = table;
+    // What flow records name ends by: the snapshot of the table now in force.
+    this.lastSnapshot = snapshot;
     this.appliedGeneration = this.generation;
     this.appliedVersions = this.versions;
     if (changes === undefined || changes.length > 0) this.saveApplied();

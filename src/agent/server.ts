@@ -90,7 +90,22 @@ const FOLLOW_BACKLOG_BYTES = 4 << 20;
 /** An empty line this often keeps a quiet follow stream from looking dead to proxies and clients. */
 const FOLLOW_HEARTBEAT_MS = 15_000;
 
-function serveFlows(req: IncomingMessage, res: ServerResponse, url: URL, flows: AgentServerOptions['flows']): void {
+/** Records kept for a follower while its backlog is written; past it, it is cut off. */
+const QUEUE_LIMIT = 10_000;
+/** Followers at once: each holds one of the socket's connections, which CNI calls need. */
+const MAX_FOLLOWERS = 16;
+let followers = 0;
+
+/** Lines written in pieces that wait for the socket to drain: a large ring is never one string. */
+async function writeLines(res: ServerResponse, records: FlowRecord[]): Promise<void> {
+  const PIECE = 256;
+  for (let i = 0; i < records.length && !res.destroyed; i += PIECE) {
+    const text = records.slice(i, i + PIECE).map((r) => `${JSON.stringify(r)}\n`).join('');
+    if (!res.write(text)) await new Promise<void>((resolve) => res.once('drain', resolve).once('close', resolve));
+  }
+}
+
+async function serveFlows(req: IncomingMessage, res: ServerResponse, url: URL, flows: AgentServerOptions['flows']): Promise<void> {
   if (!flows) {
     send(res, 404, { error: 'flow recording is off on this node (the agent runs with --flows off)' });
     return;
@@ -102,26 +117,41 @@ function serveFlows(req: IncomingMessage, res: ServerResponse, url: URL, flows: 
     return;
   }
   const follow = url.searchParams.get('follow') === '1';
-  res.writeHead(200, { 'content-type': 'application/x-ndjson' });
-  const line = (r: FlowRecord): string => `${JSON.stringify(r)}\n`;
-  const now = flows.list(since);
-  if (!follow) {
-    res.end(now.map(line).join(''));
+  if (follow && followers >= MAX_FOLLOWERS) {
+    send(res, 503, { error: `${MAX_FOLLOWERS} readers already follow this node's flows; try again when one stops` });
     return;
   }
+  res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+  if (!follow) {
+    await writeLines(res, flows.list(since));
+    res.end();
+    return;
+  }
+  followers++;
   // Following has no end: the socket's busy timeout does not apply, the heartbeat keeps it honest.
   req.socket.setTimeout(0);
-  res.write(now.map(line).join('') || '\n');
+  // Records that come while the backlog is written wait their turn, in order.
+  const queued: FlowRecord[] = [];
+  let live = false;
   const unsubscribe = flows.subscribe((r) => {
-    res.write(line(r));
+    if (!live) {
+      queued.push(r);
+      if (queued.length > QUEUE_LIMIT) res.destroy();
+      return;
+    }
+    res.write(`${JSON.stringify(r)}\n`);
     if (res.writableLength > FOLLOW_BACKLOG_BYTES) res.destroy();
   });
   const heartbeat = setInterval(() => res.write('\n'), FOLLOW_HEARTBEAT_MS);
-  const end = (): void => {
+  res.once('close', () => {
+    followers--;
     unsubscribe();
     clearInterval(heartbeat);
-  };
-  res.once('close', end);
+  });
+  res.write('\n');
+  await writeLines(res, flows.list(since));
+  await writeLines(res, queued);
+  live = true;
 }
 
 /** Is something answering on this unix socket? */
@@ -196,7 +226,7 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<Server
         return;
       }
       if (req.method === 'GET' && url.pathname === FLOWS_PATH) {
-        serveFlows(req, res, url, opts.flows);
+        await serveFlows(req, res, url, opts.flows);
         return;
       }
       if (req.method === 'POST' && url.pathname === ROTATE_KEY_PATH) {
@@ -226,6 +256,12 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<Server
       metrics?.cniRequest(['ADD', 'DEL', 'CHECK', 'GC', 'STATUS', 'VERSION'].includes(verb) ? verb : 'other', out.exitCode === 0, ms / 1000);
       answer(res, 200, out.exitCode, out.stdout);
     } catch (err) {
+      // An answer already under way (a flow stream) can only be cut off.
+      if (res.headersSent) {
+        log.warn('an answer failed midway', { path: printable(req.url ?? ''), error: (err as Error).message });
+        res.destroy();
+        return;
+      }
       // The request itself was unusable (too large, not JSON, not the forwarder's shape).
       answer(res, 400, 1, JSON.stringify(asCniError(err).toObject()));
     }

@@ -214,7 +214,7 @@ export function registerAgentCommand(program: Command): void {
       const pauseAt = testPauseFromEnv(process.env['WEFT_TEST_PAUSE_ADD']);
       if (o.flows !== 'on' && o.flows !== 'off') throw new UserError(`--flows ${o.flows}: expected on or off`);
       const metricsAddress = parseMetricsAddress(o.metricsAddress);
-      const flows = o.flows === 'on' ? { capacity: intFlag('flow-buffer', o.flowBuffer, 16, 1_000_000) } : (false as const);
+      const flows = o.flows === 'on' ? { capacity: intFlag('flow-buffer', o.flowBuffer, 16, 100_000) } : (false as const);
       let agent;
       try {
         agent = await startAgent({

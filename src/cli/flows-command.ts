@@ -6,6 +6,7 @@
 import type { Command } from 'commander';
 import { DEFAULT_SOCKET } from '../agent/api.js';
 import { readFlows } from '../agent/flows-client.js';
+import { FlowFeed } from '../agent/flow-feed.js';
 import { listLabs, loadLab, resolveLabName } from '../lab/lab-state.js';
 import { filterFromFlags, flowText, matchesFilter, mergeByTime, type FlowFlags, type FlowRecord } from '../observe/flow.js';
 import { UserError } from '../util/user-error.js';
@@ -48,19 +49,22 @@ export function registerFlowsCommand(program: Command): void {
         if (matchesFilter(r, filter)) process.stdout.write(`${o.json ? JSON.stringify(r) : flowText(r)}\n`);
       };
       if (o.follow) {
-        // Each node's records from --since (else from now) and then new ones as they come.
-        const stop = new AbortController();
-        process.once('SIGINT', () => stop.abort());
-        process.once('SIGTERM', () => stop.abort());
-        const sinceMs = filter.since ?? Date.now();
-        await Promise.all(
-          from.map((s) =>
-            readFlows(s.socket, print, { sinceMs, follow: true, signal: stop.signal }).catch((err: Error) => {
-              process.stderr.write(`weft: stopped following ${s.node}: ${err.message}\n`);
-              process.exitCode = 1;
-            }),
-          ),
-        );
+        // Each node's records from --since (else from now), then new ones as they come; a node
+        // whose agent restarts is followed again (its stream resumes where it broke off).
+        const now = Date.now();
+        const feed = new FlowFeed({
+          historyMs: filter.since !== undefined ? now - filter.since : 0,
+          keep: 1,
+          retryMs: 1000,
+          onLost: (node, why) => process.stderr.write(`weft: lost ${node}'s flows (${why}); following it again\n`),
+        });
+        feed.subscribe(print);
+        feed.sync(from.map((s) => ({ name: s.node, socket: s.socket })));
+        await new Promise<void>((resolve) => {
+          process.once('SIGINT', () => resolve());
+          process.once('SIGTERM', () => resolve());
+        });
+        feed.close();
         return;
       }
       const failures: string[] = [];

@@ -285,9 +285,13 @@ function wireguardCheck(o: NodeObservation): Finding {
   return finding('wireguard', t.node, problems, `${want.length} peer${want.length === 1 ? '' : 's'} configured`);
 }
 
+/** The nftables listing failed (not root, no nft): a table it did not see is not a missing table. */
+const nftUnread = (o: NodeObservation): boolean => o.kernel.errors.some((e) => e.startsWith('nftables:'));
+
 function policyTableCheck(o: NodeObservation): Finding {
   const t = o.target;
   if (!o.expectPolicy) return skip('policy-table', t.node, o.health ? 'the agent enforces no policy' : 'needs the agent (whether this node enforces policy)');
+  if (nftUnread(o)) return skip('policy-table', t.node, 'nftables could not be read (see the agent check)');
   const k = o.kernel.policyTable;
   const why = 'NetworkPolicy is not enforced as written on this node: isolated pods may be open, or open pods cut off';
   if (!k) {
@@ -318,6 +322,7 @@ function policySyncCheck(o: NodeObservation, facts: ClusterFacts): Finding {
 function masqueradeCheck(o: NodeObservation): Finding {
   const t = o.target;
   if (!o.expectPolicy && !o.health?.cluster) return skip('masquerade', t.node, o.health ? 'a single node: no masquerade' : 'needs the agent');
+  if (nftUnread(o)) return skip('masquerade', t.node, 'nftables could not be read (see the agent check)');
   if (o.kernel.tables.some((x) => x.family === 'inet' && x.name === 'weft_masq')) return finding('masquerade', t.node, [], 'inet weft_masq in force');
   return finding('masquerade', t.node, [{ what: 'the masquerade table inet weft_masq is missing', why: 'pods cannot reach anything outside the cluster: their packets leave with pod addresses no one routes back', fix: `the agent restores it within 10 s; else ${restartAgent(t)}` }], '');
 }

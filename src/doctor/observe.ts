@@ -113,6 +113,13 @@ export async function observeNode(t: NodeTarget): Promise<NodeObservation> {
     ...(c?.transport === 'wireguard' && c.device ? { wireguard: c.device } : {}),
   };
   const kernel = await observeKernel(t, device, expectPolicy);
+  // A policy sync between reading the view and the kernel would look like a table changed behind
+  // the agent's back: the view is read once more, and the kernel is judged against the newer one.
+  const want = view?.policyInForce;
+  if (want && kernel.policyTable && (want.generation !== kernel.policyTable.generation || want.version !== kernel.policyTable.version)) {
+    const again = await getDoctorView(t.socket, 5000).catch(() => undefined);
+    if (again && typeof again.now === 'string' && Array.isArray(again.attachments)) view = again;
+  }
   const files = await observeFiles(t);
   return { target: t, ...(health ? { health } : {}), ...(agentError ? { agentError } : {}), ...(view ? { view } : {}), kernel, files, now, expectPolicy };
 }

@@ -114,10 +114,20 @@ describe('connectivity judging', () => {
   });
 
   it('blocked: only a drop passes; an answer or a refusal means the packet got through', () => {
-    assert.deepEqual(judge(denied, { kind: 'probe', ok: false, error: 'timeout' }, 1000), { status: 'passed' });
-    assert.match(judge(denied, { kind: 'probe', ok: true, reply: 'ns/echo-other-node 10.244.0.2' }, 1000).reason ?? '', /reachable, but policy should block it/);
-    assert.match(judge(denied, { kind: 'probe', ok: false, error: 'ECONNREFUSED' }, 1000).reason ?? '', /not dropped/);
-    assert.equal(judge(denied, { kind: 'error', error: 'boom' }, 1000).status, 'failed');
+    const reached = new Map([[denied.reachedBefore as string, 'passed' as const]]);
+    assert.deepEqual(judge(denied, { kind: 'probe', ok: false, error: 'timeout' }, 1000, reached), { status: 'passed' });
+    assert.match(judge(denied, { kind: 'probe', ok: true, reply: 'ns/echo-other-node 10.244.0.2' }, 1000, reached).reason ?? '', /reachable, but policy should block it/);
+    assert.match(judge(denied, { kind: 'probe', ok: false, error: 'ECONNREFUSED' }, 1000, reached).reason ?? '', /not dropped/);
+    assert.equal(judge(denied, { kind: 'error', error: 'boom' }, 1000, reached).status, 'failed');
+  });
+
+  it('blocked proves nothing where the same path did not answer without policy: inconclusive, failed', () => {
+    assert.ok(denied.reachedBefore, 'a blocked check names its path\'s check without policy');
+    for (const before of [new Map([[denied.reachedBefore as string, 'failed' as const]]), new Map<string, 'passed'>()]) {
+      const v = judge(denied, { kind: 'probe', ok: false, error: 'timeout' }, 1000, before);
+      assert.equal(v.status, 'failed');
+      assert.match(v.reason ?? '', /^inconclusive: the same path did not answer without policy/);
+    }
   });
 
   it('ICMP: the DF ping failure names the packet size and what ping said', () => {

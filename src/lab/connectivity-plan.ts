@@ -40,6 +40,11 @@ export interface Check {
   expect: Expectation;
   /** Why it is not run (one node: nothing to cross to). */
   skip?: string;
+  /**
+   * A blocked check: the check of the same path without policy. No answer proves a drop only
+   * where that path answered before; otherwise a broken path would pass as "blocked".
+   */
+  reachedBefore?: string;
 }
 
 export interface PodRef {
@@ -125,7 +130,7 @@ export function planChecks(t: Topology): Check[] {
   for (const { where, pod, skip } of podTargets) {
     for (const f of FAMILIES) {
       const address = pod ? addressOf(pod.addresses, f) : '';
-      checks.push({ name: `policy/default-deny/${where}/${fam(f)}/TCP`, phase: 'default-deny', from: 'client', protocol: 'TCP', family: f, address, port: t.ports.tcp, expect: { kind: 'blocked' }, ...skip });
+      checks.push({ name: `policy/default-deny/${where}/${fam(f)}/TCP`, phase: 'default-deny', from: 'client', protocol: 'TCP', family: f, address, port: t.ports.tcp, expect: { kind: 'blocked' }, reachedBefore: `pod-to-pod/${where}/${fam(f)}/TCP`, ...skip });
     }
   }
   for (const { where, pod, skip } of podTargets) {
@@ -134,7 +139,7 @@ export function planChecks(t: Topology): Check[] {
       checks.push({ name: `policy/allow-client/${where}/${fam(f)}/TCP`, phase: 'allow-client', from: 'client', protocol: 'TCP', family: f, address, port: t.ports.tcp, expect: { kind: 'reach', answeredBy: pod?.id ?? '', seenFrom: addressOf(t.client.addresses, f) }, ...skip });
     }
     const address = pod ? addressOf(pod.addresses, 4) : '';
-    checks.push({ name: `policy/allow-client/${where}/IPv4/UDP-not-allowed`, phase: 'allow-client', from: 'client', protocol: 'UDP', family: 4, address, port: t.ports.udp, expect: { kind: 'blocked' }, ...skip });
+    checks.push({ name: `policy/allow-client/${where}/IPv4/UDP-not-allowed`, phase: 'allow-client', from: 'client', protocol: 'UDP', family: 4, address, port: t.ports.udp, expect: { kind: 'blocked' }, reachedBefore: `pod-to-pod/${where}/IPv4/UDP`, ...skip });
   }
   return checks;
 }
@@ -205,11 +210,17 @@ function sameAddress(a: string, b: string): boolean {
 const describeError = (e: string | undefined, timeoutMs: number): string =>
   e === 'timeout' ? `no answer within ${timeoutMs} ms` : e === 'ECONNREFUSED' ? 'refused: nothing listens there' : (e ?? 'failed');
 
-/** Whether what was seen is what the check expects, and if not, why. */
-export function judge(check: Check, obs: Observation, timeoutMs: number): Verdict {
+/**
+ * Whether what was seen is what the check expects, and if not, why. `earlier`: the results so
+ * far, by name (a blocked check counts only where its path answered without policy).
+ */
+export function judge(check: Check, obs: Observation, timeoutMs: number, earlier: ReadonlyMap<string, Verdict['status']> = new Map()): Verdict {
   if (check.skip) return { status: 'skipped', reason: check.skip };
   if (obs.kind === 'error') return { status: 'failed', reason: `the probe could not run: ${obs.error}` };
   const e = check.expect;
+  if (e.kind === 'blocked' && check.reachedBefore !== undefined && earlier.get(check.reachedBefore) !== 'passed') {
+    return { status: 'failed', reason: `inconclusive: the same path did not answer without policy (${check.reachedBefore}), so no answer now proves no drop by policy` };
+  }
   if (e.kind === 'blocked') {
     if (obs.ok) return { status: 'failed', reason: `reachable, but policy should block it${obs.kind === 'probe' && obs.reply ? ` (answered: ${obs.reply})` : ''}` };
     if (obs.kind === 'probe' && obs.error !== 'timeout') {

@@ -80,6 +80,8 @@ export async function runConnectivityTest(labName: string, o: ConnectivityOption
   const nodeB: LabNode | undefined = state.nodes[1];
   const namespace = `weft-connectivity-${randomBytes(3).toString('hex')}`;
   const results: CheckResult[] = [];
+  /** Each check's result so far: a blocked check needs its path to have answered without policy. */
+  const statusByName = new Map<string, CheckResult['status']>();
   const emit = (r: CheckResult): void => {
     results.push(r);
     o.onResult?.(r);
@@ -169,11 +171,14 @@ export async function runConnectivityTest(labName: string, o: ConnectivityOption
         phaseChecks.map(async (c): Promise<CheckResult> => {
           const tc = performance.now();
           const obs: Observation = c.skip ? { kind: 'error', error: c.skip } : await observe(c, client, nodeA, probes as ProbeClient, o.timeoutMs);
-          const v = judge(c, obs, o.timeoutMs);
+          const v = judge(c, obs, o.timeoutMs, statusByName);
           return { name: c.name, status: v.status, ms: v.status === 'skipped' ? 0 : elapsed(tc), target: targetOf(c), ...(v.reason ? { reason: v.reason } : {}) };
         }),
       );
-      for (const r of done) emit(r);
+      for (const r of done) {
+        statusByName.set(r.name, r.status);
+        emit(r);
+      }
     }
   }
 

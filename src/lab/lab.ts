@@ -14,7 +14,7 @@ import { isStoreError, type Store } from '../datastore/store.js';
 import { leaveCluster } from '../cluster/membership.js';
 import { install } from '../install/install.js';
 import { endProcess, startDaemon } from '../kernel/exec.js';
-import { processStartTime } from '../util/lock-file.js';
+import { pidFileHolder, processStartTime } from '../util/lock-file.js';
 import { ipBatch, ipc } from '../kernel/ip.js';
 import { deleteNamedNetns, netnsPids } from '../kernel/netns.js';
 import { UAPI_DIR } from '../kernel/wireguard.js';
@@ -431,8 +431,10 @@ export async function labNodeRestart(name: string, nodeName: string, cliEntry: s
     const state = loadLab(name);
     const node = state.nodes.find((n) => n.name === nodeName);
     if (!node) throw new UserError(`no node ${nodeName} in lab ${name} (nodes: ${state.nodes.map((n) => n.name).join(', ')})`);
-    const pid = node.agentPid;
-    const wasRunning = pid !== undefined && processStartTime(pid) !== undefined;
+    // The agent's own pid file (pid and start time) names it: a pid since reused by another
+    // process is not the agent's, and is never killed.
+    const pid = pidFileHolder(existsSync(join(node.stateDir, 'agent.pid')) ? readFileSync(join(node.stateDir, 'agent.pid'), 'utf8') : '');
+    const wasRunning = pid !== undefined && pid === node.agentPid;
     if (wasRunning) {
       process.kill(pid as number, 'SIGKILL');
       await endProcess(pid as number, 5000);

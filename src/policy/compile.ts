@@ -419,7 +419,7 @@ export const dropChain = (reason: DropReason, d: Dir): string => `drop_${reason}
 export const FLOW_GROUPS = { drop: 4710, forward: 4711, kernel: 4712 } as const;
 /** How much of a packet NFLOG copies: enough for an ICMPv6 error's inner IPv6 header and ports. */
 export const FLOW_SNAPLEN = 160;
-/** Log prefixes: what the agent reads back (src/observe/nflog-line.ts). */
+/** Log prefixes: what the agent reads back (src/observe/flow-record.ts). */
 export const dropPrefix = (reason: DropReason, d: Dir): string => `weft drop ${reason} ${d}`;
 export const FORWARD_PREFIX = 'weft new';
 /**
@@ -466,8 +466,8 @@ function observeChains(families: Family[], flows: boolean): NftChain[] {
   const unrecorded = (f: Family, field: 'saddr' | 'daddr'): string => `${ipKw(f)} ${field} @local${f} counter accept`;
   const icmpErrors = families.map((f) =>
     f === 4
-      ? `ip daddr @local4 icmp type destination-unreachable limit rate 100/second burst 200 packets ${log(FLOW_GROUPS.kernel)}`
-      : `ip6 daddr @local6 icmpv6 type { destination-unreachable, packet-too-big } limit rate 100/second burst 200 packets ${log(FLOW_GROUPS.kernel)}`,
+      ? `icmp type destination-unreachable ip daddr @local4 limit rate 100/second burst 200 packets ${log(FLOW_GROUPS.kernel)}`
+      : `icmpv6 type { destination-unreachable, packet-too-big } ip6 daddr @local6 limit rate 100/second burst 200 packets ${log(FLOW_GROUPS.kernel)}`,
   );
   return [
     ...drops,
@@ -476,19 +476,9 @@ function observeChains(families: Family[], flows: boolean): NftChain[] {
     // To this node from a local pod.
     { name: 'flows_input', base: 'type filter hook input priority 20; policy accept;', rules: ['ct state != new accept', ...families.map((f) => newConn(f, 'saddr')), ...families.map((f) => unrecorded(f, 'saddr'))] },
     // The kernel refusing a local pod's packet (no route, no neighbour, too big): its ICMP error.
+    // Every packet the node sends passes here (VXLAN's too): the protocol is compared first.
     { name: 'flows_output', base: 'type filter hook output priority 20; policy accept;', rules: icmpErrors },
   ];
-}
-
-/** A drop chain's counter (its `counter drop` rule), from `nft -j list chain`: packets and bytes. */
-export function dropCounter(chainJson: unknown[]): { packets: number; bytes: number } | undefined {
-  for (const item of chainJson) {
-    for (const e of (item as { rule?: { expr?: unknown[] } }).rule?.expr ?? []) {
-      const c = (e as { counter?: { packets?: unknown; bytes?: unknown } }).counter;
-      if (c && typeof c.packets === 'number' && typeof c.bytes === 'number') return { packets: c.packets, bytes: c.bytes };
-    }
-  }
-  return undefined;
 }
 
 function baseChains(families: Family[], gen: number): NftChain[] {

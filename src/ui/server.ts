@@ -14,7 +14,7 @@ import type { FlowRecord } from '../observe/flow.js';
 import type { Snapshot } from '../policy/ir.js';
 import { readSnapshot } from '../policy/load.js';
 import { UserError } from '../util/user-error.js';
-import { FlowFeed } from './flow-feed.js';
+import { FlowFeed } from '../agent/flow-feed.js';
 import { hostAllowed, isLoopback, listenUrl } from './listen.js';
 import { PAGE_HTML, PAGE_SCRIPT, PAGE_STYLE } from './page.js';
 import { matrixView, parseMatrixQuery, parseTraceQuery, topologyView, traceQueryOfFlow, traceView, type Topology } from './view.js';

@@ -3,7 +3,7 @@
  * and followed again after its agent restarts or the stream breaks; the latest records kept for
  * pages that connect later, and every new one handed to the listeners.
  */
-import { readFlows } from '../agent/flows-client.js';
+import { readFlows } from './flows-client.js';
 import type { FlowRecord } from '../observe/flow.js';
 
 export interface FeedNode {
@@ -12,6 +12,7 @@ export interface FeedNode {
 }
 
 interface Follower {
+  name: string;
   socket: string;
   stop: AbortController;
   /** The time of the last record taken, and the records taken at that time (a reconnect asks from it again). */
@@ -29,7 +30,7 @@ export class FlowFeed {
    * @param keep how many records are kept for pages that connect later
    * @param retryMs the wait before following a node again
    */
-  constructor(private readonly o: { historyMs: number; keep: number; retryMs: number }) {}
+  constructor(private readonly o: { historyMs: number; keep: number; retryMs: number; onLost?: (node: string, why: string) => void }) {}
 
   /** Follows the nodes given (new ones from now on), stops following those no longer there. */
   sync(nodes: FeedNode[]): void {
@@ -41,7 +42,7 @@ export class FlowFeed {
     }
     for (const n of nodes) {
       if (this.followers.has(n.name)) continue;
-      const f: Follower = { socket: n.socket, stop: new AbortController(), atLast: new Set() };
+      const f: Follower = { name: n.name, socket: n.socket, stop: new AbortController(), atLast: new Set() };
       this.followers.set(n.name, f);
       void this.follow(f);
     }
@@ -84,8 +85,12 @@ export class FlowFeed {
     const signal = f.stop.signal;
     while (!signal.aborted) {
       const sinceMs = f.lastTime !== undefined ? Date.parse(f.lastTime) : Date.now() - this.o.historyMs;
-      await readFlows(f.socket, (r) => this.take(f, r), { sinceMs, follow: true, signal }).catch(() => undefined);
+      const why = await readFlows(f.socket, (r) => this.take(f, r), { sinceMs, follow: true, signal }).then(
+        () => 'its agent ended the stream',
+        (err: Error) => err.message,
+      );
       if (signal.aborted) return;
+      this.o.onLost?.(f.name, why);
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, this.o.retryMs);
         signal.addEventListener('abort', () => {
