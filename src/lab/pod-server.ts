@@ -86,7 +86,11 @@ export async function runPodServer(o: PodServerOptions): Promise<{ close(): Prom
   const closers: Array<() => void> = [];
   for (const p of o.ports) {
     if (p.protocol === 'TCP') {
-      const srv: Server = createServer((s: Socket) => s.end(answer(o.identity, s.remoteAddress)));
+      const srv: Server = createServer((s: Socket) => {
+        // A client that resets the connection must not take the pod's server down with it.
+        s.on('error', () => undefined);
+        s.end(answer(o.identity, s.remoteAddress));
+      });
       await new Promise<void>((resolve, reject) => {
         srv.once('error', reject);
         srv.listen({ port: p.port, host: '::', ipv6Only: false }, () => resolve());

@@ -56,6 +56,31 @@ spec:
       attachments: [{ hostIf: 'w0', addresses: ['10.1.0.0'], endpoint: 'x/p0' }, { hostIf: 'w1', addresses: ['10.1.0.1'], endpoint: 'x/p1' }],
     });
 
+  it('flow recording: drops log before they drop, allowed connections are recorded in the allow chains, no other base chain but the kernel refusals', () => {
+    const snapshot = buildSnapshot({ namespaces: [], pods: pods(4), weftEndpoints: [], policies: policies(1), clusterPolicies: [], nodes: [] }).snapshot;
+    const input = { snapshot, localBlocks: ['10.1.0.0/24', 'fd00::/64'], attachments: [{ hostIf: 'w0', addresses: ['10.1.0.0'], endpoint: 'x/p0' }, { hostIf: 'w1', addresses: ['10.1.0.1'], endpoint: 'x/p1' }] };
+    const on = compilePolicy({ ...input, flows: true });
+    const off = compilePolicy(input);
+    const chain = (t: typeof on, name: string): string[] | undefined => t.chains.find((c) => c.name === name)?.rules;
+    assert.deepEqual(chain(on, 'drop_isolated_in'), ['limit rate 100/second burst 200 packets log prefix "weft drop isolated ingress" group 4710 snaplen 160', 'counter drop']);
+    assert.deepEqual(chain(off, 'drop_isolated_in'), ['counter drop']);
+    assert.deepEqual(chain(on, 'allow_in')?.slice(0, -1), ['ct state new jump record_new']);
+    assert.deepEqual(chain(on, 'allow_out')?.slice(0, -1), ['ct state new ip daddr != @local4 jump record_new', 'ct state new ip6 daddr != @local6 jump record_new']);
+    assert.equal(chain(off, 'allow_in')?.length, 1);
+    assert.deepEqual(chain(on, 'record_new'), ['limit rate 1000/second burst 2000 packets log prefix "weft new" group 4711 snaplen 160 return', 'counter']);
+    assert.equal(chain(off, 'record_new'), undefined);
+    // Base chains: the policy's, and with recording only the kernel refusals' on output.
+    const hooks = (t: typeof on): string[] => t.chains.filter((c) => c.base).map((c) => c.name).sort();
+    assert.deepEqual(hooks(off), ['egress_fwd', 'egress_input', 'ingress_fwd']);
+    assert.deepEqual(hooks(on), ['egress_fwd', 'egress_input', 'flows_output', 'ingress_fwd']);
+    // x/p0 (db) is selected by no policy: its connections are allowed through the allow chain too.
+    const epOut = on.sets.find((x) => x.name === 'ep_out4')?.elements ?? [];
+    assert.ok(epOut.includes('"w0" . 10.1.0.0 : goto allow_out'), epOut.join('\n'));
+    // A new generation keeps the recording rules.
+    assert.deepEqual(chain(withGeneration(on, input.localBlocks, 9), 'allow_in')?.slice(0, -1), ['ct state new jump record_new']);
+    assert.equal(chain(withGeneration(off, input.localBlocks, 9), 'allow_in')?.length, 1);
+  });
+
   it('rules grow with policies, not with endpoints; endpoints are set elements', () => {
     const a = table(10, 5);
     const b = table(1000, 5);

@@ -30,7 +30,8 @@ import { describePeer, inScope, matches, peerKey } from './selector.js';
  * table is unchanged later packets pass on one comparison, and after any change that may deny
  * (needsNewGeneration) the next packet is judged by the new rules — a policy that now denies
  * an open connection stops it.
- * A pod that no policy isolates is one map lookup away from accept.
+ * A pod that no policy isolates is one map lookup away from the allow chain, like any allowed
+ * connection: its later packets pass on the cached verdict.
  *
  * A pod's chains: e_<if>_<dir> runs the WeftClusterPolicies selecting it in order (Allow →
  * accept, Deny → drop, Pass → goto the NetworkPolicy stage through the np_ maps), then
@@ -428,8 +429,12 @@ export const FORWARD_PREFIX = 'weft new';
  * (docs/benchmarks.md §9).
  */
 export const NEW_CONNECTION_RECORDS_PER_SECOND = 1000;
-/** The chains whose counters are the new connections left unrecorded (past the limit). */
-export const UNRECORDED_CHAINS = ['flows_fwd', 'flows_input'] as const;
+/**
+ * Where a new connection is recorded, from the allow chains: its log rule (limited), and a
+ * counter of those past the limit — the new connections left unrecorded.
+ */
+export const RECORD_CHAIN = 'record_new';
+export const UNRECORDED_CHAINS = [RECORD_CHAIN] as const;
 
 /** Every counter of a chain, added up (`nft -j list chain`): packets. */
 export function chainCounterSum(chainJson: unknown[]): number {
@@ -443,45 +448,54 @@ export function chainCounterSum(chainJson: unknown[]): number {
   return n;
 }
 
+const flowLog = (group: number, prefix?: string): string => `log${prefix ? ` ${nftLogPrefix(prefix)}` : ''} group ${group} snaplen ${FLOW_SNAPLEN}`;
+
 /**
- * The drop chains, and with flow recording the chains that report new connections and the
- * kernel's own refusals. Each report is rate-limited in the kernel, so a flood costs a bounded
- * number of messages: drops 100/s per reason and direction (a burst of 200), new connections
- * NEW_CONNECTION_RECORDS_PER_SECOND (a burst of twice that; those past it are counted in the
- * chain, see unrecordedConnections), the kernel's ICMP errors 100/s. New connections are reported once,
- * after every policy chain accepted them (priority 20), so an allowed flow is one record, not
- * one per packet; a dropped connection is reported at each dropped packet (a retry is a record).
+ * The drop chains, and with flow recording the chain that records new connections and the one
+ * that reports the kernel's own refusals. Each report is rate-limited in the kernel, so a flood
+ * costs a bounded number of messages: drops 100/s per reason and direction (a burst of 200),
+ * new connections NEW_CONNECTION_RECORDS_PER_SECOND (a burst of twice that; those past it are
+ * counted in RECORD_CHAIN), the kernel's ICMP errors 100/s. A dropped connection is reported
+ * at each dropped packet (a retry is a record); an allowed one once per node (allowRules).
  */
 function observeChains(families: Family[], flows: boolean): NftChain[] {
-  const log = (group: number, prefix?: string): string => `log${prefix ? ` ${nftLogPrefix(prefix)}` : ''} group ${group} snaplen ${FLOW_SNAPLEN}`;
   const drops = DROP_REASONS.flatMap((reason) =>
     (['ingress', 'egress'] as const).map((d) => ({
       name: dropChain(reason, d),
-      rules: [...(flows ? [`limit rate 100/second burst 200 packets ${log(FLOW_GROUPS.drop, dropPrefix(reason, d))}`] : []), 'counter drop'],
+      rules: [...(flows ? [`limit rate 100/second burst 200 packets ${flowLog(FLOW_GROUPS.drop, dropPrefix(reason, d))}`] : []), 'counter drop'],
     })),
   );
   if (!flows) return drops;
-  const newConn = (f: Family, field: 'saddr' | 'daddr'): string => `${ipKw(f)} ${field} @local${f} limit rate ${NEW_CONNECTION_RECORDS_PER_SECOND}/second burst ${2 * NEW_CONNECTION_RECORDS_PER_SECOND} packets ${log(FLOW_GROUPS.forward, FORWARD_PREFIX)} accept`;
-  // Past the limit: counted, so the records left out are a number, not a guess.
-  const unrecorded = (f: Family, field: 'saddr' | 'daddr'): string => `${ipKw(f)} ${field} @local${f} counter accept`;
   const icmpErrors = families.map((f) =>
     f === 4
-      ? `icmp type destination-unreachable ip daddr @local4 limit rate 100/second burst 200 packets ${log(FLOW_GROUPS.kernel)}`
-      : `icmpv6 type { destination-unreachable, packet-too-big } ip6 daddr @local6 limit rate 100/second burst 200 packets ${log(FLOW_GROUPS.kernel)}`,
+      ? `icmp type destination-unreachable ip daddr @local4 limit rate 100/second burst 200 packets ${flowLog(FLOW_GROUPS.kernel)}`
+      : `icmpv6 type { destination-unreachable, packet-too-big } ip6 daddr @local6 limit rate 100/second burst 200 packets ${flowLog(FLOW_GROUPS.kernel)}`,
   );
+  const rate = NEW_CONNECTION_RECORDS_PER_SECOND;
   return [
     ...drops,
-    // Forwarded: from or to a local pod (a pod-to-pod connection on one node is reported once).
-    { name: 'flows_fwd', base: 'type filter hook forward priority 20; policy accept;', rules: ['ct state != new accept', ...families.flatMap((f) => [newConn(f, 'saddr'), newConn(f, 'daddr')]), ...families.flatMap((f) => [unrecorded(f, 'saddr'), unrecorded(f, 'daddr')])] },
-    // To this node from a local pod.
-    { name: 'flows_input', base: 'type filter hook input priority 20; policy accept;', rules: ['ct state != new accept', ...families.map((f) => newConn(f, 'saddr')), ...families.map((f) => unrecorded(f, 'saddr'))] },
+    // Past the limit the log rule does not match: the counter counts what was left unrecorded.
+    { name: RECORD_CHAIN, rules: [`limit rate ${rate}/second burst ${2 * rate} packets ${flowLog(FLOW_GROUPS.forward, FORWARD_PREFIX)} return`, 'counter'] },
     // The kernel refusing a local pod's packet (no route, no neighbour, too big): its ICMP error.
     // Every packet the node sends passes here (VXLAN's too): the protocol is compared first.
     { name: 'flows_output', base: 'type filter hook output priority 20; policy accept;', rules: icmpErrors },
   ];
 }
 
-function baseChains(families: Family[], gen: number): NftChain[] {
+/**
+ * The allow chains: every connection policy lets through passes one at its first packet (later
+ * packets take the verdict cache, `judged`), so that is where a new connection is recorded,
+ * costing established packets nothing. A connection between two pods of this node passes both:
+ * allow_out records only what leaves for elsewhere (its destination no local pod), allow_in
+ * what arrives — one record per node.
+ */
+function allowRules(d: Dir, families: Family[], gen: number, flows: boolean): string[] {
+  if (!flows) return [remember(d, gen)];
+  const record = d === 'ingress' ? [`ct state new jump ${RECORD_CHAIN}`] : families.map((f) => `ct state new ${ipKw(f)} daddr != @local${f} jump ${RECORD_CHAIN}`);
+  return [...record, remember(d, gen)];
+}
+
+function baseChains(families: Family[], gen: number, flows: boolean): NftChain[] {
   const ifKey = (d: Dir): string => (d === 'ingress' ? 'oifname' : 'iifname');
   const field = (d: Dir): string => (d === 'ingress' ? 'daddr' : 'saddr');
   const dispatch = (stage: 'ep' | 'np', d: Dir): string[] => families.map((f) => `${ifKey(d)} . ${ipKw(f)} ${field(d)} vmap @${mapName(stage, d, f)}`);
@@ -497,8 +511,8 @@ function baseChains(families: Family[], gen: number): NftChain[] {
     { name: 'np_in', rules: [...dispatch('np', 'ingress'), `counter goto ${dropChain('isolated', 'ingress')}`] },
     { name: 'np_out', rules: [...dispatch('np', 'egress'), `counter goto ${dropChain('isolated', 'egress')}`] },
     // Where every rule that allows goes: the connection remembers this table's verdict.
-    { name: allowChain('ingress'), rules: [remember('ingress', gen)] },
-    { name: allowChain('egress'), rules: [remember('egress', gen)] },
+    { name: allowChain('ingress'), rules: allowRules('ingress', families, gen, flows) },
+    { name: allowChain('egress'), rules: allowRules('egress', families, gen, flows) },
   ];
 }
 
@@ -564,7 +578,8 @@ const FILLED = new RegExp(`^add (?:rule|element) inet ${POLICY_TABLE} ([A-Za-z0-
  * judged/remember rules) differ, so a sync that found a change need not compile twice.
  */
 export function withGeneration(table: NftTable, localBlocks: string[], generation: number): NftTable {
-  const base = new Map(baseChains(familiesOf(localBlocks), checkedGeneration(generation)).map((c) => [c.name, c]));
+  const flows = table.chains.some((c) => c.name === RECORD_CHAIN);
+  const base = new Map(baseChains(familiesOf(localBlocks), checkedGeneration(generation), flows).map((c) => [c.name, c]));
   return { ...table, chains: table.chains.map((c) => base.get(c.name) ?? c) };
 }
 
@@ -598,7 +613,8 @@ export function compilePolicy(input: CompileInput): NftTable {
     for (const d of ['ingress', 'egress'] as const) {
       const cps = ep ? clusterOrder.filter((c) => c[d].length > 0 && clusterPolicySelects(s, c, ep)) : [];
       const nps = ep ? (policiesIn.get(ep.namespace) ?? []).filter((p) => p[d] !== undefined && policySelects(p, ep)) : [];
-      let npVerdict = 'accept';
+      // Allowed for want of isolation is allowed too: through the allow chain, like any rule's.
+      let npVerdict = `goto ${allowChain(d)}`;
       if (nps.length > 0) {
         const name = npChain(att.hostIf, d);
         npVerdict = `goto ${name}`;
@@ -633,6 +649,6 @@ export function compilePolicy(input: CompileInput): NftTable {
   }
   sets.push(versionSet(input.versions ?? [1]));
   sets.push(...[...b.sets.values()].sort((x, y) => (x.name < y.name ? -1 : 1)));
-  const chains = [...baseChains(families, gen), ...observeChains(families, input.flows === true), ...perEndpoint, ...[...b.chains.values()].sort((x, y) => (x.name < y.name ? -1 : 1))];
+  const chains = [...baseChains(families, gen, input.flows === true), ...observeChains(families, input.flows === true), ...perEndpoint, ...[...b.chains.values()].sort((x, y) => (x.name < y.name ? -1 : 1))];
   return { family: 'inet', name: POLICY_TABLE, sets, chains };
 }

@@ -9,6 +9,7 @@ import { withChanges } from '../policy/what-if.js';
 import { UserError } from '../util/user-error.js';
 import { PAGE_HTML, PAGE_SCRIPT } from './page.js';
 import { matrixView, parseMatrixQuery, parseTraceQuery, topologyView, traceQueryOfFlow, traceView } from './view.js';
+import { B_FROM_C } from '../../test/helpers/flow-policies.js';
 
 /** What the UI's JSON says: topology, matrix and trace from a snapshot; the page's own rules. */
 const ns = (name: string, labels: Record<string, string> = {}): NamespaceObject => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels } });
@@ -29,16 +30,7 @@ const BASE: SnapshotInput = {
   clusterPolicies: [],
   nodes: [node('node-1', '198.18.0.11'), node('node-2', '198.18.0.12')],
 };
-const POLICY = `
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: b-from-c, namespace: x}
-spec:
-  podSelector: {matchLabels: {app: b}}
-  ingress:
-  - from: [{podSelector: {matchLabels: {app: c}}}]
-    ports: [{port: 80, protocol: TCP}]
-`;
+const POLICY = B_FROM_C;
 const input = withChanges(BASE, parseManifests(POLICY, 't.yaml'), 'apply').input;
 const { snapshot } = buildSnapshot(input);
 

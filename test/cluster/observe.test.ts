@@ -9,7 +9,9 @@ import { labStatus } from '../../src/lab/lab.js';
 import type { FlowRecord } from '../../src/observe/flow.js';
 import { CLI, ROOT, privilegedSkip } from '../helpers/env.js';
 import { startLab, type TestLab } from '../helpers/lab.js';
+import { B_FROM_C, NO_TELNET } from '../helpers/flow-policies.js';
 import { parsePrometheusText, sampleValue, type Sample } from '../helpers/prom-text.js';
+import { weft } from '../helpers/weft-cli.js';
 
 /**
  * Flows and metrics in a real 2-node lab: probes that policy blocks appear in `weft flows` as
@@ -21,37 +23,12 @@ import { parsePrometheusText, sampleValue, type Sample } from '../helpers/prom-t
  */
 const skip = privilegedSkip();
 
-const POLICIES = `
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: b-from-c, namespace: x}
-spec:
-  podSelector: {matchLabels: {app: b}}
-  ingress:
-  - from: [{podSelector: {matchLabels: {app: c}}}]
-    ports: [{port: 80, protocol: TCP}]
----
-apiVersion: weft.io/v1
-kind: WeftClusterPolicy
-metadata: {name: no-telnet}
-spec:
-  priority: 10
-  subject: {namespaces: {}}
-  ingress:
-  - name: telnet
-    action: Deny
-    from: [{namespaces: {}}]
-    ports: [{portNumber: {port: 23}}]
-`;
+const POLICIES = `${B_FROM_C}---${NO_TELNET}`;
 
-function weft(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 function flowsJson(lab: TestLab, flags: string[]): FlowRecord[] {
   const r = weft(['flows', '--lab', lab.name, '--json', ...flags]);
-  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.code, 0, r.stderr);
   return r.stdout.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as FlowRecord);
 }
 
@@ -102,7 +79,7 @@ describe('flows and metrics in a lab', { skip }, () => {
     const file = join(dir, 'policies.yaml');
     writeFileSync(file, POLICIES);
     const applied = weft(['apply', '-f', file, '--lab', lab.name]);
-    assert.equal(applied.status, 0, applied.stderr);
+    assert.equal(applied.code, 0, applied.stderr);
   });
 
   after(async () => {
@@ -175,7 +152,7 @@ describe('flows and metrics in a lab', { skip }, () => {
     const times = all.map((f) => f.time);
     assert.deepEqual(times, [...times].sort(), 'nodes merged in time order');
     const bad = weft(['flows', '--lab', lab.name, '--verdict', 'denied']);
-    assert.equal(bad.status, 2, 'bad arguments');
+    assert.equal(bad.code, 2, 'bad arguments');
     assert.match(bad.stderr, /--verdict "denied": expected forwarded or dropped/);
     assert.doesNotMatch(bad.stderr, /\n\s+at /, 'no stack trace');
   });

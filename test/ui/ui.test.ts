@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { B_FROM_C } from '../helpers/flow-policies.js';
 import { CLI, ROOT, privilegedSkip } from '../helpers/env.js';
 import { startLab, type TestLab } from '../helpers/lab.js';
 
@@ -21,16 +22,7 @@ const CHROMIUM = '/usr/bin/chromium';
 const skip = privilegedSkip() ?? (existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is missing: apt-get install chromium (scripts/setup.sh installs it)`);
 const WAIT_MS = 15_000;
 
-const POLICY = `
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: b-from-c, namespace: x}
-spec:
-  podSelector: {matchLabels: {app: b}}
-  ingress:
-  - from: [{podSelector: {matchLabels: {app: c}}}]
-    ports: [{port: 80, protocol: TCP}]
-`;
+const POLICY = B_FROM_C;
 const ALLOW_A = `
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
