@@ -9,7 +9,7 @@
  *   node build/bench/flows.js [--runs 5] [--seconds 5] [--json FILE]
  */
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { getHealth } from '../src/agent/health-client.js';
 import { labDown, labUp } from '../src/lab/lab.js';
@@ -41,6 +41,26 @@ async function lab(name: string, flows: boolean): Promise<Pair> {
   spawnSync('rm', ['-f', file]);
   if (r.status !== 0) throw new Error(`apply in ${name}: ${r.stderr}`);
   return { name: flows ? 'flow recording on' : 'flow recording off', client: a.netns, server: far.netns, serverIp: far.addresses[0] as string };
+}
+
+/** CPU seconds used so far by a lab's agents and their helpers (the NFLOG reader among them), from /proc. */
+function agentsCpuSeconds(lab: string): number {
+  const ticks = (pid: number): number => {
+    try {
+      const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+      return Number(rest[11]) + Number(rest[12]); // utime, stime
+    } catch {
+      return 0;
+    }
+  };
+  let total = 0;
+  for (const n of loadLab(lab).nodes) {
+    if (!n.agentPid) continue;
+    const children = readFileSync(`/proc/${n.agentPid}/task/${n.agentPid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    total += ticks(n.agentPid) + children.reduce((a, c) => a + ticks(c), 0);
+  }
+  return total / 100; // USER_HZ
 }
 
 /** One metric's value, from the agent socket's GET /metrics. */
@@ -86,29 +106,34 @@ async function main(): Promise<void> {
     const on = await lab(names[0] as string, true);
     const off = await lab(names[1] as string, false);
     const paths = [off, on];
-    const figures = new Map<string, Figures & { cps: number[] }>(paths.map((p) => [p.name, { gbps: [], rrP50us: [], rrP99us: [], pingUs: [], cps: [] }]));
+    const figures = new Map<string, Figures & { cps: number[]; cpuMsPer1000: number[] }>(paths.map((p) => [p.name, { gbps: [], rrP50us: [], rrP99us: [], pingUs: [], cps: [], cpuMsPer1000: [] }]));
+    const labOf = (p: Pair): string => (p === on ? (names[0] as string) : (names[1] as string));
     for (let r = 0; r < runs; r++) {
       process.stderr.write(`run ${r + 1}/${runs} …\n`);
       // Alternate which goes first, so drift hits both alike.
       for (const p of r % 2 === 0 ? paths : [...paths].reverse()) {
-        const f = figures.get(p.name) as Figures & { cps: number[] };
+        const f = figures.get(p.name) as Figures & { cps: number[]; cpuMsPer1000: number[] };
         await measure(p, seconds, f);
-        f.cps.push(connectionsPerSecond(p, seconds));
+        const cpu0 = agentsCpuSeconds(labOf(p));
+        const cps = connectionsPerSecond(p, seconds);
+        f.cps.push(cps);
+        // The agents' own CPU (both nodes, helpers included) per 1,000 connections made.
+        f.cpuMsPer1000.push(((agentsCpuSeconds(labOf(p)) - cpu0) * 1000) / ((cps * seconds) / 1000));
       }
     }
     const flows = await Promise.all(loadLab(names[0] as string).nodes.map(async (n) => (await getHealth(n.socket)).flows));
     const unrecorded = await Promise.all(loadLab(names[0] as string).nodes.map((n) => metricOnSocket(n.socket, 'weft_flows_unrecorded_total')));
     const rss = async (l: string): Promise<string> => (await Promise.all(loadLab(l).nodes.map(async (n) => ((await getHealth(n.socket)).memory?.rss ?? 0) / 1048576))).map((x) => x.toFixed(1)).join(', ');
-    const f = (p: Pair): Figures & { cps: number[] } => figures.get(p.name) as Figures & { cps: number[] };
+    const f = (p: Pair): Figures & { cps: number[]; cpuMsPer1000: number[] } => figures.get(p.name) as Figures & { cps: number[]; cpuMsPer1000: number[] };
     const ratio = (a: number[], b: number[]): string => (median(a) / median(b)).toFixed(3);
     const lines = [
       `Pod to pod across nodes (VXLAN, NetworkPolicy enforced), IPv4, ${runs} runs × ${seconds} s each, medians (min–max)`,
       '',
-      '| flow recording | TCP Gbit/s | min–max | TCP RR p50 µs | p99 µs | new TCP connections/s | min–max | CPU cores per Gbit/s |',
-      '|---|---|---|---|---|---|---|---|',
+      '| flow recording | TCP Gbit/s | min–max | TCP RR p50 µs | p99 µs | new TCP connections/s | min–max | CPU cores per Gbit/s | agents\' CPU ms per 1,000 connections |',
+      '|---|---|---|---|---|---|---|---|---|',
       ...paths.map((p) => {
         const x = f(p);
-        return `| ${p === on ? 'on' : 'off'} | ${median(x.gbps).toFixed(2)} | ${Math.min(...x.gbps).toFixed(2)}–${Math.max(...x.gbps).toFixed(2)} | ${median(x.rrP50us).toFixed(1)} | ${median(x.rrP99us).toFixed(1)} | ${median(x.cps).toFixed(0)} | ${Math.min(...x.cps).toFixed(0)}–${Math.max(...x.cps).toFixed(0)} | ${median(x.coresPerGbps ?? []).toFixed(3)} |`;
+        return `| ${p === on ? 'on' : 'off'} | ${median(x.gbps).toFixed(2)} | ${Math.min(...x.gbps).toFixed(2)}–${Math.max(...x.gbps).toFixed(2)} | ${median(x.rrP50us).toFixed(1)} | ${median(x.rrP99us).toFixed(1)} | ${median(x.cps).toFixed(0)} | ${Math.min(...x.cps).toFixed(0)}–${Math.max(...x.cps).toFixed(0)} | ${median(x.coresPerGbps ?? []).toFixed(3)} | ${median(x.cpuMsPer1000).toFixed(1)} |`;
       }),
       '',
       `on ÷ off: throughput ${ratio(f(on).gbps, f(off).gbps)}×, RR p50 ${ratio(f(on).rrP50us, f(off).rrP50us)}× (lower is better), connections/s ${ratio(f(on).cps, f(off).cps)}×`,

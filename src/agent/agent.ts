@@ -41,9 +41,9 @@ import { AgentMetrics } from './metrics.js';
 import { startMetricsServer } from './metrics-server.js';
 import { WEFT_VERSION } from '../util/version.js';
 import { findNflogReader } from '../kernel/nflog.js';
+import { doctorView } from './doctor-view.js';
 
 const metricsUrl = (a: { host: string; port: number }): string => `http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}/metrics`;
-import { doctorView } from './doctor-view.js';
 
 /** On Kubernetes, how long an ADD waits for its Pod to be visible (then fails: try again later). */
 const POD_WAIT_MS = 5_000;
@@ -293,7 +293,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
         : undefined;
     const flows =
       cluster && policy && readerPath
-        ? new FlowsController({ nodeName: cluster.joined.nodeName, capacity: cfg.flows ? cfg.flows.capacity : 4096, readerPath, snapshot: () => policy.snapshot, log: log.child({ controller: 'flows' }), onRecord: (r) => metrics?.flowRecord(r) })
+        ? new FlowsController({ nodeName: cluster.joined.nodeName, capacity: cfg.flows ? cfg.flows.capacity : 4096, readerPath, snapshot: () => policy.snapshot, log: log.child({ controller: 'flows' }) })
         : undefined;
     const service = new CniService({
       ipam,
@@ -337,7 +337,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
         ...(metricsState ? { metrics: metricsState } : {}),
       };
     };
-    metrics = new AgentMetrics({ node: cluster?.joined.nodeName ?? 'single-node', version: WEFT_VERSION, health, policy: policy !== undefined, ...(cluster ? { watchRestarts: () => cluster.informers.watchRestarts() } : {}) });
+    metrics = new AgentMetrics({ node: cluster?.joined.nodeName ?? 'single-node', version: WEFT_VERSION, health, policy: policy !== undefined, ...(cluster ? { watchRestarts: () => cluster.informers.watchRestarts() } : {}), ...(flows ? { flowRecords: () => flows.made } : {}) });
     server = await startAgentServer({
       socketPath: cfg.socketPath,
       service,

@@ -10,7 +10,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { nftListChain } from '../kernel/nft.js';
 import { chainCounterSum, DROP_REASONS as TABLE_DROP_REASONS, dropChain, POLICY_TABLE, UNRECORDED_CHAINS } from '../policy/compile.js';
-import type { FlowRecord } from '../observe/flow.js';
 import type { FlowsStatus, HealthReply, PolicyStatus } from './api.js';
 
 export interface MetricsSources {
@@ -21,6 +20,8 @@ export interface MetricsSources {
   watchRestarts?: () => number;
   /** Whether the policy table's drop chains exist here (policy enforced on this node). */
   policy: boolean;
+  /** Flow records made so far, by "verdict reason" (FlowsController.made). */
+  flowRecords?: () => ReadonlyMap<string, number>;
 }
 
 const TABLE_REASON_LABEL = { isolated: 'policy-isolated', denied: 'policy-denied', unknown: 'unknown-address' } as const;
@@ -64,7 +65,6 @@ export class AgentMetrics {
   readonly registry = new Registry();
   private readonly cniRequests: Histogram<'command' | 'result'>;
   private readonly policySyncs: Histogram<'result'>;
-  private readonly flowRecords: Counter<'verdict' | 'reason'>;
 
   constructor(src: MetricsSources) {
     const r = this.registry;
@@ -157,7 +157,20 @@ export class AgentMetrics {
         },
       });
     }
-    this.flowRecords = new Counter({ name: 'weft_flow_records_total', help: 'Flow records made, by verdict and drop reason', labelNames: ['verdict', 'reason'], registers: [r] });
+    const made = src.flowRecords;
+    new Counter({
+      name: 'weft_flow_records_total',
+      help: 'Flow records made, by verdict and drop reason',
+      labelNames: ['verdict', 'reason'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const [key, n] of made?.() ?? []) {
+          const [verdict = '', reason = ''] = key.split(' ');
+          this.inc({ verdict, reason }, n);
+        }
+      },
+    });
     new Gauge({ name: 'weft_flow_buffer_records', help: 'Flow records the node holds now (its ring)', registers: [r], collect() { this.set(flows()?.records ?? 0); } });
     new Gauge({ name: 'weft_flow_buffer_capacity', help: 'Flow records the node keeps at most', registers: [r], collect() { this.set(flows()?.capacity ?? 0); } });
     new Counter({
@@ -181,10 +194,6 @@ export class AgentMetrics {
 
   policySync(ok: boolean, seconds: number): void {
     this.policySyncs.observe({ result: ok ? 'success' : 'error' }, seconds);
-  }
-
-  flowRecord(r: FlowRecord): void {
-    this.flowRecords.inc({ verdict: r.verdict, reason: r.dropReason ?? '' });
   }
 
   text(): Promise<string> {
