@@ -62,12 +62,12 @@ spec:
     const on = compilePolicy({ ...input, flows: true });
     const off = compilePolicy(input);
     const chain = (t: typeof on, name: string): string[] | undefined => t.chains.find((c) => c.name === name)?.rules;
-    assert.deepEqual(chain(on, 'drop_isolated_in'), ['limit rate 100/second burst 200 packets log prefix "weft drop isolated ingress" group 4710 snaplen 160', 'counter drop']);
+    assert.deepEqual(chain(on, 'drop_isolated_in'), ['limit rate 100/second burst 200 packets log prefix "weft drop isolated ingress" group 4710 snaplen 96', 'counter drop']);
     assert.deepEqual(chain(off, 'drop_isolated_in'), ['counter drop']);
     assert.deepEqual(chain(on, 'allow_in')?.slice(0, -1), ['ct state new jump record_new']);
     assert.deepEqual(chain(on, 'allow_out')?.slice(0, -1), ['ct state new ip daddr != @local4 jump record_new', 'ct state new ip6 daddr != @local6 jump record_new']);
     assert.equal(chain(off, 'allow_in')?.length, 1);
-    assert.deepEqual(chain(on, 'record_new'), ['limit rate 1000/second burst 2000 packets log prefix "weft new" group 4711 snaplen 160 return', 'counter']);
+    assert.deepEqual(chain(on, 'record_new'), ['limit rate 1000/second burst 2000 packets log prefix "weft new" group 4711 snaplen 96 return', 'counter']);
     assert.equal(chain(off, 'record_new'), undefined);
     // Base chains: the policy's, and with recording only the kernel refusals' on output.
     const hooks = (t: typeof on): string[] => t.chains.filter((c) => c.base).map((c) => c.name).sort();

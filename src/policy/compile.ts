@@ -418,8 +418,13 @@ export const dropChain = (reason: DropReason, d: Dir): string => `drop_${reason}
  * the low ones other tools (ulogd, tcpdump users) pick by default.
  */
 export const FLOW_GROUPS = { drop: 4710, forward: 4711, kernel: 4712 } as const;
-/** How much of a packet NFLOG copies: enough for an ICMPv6 error's inner IPv6 header and ports. */
-export const FLOW_SNAPLEN = 160;
+/**
+ * How much of a packet NFLOG copies: a drop or a new connection needs its IP header (IPv6: 40
+ * bytes, and an extension header or two) and ports; an ICMP error quotes another packet, so the
+ * kernel's refusals take an ICMPv6 error's inner IPv6 header and ports too. Every byte is copied
+ * to the reader and printed twice over as hex: copying less is most of a record's cost.
+ */
+export const FLOW_SNAPLEN = { packet: 96, icmpError: 160 } as const;
 /** Log prefixes: what the agent reads back (src/observe/flow-record.ts). */
 export const dropPrefix = (reason: DropReason, d: Dir): string => `weft drop ${reason} ${d}`;
 export const FORWARD_PREFIX = 'weft new';
@@ -448,7 +453,7 @@ export function chainCounterSum(chainJson: unknown[]): number {
   return n;
 }
 
-const flowLog = (group: number, prefix?: string): string => `log${prefix ? ` ${nftLogPrefix(prefix)}` : ''} group ${group} snaplen ${FLOW_SNAPLEN}`;
+const flowLog = (group: number, prefix?: string): string => `log${prefix ? ` ${nftLogPrefix(prefix)}` : ''} group ${group} snaplen ${group === FLOW_GROUPS.kernel ? FLOW_SNAPLEN.icmpError : FLOW_SNAPLEN.packet}`;
 
 /**
  * The drop chains, and with flow recording the chain that records new connections and the one
