@@ -151,11 +151,18 @@ describe('Kubernetes mode (vxlan, the API stand-in)', { skip }, () => {
     await new Promise((r) => setTimeout(r, 1000));
     await enforced('every watch dropped');
     // A write the agents see (a Namespace), then the history before it is gone: resuming from
-    // anything older is 410, and those informers list again, once.
-    await lab.ns('fault-marker');
-    await standinFault(lab, { fault: 'compact' });
-    await standinFault(lab, { fault: 'dropWatches' });
-    await new Promise((r) => setTimeout(r, 2000));
+    // anything older is 410, and those informers list again, once. No bookmarks meanwhile: one
+    // arriving between the write and the compaction would carry a watch past it (no 410), which
+    // on a loaded machine left too few informers behind it (a CI run: fewer than 2 lists).
+    await standinFault(lab, { fault: 'holdBookmarks' });
+    try {
+      await lab.ns('fault-marker');
+      await standinFault(lab, { fault: 'compact' });
+      await standinFault(lab, { fault: 'dropWatches' });
+      await new Promise((r) => setTimeout(r, 2000));
+    } finally {
+      await standinFault(lab, { fault: 'releaseBookmarks' });
+    }
     await enforced('history compacted');
     // Each dropped watch comes back at once: those are the requests answered 500, then 429.
     await standinFault(lab, { fault: 'failNext', count: 10, status: 500 });

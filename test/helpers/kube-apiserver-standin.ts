@@ -1113,6 +1113,8 @@ export class KubeApiStandin {
   readonly requests: StandinRequest[] = [];
   /** How often watches with allowWatchBookmarks get a BOOKMARK (default 1000 ms; the real server ~1 min). */
   bookmarkIntervalMs = 1000;
+  /** No bookmarks while set: a test that compacts needs watchers' revisions to stay behind it. */
+  bookmarksHeld = false;
 
   private rev = 0;
   private compactedRev = 0;
@@ -2258,7 +2260,7 @@ export class KubeApiStandin {
         const timer = setTimeout(() => {
           w.timers = w.timers.filter((x) => x !== timer);
           if (w.closed) return;
-          if (!this.paused) this.send(w, { type: 'BOOKMARK', object: { kind: rd.kind, apiVersion: apiVersionOf(rd), metadata: { resourceVersion: String(this.rev) } } });
+          if (!this.paused && !this.bookmarksHeld) this.send(w, { type: 'BOOKMARK', object: { kind: rd.kind, apiVersion: apiVersionOf(rd), metadata: { resourceVersion: String(this.rev) } } });
           tick();
         }, this.bookmarkIntervalMs);
         w.timers.push(timer);

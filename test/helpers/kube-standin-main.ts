@@ -8,7 +8,7 @@
  * On SIGUSR2 it writes DIR/standin-requests.json: every request it served so far (method, path,
  * whether a watch, status, user agent) — for the benchmarks' and tests' count of what an agent
  * asked. On SIGUSR1 it applies the fault in DIR/standin-fault.json and removes the file (the
- * fault tests: {"fault":"dropWatches"|"compact"|"pause"|"resume"} or
+ * fault tests: {"fault":"dropWatches"|"compact"|"pause"|"resume"|"holdBookmarks"|"releaseBookmarks"} or
  * {"fault":"failNext","count":N,"status":429|500|503}).
  */
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -35,7 +35,7 @@ process.on('SIGUSR2', () => {
   renameSync(join(dir, 'standin-requests.json.tmp'), join(dir, 'standin-requests.json'));
 });
 
-type Fault = { fault: 'dropWatches' | 'compact' | 'pause' | 'resume' } | { fault: 'failNext'; count: number; status: 429 | 500 | 503 };
+type Fault = { fault: 'dropWatches' | 'compact' | 'pause' | 'resume' | 'holdBookmarks' | 'releaseBookmarks' } | { fault: 'failNext'; count: number; status: 429 | 500 | 503 };
 process.on('SIGUSR1', () => {
   const file = join(dir, 'standin-fault.json');
   const f = JSON.parse(readFileSync(file, 'utf8')) as Fault;
@@ -44,6 +44,8 @@ process.on('SIGUSR1', () => {
   else if (f.fault === 'pause') standin.pause();
   else if (f.fault === 'resume') standin.resume();
   else if (f.fault === 'failNext') standin.failNext(f.count, f.status);
+  else if (f.fault === 'holdBookmarks') standin.bookmarksHeld = true;
+  else if (f.fault === 'releaseBookmarks') standin.bookmarksHeld = false;
   rmSync(file);
 });
 process.stdout.write(`kube-apiserver stand-in serving ${standin.url}\n`);

@@ -147,7 +147,7 @@ export async function standinRequests(lab: TestLab): Promise<StandinRequest[]> {
 }
 
 /** Makes the lab's stand-in misbehave (see kube-standin-main.ts); resolves once it has. */
-export async function standinFault(lab: TestLab, fault: { fault: 'dropWatches' | 'compact' | 'pause' | 'resume' } | { fault: 'failNext'; count: number; status: 429 | 500 | 503 }): Promise<void> {
+export async function standinFault(lab: TestLab, fault: { fault: 'dropWatches' | 'compact' | 'pause' | 'resume' | 'holdBookmarks' | 'releaseBookmarks' } | { fault: 'failNext'; count: number; status: 429 | 500 | 503 }): Promise<void> {
   const file = join(lab.state().dir, 'standin-fault.json');
   writeFileSync(file, JSON.stringify(fault));
   process.kill(standinPid(lab), 'SIGUSR1');
