@@ -94,7 +94,6 @@ const FOLLOW_HEARTBEAT_MS = 15_000;
 const QUEUE_LIMIT = 10_000;
 /** Followers at once: each holds one of the socket's connections, which CNI calls need. */
 const MAX_FOLLOWERS = 16;
-let followers = 0;
 
 /** Lines written in pieces that wait for the socket to drain: a large ring is never one string. */
 async function writeLines(res: ServerResponse, records: FlowRecord[]): Promise<void> {
@@ -105,7 +104,12 @@ async function writeLines(res: ServerResponse, records: FlowRecord[]): Promise<v
   }
 }
 
-async function serveFlows(req: IncomingMessage, res: ServerResponse, url: URL, flows: AgentServerOptions['flows']): Promise<void> {
+/** The followers of one server's flows (per server: a process may serve several agents, as tests do). */
+interface Followers {
+  count: number;
+}
+
+async function serveFlows(req: IncomingMessage, res: ServerResponse, url: URL, flows: AgentServerOptions['flows'], followers: Followers): Promise<void> {
   if (!flows) {
     send(res, 404, { error: 'flow recording is off on this node (the agent runs with --flows off)' });
     return;
@@ -117,7 +121,7 @@ async function serveFlows(req: IncomingMessage, res: ServerResponse, url: URL, f
     return;
   }
   const follow = url.searchParams.get('follow') === '1';
-  if (follow && followers >= MAX_FOLLOWERS) {
+  if (follow && followers.count >= MAX_FOLLOWERS) {
     send(res, 503, { error: `${MAX_FOLLOWERS} readers already follow this node's flows; try again when one stops` });
     return;
   }
@@ -127,7 +131,7 @@ async function serveFlows(req: IncomingMessage, res: ServerResponse, url: URL, f
     res.end();
     return;
   }
-  followers++;
+  followers.count++;
   // Following has no end: the socket's busy timeout does not apply, the heartbeat keeps it honest.
   req.socket.setTimeout(0);
   // Records that come while the backlog is written wait their turn, in order.
@@ -144,7 +148,7 @@ async function serveFlows(req: IncomingMessage, res: ServerResponse, url: URL, f
   });
   const heartbeat = setInterval(() => res.write('\n'), FOLLOW_HEARTBEAT_MS);
   res.once('close', () => {
-    followers--;
+    followers.count--;
     unsubscribe();
     clearInterval(heartbeat);
   });
@@ -206,6 +210,7 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<Server
   // node's header timeout starts with the first byte: a connection that never sends one would
   // be held until the busy timeout. (A socket timeout with no listener of ours is a destroy.)
   server.on('connection', (socket) => socket.setTimeout(SOCKET_LIMITS.firstRequestMs));
+  const followers: Followers = { count: 0 };
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     req.socket.setTimeout(SOCKET_LIMITS.busyTimeoutMs);
     try {
@@ -226,7 +231,7 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<Server
         return;
       }
       if (req.method === 'GET' && url.pathname === FLOWS_PATH) {
-        await serveFlows(req, res, url, opts.flows);
+        await serveFlows(req, res, url, opts.flows, followers);
         return;
       }
       if (req.method === 'POST' && url.pathname === ROTATE_KEY_PATH) {
